@@ -1,0 +1,5 @@
+import sys
+
+from lrlib.cli import main
+
+sys.exit(main())

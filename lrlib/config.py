@@ -1,0 +1,146 @@
+"""One config object holding every knob of the method, with the paper's defaults.
+
+`LRConfig()` is the paper / official-code setting for a GPU with real checkpoints.
+`LRConfig.cpu()` is the "I only have a laptop" setting: the same method on small models at 64 px
+(the shipped toy world once it exists, small random-weight stand-ins before that).
+
+    cfg = LRConfig(K=5, editor="maskgit")     # override any field
+    cfg = LRConfig.cpu(seed=3)                 # CPU-sized, same code path
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from lrlib.errors import LRError
+
+
+@dataclass
+class LRConfig:
+    # --- which models ------------------------------------------------------------------
+    world: str = "real"            # "real": hub ids / local folders below; "random": small
+                                   # random-weight stand-ins of the same classes (wiring only)
+    dino: str = "vit_base_patch16_224.dino"   # timm id or local folder (official: ..._patch8_224.dino)
+    clip: str = "ViT-B-16"                    # open_clip architecture name or local folder
+    clip_pretrained: str = "openai"           # open_clip pretrained tag (ignored for a folder)
+    editor: str = "sd"                        # "sd" | "maskgit"
+    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"
+    maskgit_model: str = "amused/amused-256"
+    device: str = "auto"                      # "auto" (cuda if present) | "cpu" | "cuda" | "cuda:1"
+
+    # --- image ---------------------------------------------------------------------------
+    size: int = 512                 # working resolution (square); the result is pasted back
+                                    # into the full-resolution input, outside the box untouched
+
+    # --- anchors (DINO) -------------------------------------------------------------------
+    K: int = 9                      # anchor points (official README run: 9)
+    anchor_spacing: int = 2         # min Chebyshev distance between anchors, in patches
+
+    # --- proposals and RGN ----------------------------------------------------------------
+    M: int = 7                      # box proposals per anchor (paper: 7)
+    box_min: float = 0.15           # smallest box side, fraction of the image side
+    box_max: float = 0.75           # largest box side, fraction of the image side (<= 1)
+    roi_size: int = 8               # ROI-align output (official: 8x8)
+    rgn_channels: int = 64
+    rgn_hidden: int = 256
+    tau: float = 1.0                # Gumbel-Softmax temperature (official: 1, hard)
+    hard: bool = True               # straight-through hard samples
+
+    # --- training (test-time optimisation of the RGN) ------------------------------------
+    epochs: int = 5                 # paper: 5 epochs
+    iters_per_epoch: int = 10
+    lr: float = 0.003               # paper: Adam, 0.003
+    estimator: str = "st"           # "st": straight-through Gumbel composite (paper);
+                                    # "expected": exact gradient of E_p[L] over cached candidates
+    lambda_clip: float = 1.0
+    lambda_str: float = 1.0
+    lambda_dir: float = 1.0
+    n_aug: int = 4                  # augmented views for L_clip
+    structure: str = "dino"         # "dino": DINO key self-similarity (Splicing ViT Features)
+                                    # "clip": CLIP tokens before the last block (official code)
+    default_caption: str = "a photo"  # source text for L_dir when no caption is given
+
+    # --- ranking -------------------------------------------------------------------------
+    alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
+    beta: float = 1.0
+    rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
+
+    # --- editors ---------------------------------------------------------------------------
+    steps: int = 50                 # SD denoising steps (official: 50)
+    guidance_scale: float = 7.5     # SD classifier-free guidance (official: 7.5)
+    prompt_template: str | None = None  # e.g. "a high quality image of {}." (official code)
+    maskgit_steps: int = 12
+    maskgit_guidance: float = 4.0
+    editor_batch_size: int = 8      # candidate edits per editor call
+
+    seed: int = 0
+    progress: bool = True           # tqdm progress bars
+
+    @classmethod
+    def cpu(cls, **overrides) -> "LRConfig":
+        """CPU-sized settings: small models, 64 px, few anchors; same method, same code."""
+        base = dict(world="random", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
+                    rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
+                    steps=4, guidance_scale=3.0, maskgit_steps=4, editor_batch_size=16,
+                    device="cpu")
+        base.update(overrides)
+        return cls(**base)
+
+    def replace(self, **changes) -> "LRConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def iterations(self) -> int:
+        return self.epochs * self.iters_per_epoch
+
+    def box_sides(self) -> list[float]:
+        """The M box sides as fractions of the image side, evenly spaced."""
+        if self.M == 1:
+            return [self.box_max]
+        step = (self.box_max - self.box_min) / (self.M - 1)
+        return [self.box_min + i * step for i in range(self.M)]
+
+    def validate(self) -> "LRConfig":
+        """Raise an LRError saying which knob is impossible and what to set instead."""
+        def bad(msg):
+            raise LRError(msg)
+        if self.world not in ("real", "random"):
+            bad(f"world={self.world!r} is unknown; use 'real' (checkpoints) or 'random' "
+                "(small random-weight stand-ins).")
+        if self.editor not in ("sd", "maskgit"):
+            bad(f"editor={self.editor!r} is unknown; use 'sd' or 'maskgit'.")
+        if not isinstance(self.K, int) or self.K < 1:
+            bad(f"K={self.K!r}: the number of anchors must be an integer >= 1 (paper runs use 9).")
+        if not isinstance(self.M, int) or self.M < 2:
+            bad(f"M={self.M!r}: the RGN needs at least 2 box proposals to choose from (paper: 7).")
+        if self.M > 64:
+            bad(f"M={self.M}: more than 64 proposals per anchor is not supported; use <= 64.")
+        if self.K * self.M > 4096:
+            bad(f"K*M={self.K * self.M} candidate edits is too many; lower K or M.")
+        if not (0 < self.box_min <= self.box_max):
+            bad(f"box sizes must satisfy 0 < box_min <= box_max, got {self.box_min}, {self.box_max}.")
+        if self.box_max > 1.0:
+            bad(f"box_max={self.box_max} is larger than the image: box sides are fractions of the "
+                "image side, use a value <= 1.0.")
+        if self.size < 32 or self.size % 8:
+            bad(f"size={self.size}: the working resolution must be a multiple of 8 and >= 32.")
+        if self.tau <= 0:
+            bad(f"tau={self.tau}: the Gumbel-Softmax temperature must be > 0 (official: 1.0).")
+        if self.structure not in ("dino", "clip"):
+            bad(f"structure={self.structure!r}; use 'dino' or 'clip'.")
+        if self.epochs < 0 or self.iters_per_epoch < 0:
+            bad("epochs and iters_per_epoch must be >= 0.")
+        if self.estimator not in ("st", "expected"):
+            bad(f"estimator={self.estimator!r}; use 'st' (straight-through) or 'expected'.")
+        if self.n_aug < 1:
+            bad(f"n_aug={self.n_aug}: L_clip needs at least one view.")
+        if self.rank_top < 1:
+            bad(f"rank_top={self.rank_top}: must be >= 1.")
+        if self.editor_batch_size < 1:
+            bad("editor_batch_size must be >= 1.")
+        if self.prompt_template is not None and "{}" not in self.prompt_template:
+            bad(f"prompt_template={self.prompt_template!r} must contain '{{}}' where the prompt goes.")
+        return self

@@ -1,0 +1,92 @@
+"""Editor (a): Stable Diffusion inpainting through diffusers' `StableDiffusionInpaintPipeline`.
+
+The pipeline denoises latents z_T -> z_0 with a UNet that sees [z_t, mask, VAE(x * (1 - m))]
+(9 input channels) and the prompt through cross-attention, with classifier-free guidance
+
+    eps = eps(z_t, empty) + w * (eps(z_t, prompt) - eps(z_t, empty)),    w = guidance_scale.
+
+lrlib encodes the prompt itself so that prompts over 77 tokens are not cut: each 75-token chunk is
+encoded by the pipeline's own CLIP text encoder and the hidden states are concatenated along the
+sequence (cross-attention takes any length); the empty prompt is padded to the same length.
+Default checkpoint `stabilityai/stable-diffusion-2-inpainting` (the official code's), fp16 on
+CUDA. Images are resized to `resolution` (512 for SD2) and back.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from lrlib.editors.base import Editor, check_inpaint_args
+from lrlib.errors import checkpoint_error
+from lrlib.text import hf_chunk_ids
+
+DEFAULT_SD = "stabilityai/stable-diffusion-2-inpainting"
+
+
+class StableDiffusionEditor(Editor):
+    def __init__(self, pipe, steps: int = 50, guidance_scale: float = 7.5,
+                 prompt_template: str | None = None, resolution: int | None = None):
+        self.pipe = pipe
+        self.pipe.set_progress_bar_config(disable=True)
+        self.steps, self.guidance_scale, self.prompt_template = steps, guidance_scale, prompt_template
+        self.grid = pipe.vae_scale_factor
+        unet_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        self.resolution = resolution or unet_size
+        self.device = pipe.unet.device
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = DEFAULT_SD, device: str | torch.device | None = None,
+                        dtype: torch.dtype | None = None, **kwargs) -> "StableDiffusionEditor":
+        from diffusers import StableDiffusionInpaintPipeline
+
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+        try:
+            pipe = StableDiffusionInpaintPipeline.from_pretrained(
+                name_or_path, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+        except Exception as e:
+            raise checkpoint_error("Stable Diffusion inpainting", str(name_or_path), e,
+                                   option="sd_model") from e
+        return cls(pipe.to(device), **kwargs)
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunked prompt embeddings (B, 77 * n, D) and matching empty-prompt embeddings."""
+        tok, enc = self.pipe.tokenizer, self.pipe.text_encoder
+        rows = [hf_chunk_ids(tok, p)[0] for p in prompts]
+        empty = hf_chunk_ids(tok, "")[0]                          # one chunk: bos eos pad...
+        n = max(r.shape[0] for r in rows)
+        rows = [torch.cat([r] + [empty] * (n - r.shape[0])) for r in rows]
+        ids = torch.cat(rows).to(enc.device)                      # (B * n, 77)
+        h = enc(ids)[0]                                           # (B * n, 77, D)
+        cond = h.reshape(len(prompts), -1, h.shape[-1])
+        e = enc(empty.to(enc.device))[0]                          # (1, 77, D)
+        uncond = e.repeat(len(prompts), n, 1)
+        return cond, uncond
+
+    @torch.no_grad()
+    def inpaint(self, images, masks, prompts, generator):
+        check_inpaint_args(images, masks, prompts)
+        if self.prompt_template:
+            prompts = [self.prompt_template.format(p) for p in prompts]
+        H, W = images.shape[-2:]
+        R = self.resolution
+        x = F.interpolate(images.float(), size=(R, R), mode="bilinear", antialias=True,
+                          align_corners=False) if (H, W) != (R, R) else images.float()
+        m = F.interpolate(masks.float(), size=(R, R), mode="nearest") if (H, W) != (R, R) else masks.float()
+        cond, uncond = self.encode_prompts(prompts)
+        seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
+        gens = [torch.Generator().manual_seed(s) for s in seeds]   # one per image: batch-size free
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.pipe(prompt_embeds=cond, negative_prompt_embeds=uncond,
+                            image=x.to(self.device), mask_image=m.to(self.device), height=R,
+                            width=R, num_inference_steps=self.steps,
+                            guidance_scale=self.guidance_scale, generator=gens,
+                            output_type="pt").images
+        out = out.float()
+        if (H, W) != (R, R):
+            out = F.interpolate(out, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
+        return out.clamp(0, 1).to(images.device)

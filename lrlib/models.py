@@ -1,0 +1,127 @@
+"""Loading the four models, in one place: DINO (timm), CLIP (open_clip), and an editor (diffusers).
+
+Each accepts a public id (downloaded and cached by the Hugging Face Hub on first use) or a local
+folder. When neither works (offline, HF_HUB_OFFLINE=1, wrong id, missing folder), the error names
+the checkpoint and says how to fix it (lrlib.errors.checkpoint_error).
+
+    models = load_models(LRConfig())            # real checkpoints, CUDA if present
+    models = load_models(LRConfig.cpu())        # small stand-ins of the same classes, CPU
+
+Loaded models are cached per (kind, name, device), so repeated edits (widgets, batch runs) do
+not reload them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lrlib.anchors import Dino
+from lrlib.clip import Clip
+from lrlib.config import LRConfig
+from lrlib.editors.base import Editor
+from lrlib.errors import LRError, checkpoint_error
+
+_CACHE: dict[tuple, object] = {}
+
+
+def pick_device(pref: str = "auto") -> torch.device:
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(pref)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LRError(f"device={pref!r} was asked for but no CUDA GPU is visible; use device='auto' "
+                      "or 'cpu' (slow with real checkpoints), or run on a GPU machine / Colab.")
+    return dev
+
+
+def _cached(key, build):
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def load_dino(name: str, device="cpu") -> Dino:
+    """timm id (e.g. 'vit_base_patch16_224.dino') or a folder saved by timm.models.save_for_hf."""
+    import timm
+
+    def build():
+        local = Path(name).is_dir()
+        try:
+            vit = timm.create_model(f"local-dir:{name}" if local else name, pretrained=True,
+                                    num_classes=0)
+        except Exception as e:
+            raise checkpoint_error("DINO", name, e, option="dino") from e
+        return Dino(vit).to(device)
+    return _cached(("dino", name, str(device)), build)
+
+
+def load_clip(name: str, pretrained: str | None = "openai", device="cpu") -> Clip:
+    """open_clip architecture + pretrained tag (e.g. 'ViT-B-16', 'openai') or a folder holding
+    open_clip_config.json and open_clip_model.safetensors."""
+    import open_clip
+
+    def build():
+        local = Path(name).is_dir()
+        model_id = f"local-dir:{name}" if local else name
+        try:
+            model, _, _ = open_clip.create_model_and_transforms(
+                model_id, pretrained=None if local else pretrained)
+            tok = open_clip.get_tokenizer(model_id)
+        except Exception as e:
+            raise checkpoint_error("CLIP", f"{name}" + ("" if local else f" ({pretrained})"), e,
+                                   option="clip") from e
+        pc = getattr(model.visual, "preprocess_cfg", {}) or {}
+        mean = pc.get("mean", (0.48145466, 0.4578275, 0.40821073))
+        std = pc.get("std", (0.26862954, 0.26130258, 0.27577711))
+        return Clip(model, tok, mean, std).to(device)
+    return _cached(("clip", name, pretrained, str(device)), build)
+
+
+def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
+    """The editor cfg.editor ('sd' | 'maskgit') from cfg.sd_model / cfg.maskgit_model (or `name`)."""
+    if cfg.editor == "sd":
+        from lrlib.editors.sd import StableDiffusionEditor
+        name = name or cfg.sd_model
+        ed = _cached(("sd", name, str(device)),
+                     lambda: StableDiffusionEditor.from_pretrained(name, device=device))
+        ed.steps, ed.guidance_scale, ed.prompt_template = cfg.steps, cfg.guidance_scale, cfg.prompt_template
+        return ed
+    from lrlib.editors.maskgit import MaskGITEditor
+    name = name or cfg.maskgit_model
+    ed = _cached(("maskgit", name, str(device)),
+                 lambda: MaskGITEditor.from_pretrained(name, device=device))
+    ed.steps, ed.guidance_scale, ed.prompt_template = cfg.maskgit_steps, cfg.maskgit_guidance, cfg.prompt_template
+    return ed
+
+
+@dataclass
+class Models:
+    dino: Dino
+    clip: Clip
+    editor: Editor
+    device: torch.device
+    world: str
+
+
+def load_models(cfg: LRConfig) -> Models:
+    """All models the config asks for; 'random' world builds small stand-ins once (cached on disk)."""
+    cfg.validate()
+    device = pick_device(cfg.device)
+    if cfg.world == "random":
+        from lrlib.tiny import random_world
+        paths = random_world(("dino", "clip", cfg.editor))
+        dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
+        editor_name = paths[cfg.editor]
+    else:
+        dino_name, clip_name, clip_tag, editor_name = cfg.dino, cfg.clip, cfg.clip_pretrained, None
+        if device.type == "cpu":
+            warnings.warn("running real checkpoints on the CPU: expect minutes to hours per edit. "
+                          "Use a CUDA GPU (e.g. Colab), or LRConfig.cpu() for the small CPU world.",
+                          stacklevel=2)
+    return Models(dino=load_dino(dino_name, device), clip=load_clip(clip_name, clip_tag, device),
+                  editor=load_editor(cfg, device, editor_name), device=device, world=cfg.world)

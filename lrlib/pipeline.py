@@ -1,0 +1,176 @@
+"""The whole method, one call: `edit(image, prompt, caption=None, config=LRConfig()) -> EditResult`.
+
+    x --DINO--> A, F --top-K--> anchors C_i --M boxes--> B_ij --ROI-align--> f_ij --RGN--> pi_ij
+    editor(x, m_ij, prompt) = E_ij  (once, no gradient, batched)
+    train the RGN on e_i = sum_j g_ij C_ij with L = L_clip + L_str + L_dir   (lrlib.train)
+    result_i = C_i,argmax(pi_i);  rank by S = alpha S_t2i + beta S_i2i;  paste the winner back.
+
+Everything outside the chosen box is exactly the input image, at its full resolution.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from lrlib.anchors import cells_to_pixels, top_k_anchors
+from lrlib.config import LRConfig
+from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
+from lrlib.losses import EditLoss
+from lrlib.models import Models, load_models
+from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi_pool
+from lrlib.scoring import pick_best, quality_scores
+from lrlib.text import check_prompt
+from lrlib.train import History, composites, train_rgn
+
+
+@dataclass
+class EditResult:
+    image: Image.Image                 # final edit at the input's full resolution
+    source: Image.Image                # the input at the working resolution
+    results: list[Image.Image]         # the K per-anchor results (working resolution)
+    best: int                          # index of the winner among the K
+    anchors: list[list[float]]         # (K, 2) pixel (x, y) in the working image
+    boxes: list[list[list[int]]]       # (K, M, 4) proposals (x0, y0, x1, y1)
+    chosen: list[int]                  # (K,) chosen proposal per anchor
+    probs: list[list[float]]           # (K, M) RGN probabilities after training
+    scores: dict[str, list[float]]     # S_t2i, S_i2i, S over the K results
+    attention: torch.Tensor            # (h, w) head-averaged [CLS] attention
+    attention_heads: torch.Tensor      # (heads, h, w)
+    history: History
+    prompt: str
+    caption: str
+    config: LRConfig
+    seconds: float
+    candidates: torch.Tensor | None = field(default=None, repr=False)  # (K, M, 3, S, S) composites
+
+    @property
+    def best_box(self) -> list[int]:
+        return self.boxes[self.best][self.chosen[self.best]]
+
+    def to_dict(self) -> dict:
+        return {"prompt": self.prompt, "caption": self.caption, "best": self.best,
+                "best_box": self.best_box, "anchors": self.anchors, "boxes": self.boxes,
+                "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
+                "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
+                "config": self.config.to_dict()}
+
+    def figure(self):
+        from lrlib.viz import result_figure
+        return result_figure(self)
+
+    def save(self, out_dir, overwrite: bool = True, figure: bool = True) -> Path:
+        """Write final.png, source.png, boxes.png, anchor_{k}.png, figure.png and result.json,
+        all or nothing (lrlib.io.atomic_dir). Returns the folder."""
+        from lrlib.viz import draw_boxes
+        out_dir = Path(out_dir)
+        with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+            self.image.save(tmp / "final.png")
+            self.source.save(tmp / "source.png")
+            draw_boxes(self.source, [b[c] for b, c in zip(self.boxes, self.chosen)], self.best,
+                       self.anchors).save(tmp / "boxes.png")
+            for k, im in enumerate(self.results):
+                im.save(tmp / f"anchor_{k}.png")
+            if figure:
+                import matplotlib.pyplot as plt
+                fig = self.figure()
+                fig.savefig(tmp / "figure.png", dpi=100, bbox_inches="tight")
+                plt.close(fig)
+            (tmp / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
+        return out_dir
+
+
+def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=True):
+    """E_ij for all K*M boxes, once, without gradient, `batch_size` per editor call.
+
+    Each batch gets its own generator seeded from (seed, batch index): deterministic for a config.
+    Returns (K*M, 3, H, W).
+    """
+    n = masks.shape[0]
+    out = []
+    starts = range(0, n, batch_size)
+    for b, s in enumerate(tqdm(starts, desc="candidate edits", disable=not progress, leave=False)):
+        m = masks[s:s + batch_size]
+        gen = torch.Generator().manual_seed(seed * 100_003 + b)
+        out.append(editor.inpaint(x.expand(m.shape[0], -1, -1, -1), m, [prompt] * m.shape[0], gen))
+    return torch.cat(out)
+
+
+def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None = None,
+         models: Models | None = None) -> EditResult:
+    """Edit `image` (path, PIL, array or tensor) so the region the prompt is about shows `prompt`.
+
+    caption: a few words of what is being changed (e.g. "coffee" when the prompt is "soft drink");
+    it only steers L_dir, default `config.default_caption`.
+    """
+    t0 = time.perf_counter()
+    cfg = (config or LRConfig()).validate()
+    prompt = check_prompt(prompt)
+    caption = check_prompt(caption, "caption") if caption is not None else cfg.default_caption
+    img = load_image(image)
+    models = models or load_models(cfg)
+    dev, S = models.device, cfg.size
+
+    x_full = to_tensor(img)[None]
+    x = F.interpolate(x_full, size=(S, S), mode="bilinear", antialias=True,
+                      align_corners=False).clamp(0, 1).to(dev)
+
+    # 1. anchors from DINO attention
+    with torch.no_grad():
+        d_out = models.dino(x)
+    A = d_out.attn_mean[0]
+    cells = top_k_anchors(A.cpu(), cfg.K, cfg.anchor_spacing)
+    anchors = cells_to_pixels(cells, A.shape, S, S)
+
+    # 2. proposals, ROI features, masks
+    boxes = make_proposals(anchors, cfg.box_sides(), S, S)                 # (K, M, 4)
+    pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)      # (K, M, d, r, r)
+    geom = box_geometry(boxes, S, S).to(dev)
+    K, M = boxes.shape[:2]
+    masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
+
+    # 3. candidate edits, once
+    cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed, cfg.editor_batch_size,
+                                cfg.progress)
+    C = composites(cands, masks, x).view(K, M, 3, S, S)
+
+    # 4. train the RGN
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        rgn = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(dev)
+    loss_fn = EditLoss(models.clip, models.dino, x, prompt, caption, cfg.lambda_clip,
+                       cfg.lambda_str, cfg.lambda_dir, cfg.n_aug, cfg.structure)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist = train_rgn(rgn, pooled, geom, C, loss_fn, cfg.iterations, cfg.lr, cfg.tau, cfg.hard,
+                     gen, cfg.progress, cfg.estimator)
+
+    # 5. pick a box per anchor, rank the K results
+    with torch.no_grad():
+        probs = torch.softmax(rgn(pooled, geom), -1)
+        chosen = probs.argmax(-1)
+        results = C[torch.arange(K), chosen]                               # (K, 3, S, S)
+        E_I = models.clip.encode_image(results)
+        scores = quality_scores(E_I, loss_fn.E_T, loss_fn.E_I_src, cfg.alpha, cfg.beta,
+                                models.clip.logit_scale)
+    best = pick_best(scores, cfg.rank_top)
+
+    # 6. paste the winner into the full-resolution input: outside the box stays the input
+    H, W = x_full.shape[-2:]
+    m = masks.view(K, M, 1, S, S)[best, chosen[best]][None].float().cpu()
+    m_up = F.interpolate(m, size=(H, W), mode="nearest")
+    up = F.interpolate(results[best][None].cpu(), size=(H, W), mode="bicubic",
+                       align_corners=False).clamp(0, 1)
+    final = m_up * up + (1 - m_up) * x_full
+
+    return EditResult(
+        image=to_pil(final[0]), source=to_pil(x[0]), results=[to_pil(r) for r in results],
+        best=best, anchors=anchors.tolist(), boxes=boxes.tolist(), chosen=chosen.tolist(),
+        probs=probs.tolist(), scores={k: v.tolist() for k, v in scores.items()},
+        attention=A.cpu(), attention_heads=d_out.attn[0].cpu(), history=hist, prompt=prompt,
+        caption=caption, config=cfg, seconds=time.perf_counter() - t0, candidates=C.cpu())

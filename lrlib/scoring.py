@@ -1,0 +1,30 @@
+"""Stage 5: rank the K edited images with the quality score (paper Sec. 3, official code).
+
+With CLIP unit embeddings of the K results e_k, the prompt t and the source x, and CLIP's logit
+scale s (100 for OpenAI CLIP):
+
+    S_t2i = softmax_k( s * cos(E_I(e_k), E_T(t)) )     how well each result matches the prompt
+    S_i2i = softmax_k( s * cos(E_I(e_k), E_I(x)) )     how much of the source each result keeps
+    S     = alpha * S_t2i + beta * S_i2i               (official: alpha = 2, beta = 1)
+
+The official rule keeps the best S among the `top` (= 3) results with the highest S_t2i, so a
+result that barely changed the image (high S_i2i) cannot win without matching the prompt.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def quality_scores(E_I: torch.Tensor, E_T: torch.Tensor, E_I_src: torch.Tensor, alpha: float,
+                   beta: float, scale: float = 100.0) -> dict[str, torch.Tensor]:
+    """(K, E) results, (E,) prompt, (E,) source -> dict of (K,) S_t2i, S_i2i, S."""
+    S_t2i = torch.softmax(scale * (E_I @ E_T), 0)
+    S_i2i = torch.softmax(scale * (E_I @ E_I_src), 0)
+    return {"S_t2i": S_t2i, "S_i2i": S_i2i, "S": alpha * S_t2i + beta * S_i2i}
+
+
+def pick_best(scores: dict[str, torch.Tensor], top: int = 3) -> int:
+    """Index of the highest S among the `top` highest S_t2i (ties: the lower index)."""
+    top = min(top, scores["S"].numel())
+    cand = torch.argsort(scores["S_t2i"], descending=True, stable=True)[:top]
+    return int(cand[torch.argmax(scores["S"][cand])])

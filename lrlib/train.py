@@ -1,0 +1,86 @@
+"""Stage 3+4: test-time optimisation of the RGN, with a gradient that really reaches it.
+
+The editor is expensive and not differentiable in the box, so lrlib generates each anchor's M
+candidate edits E_ij once (no gradient), and trains the RGN on the composite
+
+    e_i = sum_j g_ij * (m_ij * E_ij + (1 - m_ij) * x),      g_i = GumbelSoftmax(pi_i)  (hard, ST)
+
+The forward value is exactly the chosen candidate; the backward gives
+dL/dpi through dL/dg_ij = <dL/de_i, C_ij>, a first-order estimate of how the loss would change if
+the choice moved to box j. (The official code turns the box into integer slices and the edit
+into a PIL image: the loss is detached and the RGN never learns.)
+
+That estimate is biased: when the candidates differ a lot and the loss is far from linear in the
+pixels, it can point to the wrong box (tests/test_train.py measures this on small models). So
+lrlib offers a second estimator, exact for cached candidates:
+
+    estimator="expected":   L = sum_j p_ij * L(C_ij),   p_i = softmax(pi_i)
+
+Every candidate's loss is evaluated (no gradient through CLIP, fresh augmentations each
+iteration) and the gradient of the expected loss reaches the RGN exactly. It costs M times the
+CLIP forward passes of "st" and no backward pass through CLIP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from lrlib.regions import gumbel_softmax
+
+
+@dataclass
+class History:
+    loss: list[float] = field(default_factory=list)          # mean L over anchors, per iteration
+    terms: dict[str, list[float]] = field(default_factory=dict)  # L_clip, L_dir, L_str means
+    chosen: list[list[int]] = field(default_factory=list)     # sampled box index per anchor
+    probs: list[list[list[float]]] = field(default_factory=list)  # softmax(pi), (K, M) per iteration
+
+    def to_dict(self) -> dict:
+        return {"loss": self.loss, "terms": self.terms, "chosen": self.chosen, "probs": self.probs}
+
+
+def composites(candidates: torch.Tensor, masks: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """C_ij = m_ij * E_ij + (1 - m_ij) * x: (K, M, 3, H, W); outside the box exactly the source."""
+    return masks * candidates + (1 - masks) * x
+
+
+def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003, tau: float = 1.0,
+              hard: bool = True, generator: torch.Generator | None = None,
+              progress: bool = True, estimator: str = "st") -> History:
+    """Adam on the RGN for `iterations` steps; `loss_fn(e (B,3,H,W), generator) -> dict` with "L".
+
+    C are the composites (K, M, 3, H, W) (see `composites`). estimator: "st" (straight-through
+    Gumbel composite) or "expected" (exact gradient of the expected loss). Returns the History.
+    """
+    if estimator not in ("st", "expected"):
+        raise ValueError(f"estimator={estimator!r}; use 'st' or 'expected'.")
+    hist = History()
+    opt = torch.optim.Adam(rgn.parameters(), lr=lr)
+    C = C.detach()
+    for _ in tqdm(range(iterations), desc="training RGN", disable=not progress, leave=False):
+        logits = rgn(pooled, geom)                                    # (K, M)
+        if estimator == "st":
+            g = gumbel_softmax(logits, tau=tau, hard=hard, generator=generator)
+            e = torch.einsum("km,kmchw->kchw", g, C)                  # e_i = sum_j g_ij C_ij
+            terms = loss_fn(e, generator)
+            L = terms["L"].mean()
+        else:
+            K, M = logits.shape
+            with torch.no_grad():
+                table = loss_fn(C.flatten(0, 1), generator)           # every candidate's loss
+            p = torch.softmax(logits, -1)
+            g = p.detach()
+            terms = {k: (p.detach() * v.view(K, M)).sum(-1) for k, v in table.items()}
+            L = (p * table["L"].view(K, M)).sum(-1).mean()            # E_p[L], exact gradient
+        opt.zero_grad(set_to_none=True)
+        L.backward()
+        opt.step()
+        hist.loss.append(float(L.detach()))
+        for k, v in terms.items():
+            if k != "L":
+                hist.terms.setdefault(k, []).append(float(v.detach().mean()))
+        hist.chosen.append(g.argmax(-1).tolist())
+        hist.probs.append(torch.softmax(logits.detach(), -1).tolist())
+    return hist

@@ -1,0 +1,26 @@
+import torch
+import torch.nn.functional as F
+
+from lrlib.scoring import pick_best, quality_scores
+
+
+def test_scores_are_softmaxes_over_K_and_combine_linearly():
+    E = F.normalize(torch.randn(5, 8), dim=-1)
+    T, X = F.normalize(torch.randn(8), dim=0), F.normalize(torch.randn(8), dim=0)
+    s = quality_scores(E, T, X, alpha=2.0, beta=1.0, scale=100.0)
+    torch.testing.assert_close(s["S_t2i"].sum(), torch.tensor(1.0))
+    torch.testing.assert_close(s["S_i2i"].sum(), torch.tensor(1.0))
+    torch.testing.assert_close(s["S"], 2 * s["S_t2i"] + s["S_i2i"])
+    assert int(s["S_t2i"].argmax()) == int((E @ T).argmax())
+
+
+def test_pick_best_keeps_best_S_among_top_t2i():
+    # result 3 has the best S only thanks to S_i2i (it barely changed the image): it is not in
+    # the top-3 by S_t2i, so the official rule must not pick it.
+    scores = {"S_t2i": torch.tensor([0.30, 0.25, 0.20, 0.05, 0.20]),
+              "S_i2i": torch.tensor([0.05, 0.30, 0.10, 0.90, 0.00])}
+    scores["S"] = 2 * scores["S_t2i"] + scores["S_i2i"]
+    assert int(scores["S"].argmax()) == 3
+    assert pick_best(scores, top=3) == 1        # 0.80 beats 0.65 and 0.50 among {0, 1, 2}
+    assert pick_best(scores, top=5) == 3
+    assert pick_best(scores, top=1) == 0
