@@ -2,6 +2,7 @@
 
     python -m lrlib edit IMAGE --prompt "a blue square" --caption "red circle" --out outputs/x
     python -m lrlib batch JOBS.json --images DIR --out outputs/   # {image_name: [caption, prompt]}
+    python -m lrlib demo --out outputs/demo                         # one edit on the built-in scene
 
 A batch writes each result folder atomically and skips folders that already hold a result.json,
 so a killed run resumes where it stopped.
@@ -18,7 +19,7 @@ from lrlib.errors import LRError
 
 
 def _config(args) -> LRConfig:
-    cfg = LRConfig.cpu() if args.cpu else LRConfig()
+    cfg = LRConfig.cpu() if (args.cpu or args.cmd == "demo") else LRConfig()
     over = {k: getattr(args, k) for k in ("K", "M", "seed", "steps", "editor", "device", "size")
             if getattr(args, k, None) is not None}
     if args.epochs is not None:
@@ -84,6 +85,41 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
     return status
 
 
+DEMO_IMAGE = Path(__file__).parent / "data" / "demo.png"
+DEMO_CAPTION, DEMO_PROMPT = "the red circle", "a purple cross"   # toy task seed 7, 128 px
+
+
+def run_demo(out_dir, cfg: LRConfig | None = None) -> str:
+    """One edit on the embedded default scene, with a banner saying which models ran."""
+    from lrlib.pipeline import edit
+
+    cfg = cfg or LRConfig.cpu()
+    if cfg.world == "random":
+        print("NOTE: running on small RANDOM-WEIGHT stand-ins of the real model classes (no trained "
+              "toy world yet, no checkpoints reachable): the pipeline runs end to end, but the "
+              "edit itself is noise. Real checkpoints: LRConfig() on a GPU with hub access.")
+    r = edit(DEMO_IMAGE, DEMO_PROMPT, caption=DEMO_CAPTION, config=cfg)
+    out = r.save(out_dir)
+    return (f"demo: '{DEMO_CAPTION}' -> '{DEMO_PROMPT}' | world={cfg.world} editor={cfg.editor} | "
+            f"best anchor {r.best} box {r.best_box} S={r.scores['S'][r.best]:.3f} | "
+            f"{r.seconds:.1f} s | wrote {out}/final.png, figure.png, result.json")
+
+
+def _quiet_libraries():
+    """Keep the CLI's output to lrlib's own progress bars and results."""
+    import warnings
+    try:
+        from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
+        dlog.set_verbosity_error()
+        dlog.disable_progress_bar()
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    except Exception:  # older versions: noisy but harmless
+        pass
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lrlib", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,10 +135,16 @@ def main(argv=None) -> int:
     b.add_argument("--images", default=None, help="folder of the images (default: the jobs file's)")
     b.add_argument("--out", default="outputs")
     _add_common(b)
+    d = sub.add_parser("demo", help="one edit on the built-in scene (CPU-sized settings)")
+    d.add_argument("--out", default="outputs/demo")
+    _add_common(d)
     args = ap.parse_args(argv)
+    _quiet_libraries()
     try:
         cfg = _config(args)
-        if args.cmd == "edit":
+        if args.cmd == "demo":
+            print(run_demo(args.out, cfg))
+        elif args.cmd == "edit":
             from lrlib.pipeline import edit
             r = edit(args.image, args.prompt, caption=args.caption, config=cfg)
             out = r.save(args.out)

@@ -50,7 +50,7 @@ def chunk_token_ids(ids: list[int], bos: int, eos: int, pad: int, context: int =
 
 def hf_chunk_ids(tokenizer, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunks for a transformers `CLIPTokenizer`: returns (ids (n, 77), lengths (n,))."""
-    ids = tokenizer(prompt, add_special_tokens=False, truncation=False)["input_ids"]
+    ids = tokenizer(prompt, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     context = tokenizer.model_max_length if tokenizer.model_max_length < 10_000 else 77
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows = chunk_token_ids(ids, tokenizer.bos_token_id, tokenizer.eos_token_id, pad, context)

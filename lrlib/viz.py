@@ -9,17 +9,22 @@ COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
            "#bfef45", "#fabed4", "#469990"]
 
 
-def draw_boxes(img: Image.Image, boxes, best: int | None = None, anchors=None) -> Image.Image:
-    """Copy of `img` with one box per anchor (the winner drawn thicker) and the anchor points."""
-    out = img.copy()
+def draw_boxes(img: Image.Image, boxes, best: int | None = None, anchors=None, ids=None,
+               min_side: int = 256) -> Image.Image:
+    """Copy of `img` (upscaled to at least `min_side`, nearest) with one box per anchor, the
+    winner drawn thicker, and the anchor points. `ids` pick the colours (default 0..K-1)."""
+    s = max(1, -(-min_side // min(img.size)))
+    out = img.resize((img.size[0] * s, img.size[1] * s), Image.NEAREST) if s > 1 else img.copy()
     d = ImageDraw.Draw(out)
-    w = max(1, img.size[0] // 128)
+    w = max(1, out.size[0] // 160)
+    ids = list(range(len(boxes))) if ids is None else ids
     for k, b in enumerate(boxes):
-        col = COLOURS[k % len(COLOURS)]
-        d.rectangle([b[0], b[1], b[2] - 1, b[3] - 1], outline=col, width=w * (3 if k == best else 1))
+        col = COLOURS[ids[k] % len(COLOURS)]
+        d.rectangle([b[0] * s, b[1] * s, b[2] * s - 1, b[3] * s - 1], outline=col,
+                    width=w * (2 if k == best else 1))
         if anchors is not None:
-            x, y = anchors[k]
-            d.ellipse([x - 2 * w, y - 2 * w, x + 2 * w, y + 2 * w], fill=col)
+            x, y = anchors[k][0] * s, anchors[k][1] * s
+            d.ellipse([x - 2 * w, y - 2 * w, x + 2 * w, y + 2 * w], fill=col, outline="white")
     return out
 
 
@@ -50,7 +55,7 @@ def result_figure(r):
         a.legend(fontsize=6)
         a.set_title("training loss", fontsize=9)
     for k, im in enumerate(r.results):
-        ax[1, k].imshow(draw_boxes(im, [boxes[k]], 0))
+        ax[1, k].imshow(draw_boxes(im, [boxes[k]], 0, [r.anchors[k]], ids=[k]))
         star = " *" if k == r.best else ""
         ax[1, k].set_title(f"#{k} S={r.scores['S'][k]:.2f}{star}", fontsize=9)
     fig.tight_layout()

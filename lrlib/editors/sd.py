@@ -10,9 +10,21 @@ encoded by the pipeline's own CLIP text encoder and the hidden states are concat
 sequence (cross-attention takes any length); the empty prompt is padded to the same length.
 Default checkpoint `stabilityai/stable-diffusion-2-inpainting` (the official code's), fp16 on
 CUDA. Images are resized to `resolution` (512 for SD2) and back.
+
+**Mask crop** (optional, `crop_margin`; off by default, as for SD2): instead of the whole image,
+each image is cropped to a square around its mask's bounding box, side = `crop_margin` times the
+box's longer side (capped at the image, shifted to stay inside it), resized to `resolution`,
+inpainted, resized back and pasted into the crop window (outside it: the source, untouched). This
+is diffusers' `padding_mask_crop` idea done per image in a batch; it makes a small model see every
+box at the scale it was trained at (the toy SD in `lrlib/toy/weights/sd` is trained this way).
+A local checkpoint folder may carry `lrlib_editor.json` with defaults for the constructor's
+options (e.g. `{"crop_margin": 1.5}`); keyword arguments override it.
 """
 from __future__ import annotations
 
+import json
+import math
+import os
 import warnings
 
 import torch
@@ -23,12 +35,53 @@ from lrlib.errors import checkpoint_error
 from lrlib.text import hf_chunk_ids
 
 DEFAULT_SD = "stabilityai/stable-diffusion-2-inpainting"
+EDITOR_DEFAULTS_FILE = "lrlib_editor.json"
+
+
+def crop_windows(masks: torch.Tensor, margin: float) -> list[tuple[int, int, int]]:
+    """(B, 1, H, W) masks -> one square window (x0, y0, side) per mask: `margin` times the longer
+    side of the bounding box of mask >= 0.5, centred on it, capped at min(H, W) and shifted to lie
+    inside the image. An empty mask gives the largest centred square."""
+    H, W = masks.shape[-2:]
+    out = []
+    for m in masks[:, 0] >= 0.5:
+        rows, cols = torch.nonzero(m.any(1))[:, 0], torch.nonzero(m.any(0))[:, 0]
+        if len(rows) == 0:
+            side = min(H, W)
+            out.append(((W - side) // 2, (H - side) // 2, side))
+            continue
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        side = min(min(H, W), max(2, math.ceil(max(x1 - x0, y1 - y0) * margin)))
+        cx, cy = round((x0 + x1 - side) / 2), round((y0 + y1 - side) / 2)
+        out.append((min(max(cx, 0), W - side), min(max(cy, 0), H - side), side))
+    return out
+
+
+def crop_resize(t: torch.Tensor, windows, size: int) -> torch.Tensor:
+    """Cut each window out of (B, C, H, W) and resize it to size x size (bilinear, antialiased)."""
+    crops = [t[i:i + 1, :, y:y + s, x:x + s] for i, (x, y, s) in enumerate(windows)]
+    return torch.cat([c if c.shape[-1] == size else
+                      F.interpolate(c, size=(size, size), mode="bilinear", antialias=True,
+                                    align_corners=False) for c in crops])
+
+
+def paste_back(images: torch.Tensor, crops: torch.Tensor, windows) -> torch.Tensor:
+    """Resize each crop back to its window and paste it into a copy of `images`."""
+    out = images.clone()
+    for i, (x, y, s) in enumerate(windows):
+        c = crops[i:i + 1]
+        if c.shape[-1] != s:
+            c = F.interpolate(c, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        out[i, :, y:y + s, x:x + s] = c[0].to(out.dtype)
+    return out
 
 
 class StableDiffusionEditor(Editor):
     def __init__(self, pipe, steps: int = 50, guidance_scale: float = 7.5,
-                 prompt_template: str | None = None, resolution: int | None = None):
+                 prompt_template: str | None = None, resolution: int | None = None,
+                 crop_margin: float | None = None):
         self.pipe = pipe
+        self.crop_margin = crop_margin  # None: whole image (see the module docstring)
         self.pipe.set_progress_bar_config(disable=True)
         self.steps, self.guidance_scale, self.prompt_template = steps, guidance_scale, prompt_template
         self.grid = pipe.vae_scale_factor
@@ -43,6 +96,10 @@ class StableDiffusionEditor(Editor):
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+        defaults = os.path.join(os.path.expanduser(str(name_or_path)), EDITOR_DEFAULTS_FILE)
+        if os.path.isfile(defaults):
+            with open(defaults) as f:
+                kwargs = {**json.load(f), **kwargs}
         try:
             pipe = StableDiffusionInpaintPipeline.from_pretrained(
                 name_or_path, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
@@ -73,9 +130,13 @@ class StableDiffusionEditor(Editor):
             prompts = [self.prompt_template.format(p) for p in prompts]
         H, W = images.shape[-2:]
         R = self.resolution
-        x = F.interpolate(images.float(), size=(R, R), mode="bilinear", antialias=True,
-                          align_corners=False) if (H, W) != (R, R) else images.float()
-        m = F.interpolate(masks.float(), size=(R, R), mode="nearest") if (H, W) != (R, R) else masks.float()
+        if self.crop_margin:
+            windows = crop_windows(masks, self.crop_margin)
+            x, m = crop_resize(images.float(), windows, R), crop_resize(masks.float(), windows, R)
+        else:
+            x = F.interpolate(images.float(), size=(R, R), mode="bilinear", antialias=True,
+                              align_corners=False) if (H, W) != (R, R) else images.float()
+            m = F.interpolate(masks.float(), size=(R, R), mode="nearest") if (H, W) != (R, R) else masks.float()
         cond, uncond = self.encode_prompts(prompts)
         seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
         gens = [torch.Generator().manual_seed(s) for s in seeds]   # one per image: batch-size free
@@ -87,6 +148,8 @@ class StableDiffusionEditor(Editor):
                             guidance_scale=self.guidance_scale, generator=gens,
                             output_type="pt").images
         out = out.float()
-        if (H, W) != (R, R):
+        if self.crop_margin:
+            out = paste_back(images.float().to(out.device), out, windows)
+        elif (H, W) != (R, R):
             out = F.interpolate(out, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1).to(images.device)

@@ -1,0 +1,198 @@
+"""Train the toy world's CLIP: an open_clip model that matches 64x64 scenes with their captions.
+
+Data. Every step draws B fresh scenes (1-3 objects; seeds below TRAIN_SEED_LIMIT, so the held-out
+benchmark is never seen) and one caption per scene, of a random kind: 'single' ("a red circle"),
+'multi' ("a red circle and a blue square"), 'relation' ("the circle left of the blue square") or
+'long' (a paragraph of 150-250 BPE tokens). No image augmentation: the data never repeats.
+
+Model. open_clip.CLIP: a ViT (patch 8 on 64 px) for images, a small causal transformer over
+open_clip's own BPE vocabulary (49,408 tokens) for text, both projected to E dimensions.
+
+Text of any length is encoded exactly as `lrlib.clip.Clip.encode_text` does at inference: the BPE
+ids are split into chunks of 75, each chunk c is encoded on its own, and
+
+    t = normalize( sum_c n_c * normalize(f_T(chunk_c)) )       (n_c: real tokens in chunk c)
+
+Objective: a multi-positive InfoNCE. With image and text embeddings i_a, t_b (unit vectors),
+logits s_ab = exp(tau) * i_a . t_b, and the target P_ab = [O(a) = O(b)] / sum_b' [O(a) = O(b')],
+where O(a) is the multiset of object names ("red circle", ...) in scene a, i.e. captions of scenes
+holding the same objects count as positives:
+
+    L_i2t = -1/B sum_a sum_b P_ab log softmax_b(s_ab)
+    L_t2i = -1/B sum_b sum_a P_ba log softmax_a(s_ab)
+    L     = (L_i2t + L_t2i) / 2
+
+The result is saved like an open_clip hub checkpoint (open_clip_config.json +
+open_clip_model.safetensors, fp16) and loads with `lrlib.models.load_clip(folder, None)`.
+
+    python -m lrlib.toy train clip                    # the shipped model (lrlib/toy/weights/clip)
+    python -m lrlib.toy train clip --steps 50 --out /tmp/clip
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from lrlib.text import chunk_lengths, chunk_token_ids
+from lrlib.toy.scenes import CAPTION_KINDS, TRAIN_SEED_LIMIT, caption_scene, render_scene
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the usual CLIP normalisation
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_OUT = Path(__file__).parent / "weights" / "clip"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch: int = 128
+    lr: float = 1e-3
+    warmup: int = 100           # linear warm-up steps, then cosine decay to 0
+    weight_decay: float = 0.1   # on matrices only (not biases, norms, embeddings)
+    seed: int = 0
+    size: int = 64              # image side in pixels
+    patch: int = 8
+    width: int = 96             # vision transformer
+    layers: int = 4
+    head_width: int = 24
+    text_width: int = 64        # text transformer (its token table is 49,408 x text_width)
+    text_heads: int = 4
+    text_layers: int = 2
+    embed_dim: int = 64         # shared embedding space
+    min_objects: int = 1
+    max_objects: int = 3
+    threads: int = 1            # torch CPU threads
+
+
+def model_config(cfg: TrainConfig) -> dict:
+    """The open_clip `model_cfg` (what open_clip_config.json stores)."""
+    return dict(embed_dim=cfg.embed_dim,
+                vision_cfg=dict(image_size=cfg.size, layers=cfg.layers, width=cfg.width,
+                                head_width=cfg.head_width, patch_size=cfg.patch),
+                text_cfg=dict(context_length=77, vocab_size=49408, width=cfg.text_width,
+                              heads=cfg.text_heads, layers=cfg.text_layers))
+
+
+def build_model(cfg: TrainConfig):
+    import open_clip
+    torch.manual_seed(cfg.seed)
+    return open_clip.CLIP(**model_config(cfg))
+
+
+def get_tokenizer():
+    import open_clip
+    return open_clip.get_tokenizer("ViT-B-32")  # open_clip's BPE, shipped in the wheel
+
+
+def make_batch(step: int, cfg: TrainConfig, tok):
+    """Scenes, captions and targets for one step, a pure function of (cfg.seed, step).
+
+    Returns images (B, 3, H, W) in [0, 1], token rows (R, 77), chunk_of (R,) caption index of each
+    row, weights (R,) chunk lengths, and keys: the sorted object names of each scene.
+    """
+    rng = np.random.default_rng([cfg.seed, step])
+    images, rows, chunk_of, weights, keys = [], [], [], [], []
+    for b in range(cfg.batch):
+        scene = render_scene(int(rng.integers(TRAIN_SEED_LIMIT)), cfg.size,
+                             n_objects=(cfg.min_objects, cfg.max_objects))
+        kind = CAPTION_KINDS[rng.integers(len(CAPTION_KINDS))]
+        ids = tok.encode(caption_scene(scene, rng, kind))
+        r = chunk_token_ids(ids, tok.sot_token_id, tok.eot_token_id, 0, 77)
+        rows.append(r)
+        weights.append(chunk_lengths(len(ids), 75, r.shape[0]))
+        chunk_of += [b] * r.shape[0]
+        images.append(scene.image)
+        keys.append(tuple(sorted(o.name for o in scene.objects)))
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.cat(rows), torch.tensor(chunk_of), torch.cat(weights), keys
+
+
+def encode_texts(model, rows, chunk_of, weights, n: int) -> torch.Tensor:
+    """Per caption: normalize(sum_c n_c normalize(f_T(chunk_c))), as lrlib.clip does (with grad)."""
+    e = F.normalize(model.encode_text(rows), dim=-1)
+    w = torch.zeros(n, rows.shape[0])
+    w[chunk_of, torch.arange(rows.shape[0])] = weights
+    return F.normalize(w @ e, dim=-1)  # the per-caption normalisation of the weights cancels here
+
+
+def multi_positive_targets(keys) -> torch.Tensor:
+    """P_ab = [O(a) = O(b)] / sum_b' [O(a) = O(b')] (rows sum to 1; the matrix is symmetric)."""
+    same = torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.float32)
+    return same / same.sum(1, keepdim=True)
+
+
+def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, P: torch.Tensor):
+    logits = scale * img @ txt.T
+    l_i2t = -(P * logits.log_softmax(1)).sum(1).mean()
+    l_t2i = -(P.T * logits.T.log_softmax(1)).sum(1).mean()
+    return (l_i2t + l_t2i) / 2
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and "embedding" not in name else no_decay).append(p)
+    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+
+
+def save(model, cfg: TrainConfig, out_dir, extra: dict | None = None) -> str:
+    """open_clip_config.json + open_clip_model.safetensors (fp16), + training.json."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / "open_clip_model.safetensors"))
+    with open(out_dir / "open_clip_config.json", "w") as f:
+        json.dump({"model_cfg": model_config(cfg),
+                   "preprocess_cfg": {"mean": CLIP_MEAN, "std": CLIP_STD}}, f, indent=2)
+    with open(out_dir / "training.json", "w") as f:
+        json.dump({"config": asdict(cfg), **(extra or {})}, f, indent=2)
+    return str(out_dir)
+
+
+def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool = True) -> str:
+    """Train from scratch with `cfg` and save to `out_dir`; returns the folder."""
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    model = build_model(cfg).train()
+    tok = get_tokenizer()
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98),
+                            eps=1e-6)
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    t0, c0, ema = time.time(), time.process_time(), None
+    bar = tqdm(range(cfg.steps), desc="toy CLIP", disable=not progress)
+    for step in bar:
+        x, rows, chunk_of, weights, keys = make_batch(step, cfg, tok)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        img = F.normalize(model.encode_image((x - mean) / std), dim=-1)
+        txt = encode_texts(model, rows, chunk_of, weights, len(keys))
+        loss = clip_loss(img, txt, model.logit_scale.exp(), multi_positive_targets(keys))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{ema:.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+    extra = dict(wall_seconds=round(time.time() - t0, 1),
+                 cpu_seconds=round(time.process_time() - c0, 1),
+                 final_loss_ema=round(ema, 4), torch=torch.__version__)
+    return save(model.eval(), cfg, out_dir, extra)
