@@ -18,7 +18,8 @@ from lrlib.errors import LRError
 @dataclass
 class LRConfig:
     # --- which models ------------------------------------------------------------------
-    world: str = "real"            # "real": hub ids / local folders below; "random": small
+    world: str = "real"            # "real": hub ids / local folders below; "toy": the shipped
+                                   # toy-world models (lrlib/toy/weights); "random": small
                                    # random-weight stand-ins of the same classes (wiring only)
     dino: str = "vit_base_patch16_224.dino"   # timm id or local folder (official: ..._patch8_224.dino)
     clip: str = "ViT-B-16"                    # open_clip architecture name or local folder
@@ -107,9 +108,9 @@ class LRConfig:
         """Raise an LRError saying which knob is impossible and what to set instead."""
         def bad(msg):
             raise LRError(msg)
-        if self.world not in ("real", "random"):
-            bad(f"world={self.world!r} is unknown; use 'real' (checkpoints) or 'random' "
-                "(small random-weight stand-ins).")
+        if self.world not in ("real", "toy", "random"):
+            bad(f"world={self.world!r} is unknown; use 'real' (checkpoints), 'toy' (the shipped "
+                "toy world) or 'random' (small random-weight stand-ins).")
         if self.editor not in ("sd", "maskgit"):
             bad(f"editor={self.editor!r} is unknown; use 'sd' or 'maskgit'.")
         if not isinstance(self.K, int) or self.K < 1:

@@ -108,11 +108,30 @@ class Models:
     world: str
 
 
+TOY_WEIGHTS = Path(__file__).parent / "toy" / "weights"
+
+
+def toy_paths() -> dict[str, str]:
+    """Folders of the shipped toy-world models; LRError if this install lacks them."""
+    paths = {k: TOY_WEIGHTS / k for k in ("dino", "clip", "sd", "maskgit")}
+    missing = [k for k, p in paths.items() if not p.is_dir()]
+    if missing:
+        raise LRError(f"the toy-world weights {missing} are not in this install ({TOY_WEIGHTS}); "
+                      "reinstall lrlib from the repository, retrain them with "
+                      "`python -m lrlib.toy train <name>`, or use LRConfig(world='random').")
+    return {k: str(p) for k, p in paths.items()}
+
+
 def load_models(cfg: LRConfig) -> Models:
-    """All models the config asks for; 'random' world builds small stand-ins once (cached on disk)."""
+    """All models the config asks for: real checkpoints, the shipped toy world, or small
+    random-weight stand-ins (built once, cached on disk)."""
     cfg.validate()
     device = pick_device(cfg.device)
-    if cfg.world == "random":
+    if cfg.world == "toy":
+        paths = toy_paths()
+        dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
+        editor_name = paths[cfg.editor]
+    elif cfg.world == "random":
         from lrlib.tiny import random_world
         paths = random_world(("dino", "clip", cfg.editor))
         dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None

@@ -103,3 +103,30 @@ def test_figure_draws(models, scene):
     r = lrlib.edit(scene, "a blue square", config=CFG.replace(K=4), models=models("sd"))
     fig = r.figure()
     assert len(fig.axes) >= 8
+
+
+def test_widget_callback_runs_an_edit_with_its_controls(models, scene):
+    import matplotlib
+    matplotlib.use("Agg")
+    from lrlib.widgets import edit_from_controls
+    r, fig = edit_from_controls(scene, "a blue square", "the red circle", K=2, M=3, tau=0.5,
+                                lambda_str=0.0, alpha=1.0, editor="sd", base=CFG, models=models("sd"))
+    assert len(r.results) == 2 and len(r.boxes[0]) == 3
+    assert r.config.tau == 0.5 and r.config.lambda_str == 0.0 and r.config.alpha == 1.0
+    assert r.history.terms["L_str"] == [0.0] * CFG.iterations
+    assert len(fig.axes) >= 6
+
+
+def test_world_choice(monkeypatch):
+    from lrlib import world
+    monkeypatch.setenv("LRLIB_WORLD", "random")
+    assert world.choose_world() == "random"
+    monkeypatch.setenv("LRLIB_WORLD", "moon")
+    with pytest.raises(LRError, match="LRLIB_WORLD"):
+        world.choose_world()
+    monkeypatch.delenv("LRLIB_WORLD")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not world.hub_reachable()
+    assert world.choose_world() in ("toy", "random")          # never "real" offline
+    assert world.config_for("real") == LRConfig()
+    assert "TOY WORLD" in world.banner(LRConfig.cpu(world="toy"))

@@ -21,6 +21,8 @@ import torch
 
 
 class Editor(abc.ABC):
+    #: "sd" or "maskgit": the LRConfig.editor value this class serves
+    kind: str = ""
     #: the resolution (square side, pixels) the editor works at; lrlib resizes to it and back.
     resolution: int = 512
     #: pixels per token / latent cell: masks are snapped to this grid when it matters.

@@ -92,6 +92,8 @@ class MaskGITEditor(Editor):
     (default: see `default_resolution`); `prompt_template` e.g. `"a photo of {}"`.
     """
 
+    kind = "maskgit"
+
     def __init__(self, vqvae, transformer, text_encoder, tokenizer, *, device=None, dtype=None,
                  steps: int = 12, guidance_scale: float = 10.0,
                  temperature: float | tuple[float, float] = (2.0, 0.0),

@@ -77,6 +77,8 @@ def paste_back(images: torch.Tensor, crops: torch.Tensor, windows) -> torch.Tens
 
 
 class StableDiffusionEditor(Editor):
+    kind = "sd"
+
     def __init__(self, pipe, steps: int = 50, guidance_scale: float = 7.5,
                  prompt_template: str | None = None, resolution: int | None = None,
                  crop_margin: float | None = None):

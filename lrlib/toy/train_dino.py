@@ -82,6 +82,8 @@ class TrainConfig:
     local_max_area: float = 0.4
     min_objects: int = 1
     max_objects: int = 3
+    probe_every: int = 50        # show the teacher's top-1-attention-in-box on training scenes
+    probe_n: int = 64
     threads: int = 1
 
 
@@ -210,6 +212,26 @@ def param_groups(model, weight_decay: float):
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 
+@torch.no_grad()
+def probe(backbone, cfg: TrainConfig) -> float:
+    """Top-1 [CLS] attention patch inside an object box, on `probe_n` fixed training scenes."""
+    from lrlib.anchors import Dino
+    from lrlib.toy.scenes import render_batch
+
+    seeds = np.random.default_rng([cfg.seed, -1]).integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
+    x, scenes = render_batch(seeds, cfg.size, n_objects=(cfg.min_objects, cfg.max_objects))
+    training = backbone.training
+    A = Dino(backbone)(x).attn_mean  # Dino() sets eval mode and no grad on the backbone
+    backbone.train(training)
+    w, step = A.shape[-1], cfg.size / A.shape[-1]
+    hits = 0
+    for a, s in zip(A, scenes):
+        r, c = divmod(int(a.flatten().argmax()), w)
+        px, py = (c + 0.5) * step, (r + 0.5) * step
+        hits += any(x0 <= px < x1 and y0 <= py < y1 for x0, y0, x1, y1 in (o.box for o in s.objects))
+    return hits / len(scenes)
+
+
 # ----------------------------------------------------------------------------- save
 
 def save(teacher: DinoNet, center: torch.Tensor, cfg: TrainConfig, out_dir,
@@ -260,7 +282,7 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
     teacher = copy.deepcopy(student).requires_grad_(False)
     center = torch.zeros(cfg.prototypes)
     opt = torch.optim.AdamW(param_groups(student, cfg.weight_decay), lr=cfg.lr)
-    t0, c0, ema, h = time.time(), time.process_time(), None, (0.0, 0.0)
+    t0, c0, ema, h, hit = time.time(), time.process_time(), None, (0.0, 0.0), float("nan")
     bar = tqdm(range(cfg.steps), desc="toy DINO", disable=not progress)
     for step in bar:
         glob, loc = make_views(step, cfg)
@@ -282,9 +304,13 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
             center = cfg.center_momentum * center + (1 - cfg.center_momentum) * torch.cat(t_out).mean(0)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         h = entropies(p_t)
-        bar.set_postfix(loss=f"{ema:.3f}", H_row=f"{h[0]:.2f}", H_mean=f"{h[1]:.2f}")
+        if cfg.probe_every and ((step + 1) % cfg.probe_every == 0 or step + 1 == cfg.steps):
+            hit = probe(teacher.backbone, cfg)
+        bar.set_postfix(loss=f"{ema:.3f}", H_row=f"{h[0]:.2f}", H_mean=f"{h[1]:.2f}",
+                        in_box=f"{hit:.2f}")
     extra = dict(wall_seconds=round(time.time() - t0, 1),
                  cpu_seconds=round(time.process_time() - c0, 1), final_loss_ema=round(ema, 4),
                  final_teacher_entropy_row=round(h[0], 3), final_teacher_entropy_mean=round(h[1], 3),
+                 final_probe_in_box=hit,
                  log_prototypes=round(math.log(cfg.prototypes), 3), torch=torch.__version__)
     return save(teacher, center, cfg, out_dir, extra)
