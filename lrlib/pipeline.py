@@ -9,6 +9,7 @@ Everything outside the chosen box is exactly the input image, at its full resolu
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -102,6 +103,100 @@ def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=Tru
     return torch.cat(out)
 
 
+@dataclass
+class Prepared:
+    """Everything computed before the RGN is trained: the expensive, reusable part of an edit."""
+    cfg: LRConfig
+    prompt: str
+    caption: str
+    x_full: torch.Tensor          # (1, 3, H, W) the input at full resolution, CPU
+    x: torch.Tensor               # (1, 3, S, S) working resolution, on the device
+    attn: torch.Tensor            # (heads, h, w) DINO [CLS] attention
+    anchors: torch.Tensor         # (K, 2) pixel (x, y)
+    boxes: torch.Tensor           # (K, M, 4)
+    pooled: torch.Tensor          # (K, M, d, r, r) ROI-aligned DINO features
+    geom: torch.Tensor            # (K, M, 2) relative box sizes
+    masks: torch.Tensor           # (K, M, 1, S, S) the masks the editor really edited
+    C: torch.Tensor               # (K, M, 3, S, S) composites m * E + (1 - m) * x
+    loss_fn: EditLoss
+
+    @property
+    def K(self) -> int:
+        return self.boxes.shape[0]
+
+    @property
+    def M(self) -> int:
+        return self.boxes.shape[1]
+
+
+def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Models,
+            anchors: torch.Tensor | None = None) -> Prepared:
+    """Validate, find anchors (or use the given (K, 2) pixel anchors), propose boxes, pool
+    features, and generate every candidate edit once."""
+    cfg.validate()
+    prompt = check_prompt(prompt)
+    caption = check_prompt(caption, "caption") if caption is not None else cfg.default_caption
+    img = load_image(image)
+    dev, S = models.device, cfg.size
+    x_full = to_tensor(img)[None]
+    x = F.interpolate(x_full, size=(S, S), mode="bilinear", antialias=True,
+                      align_corners=False).clamp(0, 1).to(dev)
+    with torch.no_grad():
+        d_out = models.dino(x)                                              # 1. DINO
+    if anchors is None:
+        cells = top_k_anchors(d_out.attn_mean[0].cpu(), cfg.K, cfg.anchor_spacing)
+        anchors = cells_to_pixels(cells, d_out.attn.shape[-2:], S, S)
+    boxes = make_proposals(anchors, cfg.box_sides(), S, S)                  # 2. proposals
+    K, M = boxes.shape[:2]
+    pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
+    masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
+    cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed,  # 3. edits, once
+                                cfg.editor_batch_size, cfg.progress)
+    loss_fn = EditLoss(models.clip, models.dino, x, prompt, caption, cfg.lambda_clip,
+                       cfg.lambda_str, cfg.lambda_dir, cfg.n_aug, cfg.structure)
+    return Prepared(cfg=cfg, prompt=prompt, caption=caption, x_full=x_full, x=x,
+                    attn=d_out.attn[0].cpu(), anchors=anchors, boxes=boxes, pooled=pooled,
+                    geom=box_geometry(boxes, S, S).to(dev), masks=masks.view(K, M, 1, S, S),
+                    C=composites(cands, masks, x).view(K, M, 3, S, S), loss_fn=loss_fn)
+
+
+def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Tensor, History]:
+    """4. Train a fresh RGN on p's candidates (loss weights from cfg); return (probs (K, M), History)."""
+    cfg = cfg or p.cfg
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        rgn = RGN(p.pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(p.x.device)
+    loss_fn = p.loss_fn
+    if (cfg.lambda_clip, cfg.lambda_str, cfg.lambda_dir) != tuple(loss_fn.lam.values()):
+        loss_fn = copy.copy(loss_fn)
+        loss_fn.lam = dict(clip=cfg.lambda_clip, str=cfg.lambda_str, dir=cfg.lambda_dir)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn, cfg.iterations, cfg.lr, cfg.tau,
+                     cfg.hard, gen, cfg.progress, cfg.estimator)
+    with torch.no_grad():
+        probs = torch.softmax(rgn(p.pooled, p.geom), -1)
+    return probs, hist
+
+
+def rank(p: Prepared, results: torch.Tensor, clip, cfg: LRConfig | None = None):
+    """5. Quality scores of the K results (K, 3, S, S) and the index of the winner."""
+    cfg = cfg or p.cfg
+    with torch.no_grad():
+        scores = quality_scores(clip.encode_image(results), p.loss_fn.E_T, p.loss_fn.E_I_src,
+                                cfg.alpha, cfg.beta, clip.logit_scale)
+    return scores, pick_best(scores, cfg.rank_top)
+
+
+def paste_back(x_full: torch.Tensor, result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """6. The result (3, S, S) inside mask (1, S, S), upscaled into x_full (1, 3, H, W); outside
+    the mask x_full unchanged, bit for bit."""
+    H, W = x_full.shape[-2:]
+    m_up = F.interpolate(mask[None].float().cpu(), size=(H, W), mode="nearest")
+    up = F.interpolate(result[None].float().cpu(), size=(H, W), mode="bicubic",
+                       align_corners=False).clamp(0, 1)
+    return m_up * up + (1 - m_up) * x_full
+
+
 def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None = None,
          models: Models | None = None) -> EditResult:
     """Edit `image` (path, PIL, array or tensor) so the region the prompt is about shows `prompt`.
@@ -111,66 +206,21 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     """
     t0 = time.perf_counter()
     cfg = (config or LRConfig()).validate()
-    prompt = check_prompt(prompt)
-    caption = check_prompt(caption, "caption") if caption is not None else cfg.default_caption
-    img = load_image(image)
+    check_prompt(prompt)
+    if caption is not None:
+        check_prompt(caption, "caption")
+    image = load_image(image)                # bad input fails before any model is loaded
     models = models or load_models(cfg)
-    dev, S = models.device, cfg.size
-
-    x_full = to_tensor(img)[None]
-    x = F.interpolate(x_full, size=(S, S), mode="bilinear", antialias=True,
-                      align_corners=False).clamp(0, 1).to(dev)
-
-    # 1. anchors from DINO attention
-    with torch.no_grad():
-        d_out = models.dino(x)
-    A = d_out.attn_mean[0]
-    cells = top_k_anchors(A.cpu(), cfg.K, cfg.anchor_spacing)
-    anchors = cells_to_pixels(cells, A.shape, S, S)
-
-    # 2. proposals, ROI features, masks
-    boxes = make_proposals(anchors, cfg.box_sides(), S, S)                 # (K, M, 4)
-    pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)      # (K, M, d, r, r)
-    geom = box_geometry(boxes, S, S).to(dev)
-    K, M = boxes.shape[:2]
-    masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
-
-    # 3. candidate edits, once
-    cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed, cfg.editor_batch_size,
-                                cfg.progress)
-    C = composites(cands, masks, x).view(K, M, 3, S, S)
-
-    # 4. train the RGN
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        rgn = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(dev)
-    loss_fn = EditLoss(models.clip, models.dino, x, prompt, caption, cfg.lambda_clip,
-                       cfg.lambda_str, cfg.lambda_dir, cfg.n_aug, cfg.structure)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    hist = train_rgn(rgn, pooled, geom, C, loss_fn, cfg.iterations, cfg.lr, cfg.tau, cfg.hard,
-                     gen, cfg.progress, cfg.estimator)
-
-    # 5. pick a box per anchor, rank the K results
-    with torch.no_grad():
-        probs = torch.softmax(rgn(pooled, geom), -1)
-        chosen = probs.argmax(-1)
-        results = C[torch.arange(K), chosen]                               # (K, 3, S, S)
-        E_I = models.clip.encode_image(results)
-        scores = quality_scores(E_I, loss_fn.E_T, loss_fn.E_I_src, cfg.alpha, cfg.beta,
-                                models.clip.logit_scale)
-    best = pick_best(scores, cfg.rank_top)
-
-    # 6. paste the winner into the full-resolution input: outside the box stays the input
-    H, W = x_full.shape[-2:]
-    m = masks.view(K, M, 1, S, S)[best, chosen[best]][None].float().cpu()
-    m_up = F.interpolate(m, size=(H, W), mode="nearest")
-    up = F.interpolate(results[best][None].cpu(), size=(H, W), mode="bicubic",
-                       align_corners=False).clamp(0, 1)
-    final = m_up * up + (1 - m_up) * x_full
-
+    p = prepare(image, prompt, caption, cfg, models)
+    probs, hist = train_and_choose(p)
+    K = p.K
+    chosen = probs.argmax(-1)
+    results = p.C[torch.arange(K), chosen]                                   # (K, 3, S, S)
+    scores, best = rank(p, results, models.clip)
+    final = paste_back(p.x_full, results[best], p.masks[best, chosen[best]])
     return EditResult(
-        image=to_pil(final[0]), source=to_pil(x[0]), results=[to_pil(r) for r in results],
-        best=best, anchors=anchors.tolist(), boxes=boxes.tolist(), chosen=chosen.tolist(),
+        image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
+        best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),
         probs=probs.tolist(), scores={k: v.tolist() for k, v in scores.items()},
-        attention=A.cpu(), attention_heads=d_out.attn[0].cpu(), history=hist, prompt=prompt,
-        caption=caption, config=cfg, seconds=time.perf_counter() - t0, candidates=C.cpu())
+        attention=p.attn.mean(0), attention_heads=p.attn, history=hist, prompt=p.prompt,
+        caption=p.caption, config=cfg, seconds=time.perf_counter() - t0, candidates=p.C.cpu())
