@@ -53,24 +53,40 @@ def read_jobs(path) -> dict[str, tuple[str, str]]:
     return {k: (v[0], v[1]) for k, v in jobs.items()}
 
 
+def launcher_shard() -> tuple[int, int, int]:
+    """(rank, world size, local rank) set by `accelerate launch` / `torchrun`; (0, 1, 0) alone."""
+    env = __import__("os").environ
+    return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+
+
 def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | None = None,
-              shard: tuple[int, int] = (0, 1), progress: bool = True) -> dict[str, str]:
+              shard: tuple[int, int] | None = None, progress: bool = True) -> dict[str, str]:
     """Run every job whose result folder is missing; returns {image_name: 'done'|'skipped'|error}.
 
-    shard=(i, n) runs only jobs i, i+n, i+2n, ... (one per process in a multi-process run).
+    shard=(i, n) runs only jobs i, i+n, i+2n, ... Default: from the launcher, so that
+
+        accelerate launch --multi_gpu --num_processes 4 -m lrlib batch jobs.json --out outputs/
+
+    splits the jobs over 4 processes (one GPU each: cuda:LOCAL_RANK). No process talks to
+    another: each result folder is written once, atomically, by the process that owns the job.
     """
+    import torch
     from tqdm.auto import tqdm
 
     from lrlib.models import load_models
     from lrlib.pipeline import edit
 
     cfg = (cfg or LRConfig()).validate()
+    rank, world, local = launcher_shard()
+    shard = shard or (rank, world)
+    if world > 1 and cfg.device == "auto" and torch.cuda.is_available():
+        cfg = cfg.replace(device=f"cuda:{local % torch.cuda.device_count()}")
     jobs = read_jobs(jobs_path)
     images_dir = Path(images_dir) if images_dir else Path(jobs_path).parent
     out_dir = Path(out_dir)
     names = sorted(jobs)[shard[0]::shard[1]]
     status, models = {}, None
-    for name in tqdm(names, desc="batch", disable=not progress):
+    for name in tqdm(names, desc=f"batch {shard[0]}/{shard[1]}", disable=not progress):
         target = out_dir / Path(name).stem
         if (target / "result.json").exists():
             status[name] = "skipped"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
-
-from lrlib.io import atomic_dir
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -143,7 +143,18 @@ def random_world(kinds=("dino", "clip", "sd", "maskgit"), root: str | None = Non
     for kind in kinds:
         build, p = BUILDERS[kind], root / kind
         if not p.exists():
-            with torch.random.fork_rng(), atomic_dir(p) as tmp:
-                build(tmp)
+            # build aside, then one rename: another process building the same folder at the
+            # same time either wins (our rename fails, we discard ours) or loses; never a mix
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{kind}.partial-", dir=root))
+            try:
+                with torch.random.fork_rng():
+                    build(tmp)
+                os.rename(tmp, p)
+            except OSError:
+                if not p.exists():
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         paths[kind] = str(p)
     return paths

@@ -93,3 +93,29 @@ def test_cli_rejects_impossible_K(tmp_path, capsys):
     write_images(tmp_path, ["in.png"])
     assert main(["edit", str(tmp_path / "in.png"), "--prompt", "x", "--cpu", "--K", "0"]) == 2
     assert "K=0" in capsys.readouterr().err
+
+
+def test_batch_across_two_processes_with_accelerate(tmp_path, random_cache):
+    """`accelerate launch` with 2 processes splits the jobs; every result written once; a rerun
+    after a kill (here: one result deleted, one partial folder left) redoes only what is missing."""
+    from lrlib.tiny import random_world
+    random_world(("dino", "clip", "sd"))                       # built once, before the launch
+    names = [f"{i}.png" for i in range(4)]
+    write_images(tmp_path, names)
+    (tmp_path / "jobs.json").write_text(json.dumps({n: ["noise", "a red circle"] for n in names}))
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lrlib", "batch",
+           str(tmp_path / "jobs.json"), "--out", str(tmp_path / "o"), "--cpu", "--K", "2",
+           "--M", "3", "--epochs", "1"]
+    env = dict(os.environ, LRLIB_CACHE=str(random_cache), OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["0", "1", "2", "3"]
+    assert r.stdout.count(": done") == 4                      # each job done by one process
+    import shutil
+    shutil.rmtree(tmp_path / "o" / "2")
+    (tmp_path / "o" / ".3.partial-dead").mkdir()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count(": done") == 1 and r.stdout.count(": skipped") == 3

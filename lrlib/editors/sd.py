@@ -140,7 +140,7 @@ class StableDiffusionEditor(Editor):
                               align_corners=False) if (H, W) != (R, R) else images.float()
             m = F.interpolate(masks.float(), size=(R, R), mode="nearest") if (H, W) != (R, R) else masks.float()
         cond, uncond = self.encode_prompts(prompts)
-        seeds = torch.randint(0, 2**62, (len(prompts),), generator=generator).tolist()
+        seeds = [int(torch.randint(0, 2**62, (1,), generator=generator)) for _ in prompts]
         gens = [torch.Generator().manual_seed(s) for s in seeds]   # one per image: batch-size free
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
