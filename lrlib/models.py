@@ -90,6 +90,7 @@ def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
         ed = _cached(("sd", name, str(device)),
                      lambda: StableDiffusionEditor.from_pretrained(name, device=device))
         ed.steps, ed.guidance_scale, ed.prompt_template = cfg.steps, cfg.guidance_scale, cfg.prompt_template
+        ed.set_scheduler(cfg.scheduler)
         return ed
     from lrlib.editors.maskgit import MaskGITEditor
     name = name or cfg.maskgit_model
@@ -101,9 +102,9 @@ def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
 
 @dataclass
 class Models:
-    dino: Dino
-    clip: Clip
-    editor: Editor
+    dino: Dino | None
+    clip: Clip | None
+    editor: Editor | None
     device: torch.device
     world: str
 
@@ -122,9 +123,10 @@ def toy_paths() -> dict[str, str]:
     return {k: str(p) for k, p in paths.items()}
 
 
-def load_models(cfg: LRConfig) -> Models:
-    """All models the config asks for: real checkpoints, the shipped toy world, or small
-    random-weight stand-ins (built once, cached on disk)."""
+def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
+    """The models the config asks for: real checkpoints, the shipped toy world, or small
+    random-weight stand-ins (built once, cached on disk). `parts` limits what is loaded (e.g. a
+    notebook about anchors needs no editor); the others are None."""
     cfg.validate()
     device = pick_device(cfg.device)
     if cfg.world == "toy":
@@ -133,7 +135,8 @@ def load_models(cfg: LRConfig) -> Models:
         editor_name = paths[cfg.editor]
     elif cfg.world == "random":
         from lrlib.tiny import random_world
-        paths = random_world(("dino", "clip", cfg.editor))
+        paths = random_world(tuple(k for k in ("dino", "clip") if k in parts)
+                             + ((cfg.editor,) if "editor" in parts else ()))
         dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
         editor_name = paths[cfg.editor]
     else:
@@ -142,5 +145,7 @@ def load_models(cfg: LRConfig) -> Models:
             warnings.warn("running real checkpoints on the CPU: expect minutes to hours per edit. "
                           "Use a CUDA GPU (e.g. Colab), or LRConfig.cpu() for the small CPU world.",
                           stacklevel=2)
-    return Models(dino=load_dino(dino_name, device), clip=load_clip(clip_name, clip_tag, device),
-                  editor=load_editor(cfg, device, editor_name), device=device, world=cfg.world)
+    return Models(dino=load_dino(dino_name, device) if "dino" in parts else None,
+                  clip=load_clip(clip_name, clip_tag, device) if "clip" in parts else None,
+                  editor=load_editor(cfg, device, editor_name) if "editor" in parts else None,
+                  device=device, world=cfg.world)

@@ -56,3 +56,17 @@ def test_prompt_template_and_bad_args(sd, scene):
         sd.inpaint(scene[None], torch.ones(1, 1, 64, 64), ["a", "b"], torch.Generator())
     with pytest.raises(LRError, match="masks must be"):
         sd.inpaint(scene[None], torch.ones(1, 64, 64), ["a"], torch.Generator())
+
+
+def test_fast_scheduler_option(sd, scene):
+    m = boxes_to_masks(torch.tensor([[8, 8, 40, 40]]), 64, 64)
+    base = sd.inpaint(scene[None], m, ["a cat"], torch.Generator().manual_seed(0))
+    sd.set_scheduler("dpm++")
+    try:
+        assert type(sd.pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+        fast = sd.inpaint(scene[None], m, ["a cat"], torch.Generator().manual_seed(0))
+        assert fast.shape == base.shape and not torch.equal(fast, base)
+    finally:
+        sd.set_scheduler("default")
+    again = sd.inpaint(scene[None], m, ["a cat"], torch.Generator().manual_seed(0))
+    assert torch.equal(again, base)

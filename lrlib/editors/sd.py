@@ -110,6 +110,16 @@ class StableDiffusionEditor(Editor):
                                    option="sd_model") from e
         return cls(pipe.to(device), **kwargs)
 
+    def set_scheduler(self, name: str = "default") -> None:
+        """"default": the checkpoint's scheduler; "dpm++": DPM-Solver++ 2M (fewer steps)."""
+        from diffusers import DPMSolverMultistepScheduler
+
+        if not hasattr(self, "_default_scheduler"):
+            self._default_scheduler = self.pipe.scheduler
+        self.pipe.scheduler = (self._default_scheduler if name == "default" else
+                               DPMSolverMultistepScheduler.from_config(
+                                   self._default_scheduler.config, algorithm_type="dpmsolver++"))
+
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Chunked prompt embeddings (B, 77 * n, D) and matching empty-prompt embeddings."""
