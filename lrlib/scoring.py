@@ -24,7 +24,8 @@ def quality_scores(E_I: torch.Tensor, E_T: torch.Tensor, E_I_src: torch.Tensor, 
 
 
 def pick_best(scores: dict[str, torch.Tensor], top: int = 3) -> int:
-    """Index of the highest S among the `top` highest S_t2i (ties: the lower index)."""
+    """Index of the highest S among the `top` highest S_t2i. Ties in S_t2i keep the lower index;
+    a tie in S among the kept results goes to the one ranked higher by S_t2i."""
     top = min(top, scores["S"].numel())
     cand = torch.argsort(scores["S_t2i"], descending=True, stable=True)[:top]
     return int(cand[torch.argmax(scores["S"][cand])])

@@ -26,26 +26,36 @@ def edit_from_controls(image, prompt: str, caption: str = "", K: int = 3, M: int
     return r, r.figure()
 
 
-def make_ui(image, base: LRConfig | None = None, models=None):
-    """An `interact` panel over `edit_from_controls` (runs once with the defaults headless)."""
+def make_ui(image, base: LRConfig | None = None, models=None, prompt: str = "a blue square",
+            caption: str = "the red circle"):
+    """An `interact` panel over `edit_from_controls` (runs once with the defaults headless).
+
+    Controls start from `base` (and the given prompt/caption); the last EditResult is kept in
+    the returned panel's `.last["result"]`."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     base = base or LRConfig.cpu()
+    last = {}
 
     def run(prompt, caption, K, M, tau, lambda_clip, lambda_str, lambda_dir, alpha, beta, editor):
         r, fig = edit_from_controls(image, prompt, caption, K, M, tau, lambda_clip, lambda_str,
                                     lambda_dir, alpha, beta, editor, base, models)
+        last["result"] = r
         display(fig)
         plt.close(fig)
         print(f"best anchor {r.best}, box {r.best_box}, S = {r.scores['S'][r.best]:.3f}")
 
-    return W.interact(
+    panel = W.interact(
         run,
-        prompt=W.Text(value="a blue square"), caption=W.Text(value="the red circle"),
+        prompt=W.Text(value=prompt), caption=W.Text(value=caption),
         K=W.IntSlider(value=base.K, min=1, max=9), M=W.IntSlider(value=base.M, min=2, max=9),
         tau=W.FloatLogSlider(value=base.tau, base=10, min=-1, max=1),
-        lambda_clip=W.FloatSlider(value=1.0, min=0, max=3), lambda_str=W.FloatSlider(value=1.0, min=0, max=3),
-        lambda_dir=W.FloatSlider(value=1.0, min=0, max=3), alpha=W.FloatSlider(value=2.0, min=0, max=4),
-        beta=W.FloatSlider(value=1.0, min=0, max=4), editor=W.Dropdown(options=["sd", "maskgit"], value=base.editor))
+        lambda_clip=W.FloatSlider(value=base.lambda_clip, min=0, max=3),
+        lambda_str=W.FloatSlider(value=base.lambda_str, min=0, max=3),
+        lambda_dir=W.FloatSlider(value=base.lambda_dir, min=0, max=3),
+        alpha=W.FloatSlider(value=base.alpha, min=0, max=4), beta=W.FloatSlider(value=base.beta, min=0, max=4),
+        editor=W.Dropdown(options=["sd", "maskgit"], value=base.editor))
+    panel.last = last
+    return panel

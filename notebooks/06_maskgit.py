@@ -1,0 +1,297 @@
+# %% [markdown]
+# # 06 · Editing with MaskGIT / Muse tokens
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/learnable-regions/lrlib/blob/main/notebooks/06_maskgit.ipynb)
+#
+# **You will learn** how the editor (b) of the method fills a box with discrete tokens instead of
+# denoising: an image becomes a grid of codebook ids, the box becomes the token cells it touches,
+# and a bidirectional transformer fills the hidden cells in a few parallel steps on a cosine
+# schedule. We write the decoding loop by hand, check it against lrlib's token for token, and
+# watch the grid fill in.
+#
+# **Needs**: about 1 CPU-minute in the toy world (the default without a GPU or hub access);
+# a GPU with internet for the real checkpoint (`amused/amused-256`, aMUSEd = open Muse).
+
+# %%
+# Install on Colab only (locally: `make install` in the repository)
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/learnable-regions/lrlib"])
+
+# %% [markdown]
+# ## Which models run
+# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
+# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
+# variable `LRLIB_WORLD`) to override.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrlib.world import banner, choose_world, config_for
+
+WORLD = choose_world()            # override: WORLD = "toy"
+cfg = config_for(WORLD, editor="maskgit", progress=False)
+print(banner(cfg))
+
+# %% [markdown]
+# ## The editor and an edit task
+# A toy edit task gives the image, the box of the object to change and the new look (drawn at
+# the working size: 512 px with real checkpoints).
+
+# %%
+from lrlib.io import load_image, to_tensor
+from lrlib.models import load_models
+from lrlib.regions import boxes_to_masks
+from lrlib.toy import judge_edit, make_edit_task
+
+ed = load_models(cfg).editor                       # a lrlib.editors.maskgit.MaskGITEditor
+S = cfg.size
+task = make_edit_task(3, size=S)
+x = to_tensor(load_image(task.scene.image))[None]    # (1, 3, S, S) in [0, 1]
+prompt = task.prompt
+mask = boxes_to_masks(torch.tensor([task.target_box]), S, S)   # (1, 1, S, S)
+h, w = ed.token_shape
+print(f"task: {task.source_caption!r} -> {prompt!r}, box {task.target_box}")
+print(f"editor: {ed.resolution} px = {h} x {w} tokens of {ed.grid} x {ed.grid} px, "
+      f"codebook of {ed.codebook_size} codes, mask token id {ed.mask_id}")
+
+
+def show(t):
+    """(3, H, W) tensor in [0, 1] -> (H, W, 3) array for imshow."""
+    return t.detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+# %% [markdown]
+# ## Images as tokens
+# A VQ autoencoder maps the image to a grid of codebook ids, one per $g \times g$ cell:
+#
+# $$z = Q(E(x)) \in \{0, \dots, K-1\}^{h \times w}, \qquad \hat x = D(z),$$
+#
+# $Q$ picking the nearest of $K$ codebook vectors for each cell. Everything the transformer does
+# happens on $z$; the decoder $D$ turns ids back into pixels. The round trip is lossy (a whole
+# cell is one of $K$ codes), which is why lrlib never trusts the editor's pixels outside the box.
+
+# %%
+from lrlib.toy.judge import psnr
+
+x_R = F.interpolate(x, size=(ed.resolution, ed.resolution), mode="bilinear", antialias=True,
+                    align_corners=False).clamp(0, 1)
+tokens = ed.tokenize(x_R)                            # (1, h, w) ids
+recon = ed.detokenize(tokens)                        # (1, 3, R, R)
+assert tokens.shape == (1, h, w) and int(tokens.max()) < ed.codebook_size
+print(f"{h * w} tokens, {len(tokens.unique())} distinct codes used; "
+      f"round-trip PSNR {psnr(x_R[0], recon[0]):.1f} dB")
+
+fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
+ax[0].imshow(show(x_R[0])); ax[0].set_title("x")
+ax[1].imshow(tokens[0].cpu(), cmap="nipy_spectral"); ax[1].set_title("token ids z")
+ax[2].imshow(show(recon[0])); ax[2].set_title("D(z)")
+for a in ax:
+    a.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## A box on the token grid
+# The editor can only repaint whole cells. A token is hidden behind the mask token $[M]$ if *any*
+# pixel of its cell is in the box (`token_mask`); `snap_mask` turns those cells back into the
+# pixel mask really repainted. Written by hand: cut the mask into $g \times g$ cells (in the
+# input's own coordinates) and ask whether each cell has a masked pixel.
+
+# %%
+tm = ed.token_mask(mask).cpu()                       # (1, h, w) bool
+cell = S // h                                        # input pixels per token cell
+mine = mask[0, 0].reshape(h, cell, w, cell).amax(dim=(1, 3)) >= 0.5
+assert torch.equal(mine, tm[0])
+snapped = ed.snap_mask(mask)                         # (1, 1, S, S)
+assert torch.equal(snapped[0, 0], tm[0].float().repeat_interleave(cell, 0).repeat_interleave(cell, 1))
+
+
+
+def bbox(m):
+    """Tight box (x0, y0, x1, y1) of a (1, 1, H, W) mask."""
+    rows, cols = torch.nonzero(m[0, 0].any(1))[:, 0], torch.nonzero(m[0, 0].any(0))[:, 0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+x0, y0, x1, y1 = task.target_box
+sx0, sy0, sx1, sy1 = bbox(snapped)
+assert 0 <= x0 - sx0 < cell and 0 <= y0 - sy0 < cell and 0 <= sx1 - x1 < cell and 0 <= sy1 - y1 < cell
+print(f"box {task.target_box} -> snapped box {(sx0, sy0, sx1, sy1)}: {int(tm.sum())} tokens, "
+      f"{float(snapped.sum() / mask.sum()):.2f} x the box's area")
+
+fig, ax = plt.subplots(1, 2, figsize=(7, 3.5))
+for a, (m, title) in zip(ax, [(mask, "the box (pixels)"), (snapped, "snap_mask: whole cells")]):
+    a.imshow(show(x[0]))
+    a.imshow(m[0, 0], cmap="Reds", alpha=0.45)
+    for k in range(h + 1):
+        a.axhline(k * cell - 0.5, color="w", lw=0.4); a.axvline(k * cell - 0.5, color="w", lw=0.4)
+    a.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="k", lw=1.5))
+    a.set_title(title); a.axis("off")
+plt.show()
+
+# %% [markdown]
+# ### Why boxes suit token editors
+# Whatever region we ask for, a token editor repaints a union of cells. An axis-aligned box
+# snaps to an axis-aligned box of cells, less than one cell larger on each side (the assert
+# above): the method's region stays the shape the RGN chose, and what the editor is asked to
+# fill is still "a rectangle with this in it". A free-form mask becomes a staircase of cells, and
+# every cell on its edge repaints pixels the mask wanted kept. A disc, and the box around it:
+
+# %%
+yy, xx = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+cx, cy, r = S * 0.52, S * 0.47, S * 0.21
+disc = (((xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2) <= r ** 2).float()[None, None]
+sq = boxes_to_masks(torch.tensor([[round(cx - r), round(cy - r), round(cx + r), round(cy + r)]]), S, S)
+fig, ax = plt.subplots(1, 2, figsize=(7, 3.5))
+for a, (m, name) in zip(ax, [(sq, "box"), (disc, "disc")]):
+    sm = ed.snap_mask(m)
+    is_box = torch.equal(sm, boxes_to_masks(torch.tensor([bbox(sm)]), S, S))
+    assert is_box == (name == "box")           # the box snaps to a box, the disc to a staircase
+    a.imshow(sm[0, 0] + m[0, 0], cmap="viridis", vmin=0, vmax=2)
+    a.set_title(f"{name}: +{float((sm - m).sum() / m.sum()):.0%} area, a box: {is_box}")
+    a.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## The cosine schedule
+# MaskGIT fills the $N$ hidden tokens in $T$ steps. After step $t$ ($t = 0..T-1$) it keeps
+#
+# $$n_t = \left\lfloor N \cos\!\left(\frac{\pi}{2}\,\frac{t + 1}{T}\right) \right\rfloor$$
+#
+# tokens hidden: few tokens are committed early, when the model knows little, and many at the
+# end, when most of the picture is there to condition on. $\cos(\pi/2) = 0$, so all are filled
+# after $T$ steps. By hand, checked against `mask_schedule`:
+
+# %%
+from lrlib.editors.maskgit import gumbel_noise, mask_schedule
+
+
+def my_schedule(N, T):
+    n = [math.floor(N * math.cos(math.pi / 2 * (t + 1) / T)) for t in range(T)]
+    return n[:-1] + [0]          # the last float is 6e-17, not 0: the last step fills everything
+
+
+for N in (1, 7, int(tm.sum()), 256, 1000):
+    for T in (1, 4, 8, 12, 30):
+        assert my_schedule(N, T) == mask_schedule(N, T), (N, T)
+
+N = int(tm.sum())
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+for T in (4, 8, 12):
+    ax.step(range(T + 1), [N] + mask_schedule(N, T), where="post", label=f"T = {T}")
+r_ = np.linspace(0, 1, 100)
+ax.plot(r_ * 12, N * np.cos(np.pi / 2 * r_), "k:", lw=1, label=r"$N\cos(\frac{\pi}{2}\frac{t}{T})$, T = 12")
+ax.set_xlabel("steps done"); ax.set_ylabel("tokens still hidden"); ax.legend(fontsize=8)
+ax.set_title(f"N = {N} hidden tokens")
+plt.show()
+
+# %% [markdown]
+# ## Decoding, step by step, by hand
+# One step of MaskGIT (Chang et al. 2022; Muse; aMUSEd), with the prompt $c$ and the empty
+# prompt $\varnothing$:
+#
+# 1. **predict** logits for every cell with classifier-free guidance,
+#    $\hat\ell = \ell_\varnothing + s\,(\ell_c - \ell_\varnothing)$ (`ed.logits`);
+# 2. **sample** a code for every hidden cell, $\hat z_i \sim \mathrm{softmax}(\hat\ell_i / \tau_s)$;
+# 3. **score** each sample by its log-probability plus Gumbel noise that fades over the steps,
+#    $\mathrm{conf}_i = \log p(\hat z_i) + \tau_t g_i$; cells that were already visible get $+\infty$;
+# 4. **hide again** the $n_t$ least confident cells; keep the rest for good.
+#
+# Our loop keeps every intermediate grid; it draws its random numbers in the same order as
+# `generate_tokens`, so with the same seed the two must agree token for token.
+
+# %%
+def my_generate(ed, z_src, hidden, prompt, generator, T):
+    """z_src (1, h, w) ids, hidden (1, h, w) bool -> final ids (1, h, w) and the grid after each step."""
+    b, h, w = z_src.shape
+    z = torch.where(hidden.to(z_src.device), ed.mask_id, z_src).reshape(b, h * w).to(ed.device)
+    n_t = mask_schedule(int(hidden.sum()), T)
+    tau = torch.linspace(ed.temperature[0], ed.temperature[1], T).tolist()
+    cond = ed.encode_prompts([prompt])
+    states = [z.reshape(b, h, w).clone()]
+    for t in range(T):
+        unknown = z == ed.mask_id
+        log_p = torch.log_softmax(ed.logits(z.reshape(b, h, w), cond) / ed.sample_temperature, -1)
+        probs = log_p[unknown].exp().to(generator.device)                     # 2. sample
+        z_hat = z.clone()
+        z_hat[unknown] = torch.multinomial(probs, 1, generator=generator)[:, 0].to(z.device)
+        g = gumbel_noise((b, h * w), generator).to(z.device)                 # 3. score
+        conf = log_p.gather(-1, z_hat[..., None])[..., 0] + tau[t] * g
+        conf = torch.where(unknown, conf, torch.inf)
+        least = conf[0].argsort(stable=True)[:n_t[t]]                         # 4. hide again
+        z = z_hat.clone()
+        z[0, least] = ed.mask_id
+        states.append(z.reshape(b, h, w).clone())
+    return z.reshape(b, h, w), states
+
+
+T = 12 if WORLD == "real" else 8
+saved_steps, ed.steps = ed.steps, T
+try:
+    trace = []
+    theirs = ed.generate_tokens(tokens, tm, [prompt], torch.Generator().manual_seed(0), trace=trace)
+    ours, states = my_generate(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T)
+finally:
+    ed.steps = saved_steps
+assert torch.equal(ours, theirs)
+assert [int((s == ed.mask_id).sum()) for s in states[1:]] == [n[0] for n in trace] == mask_schedule(N, T)
+outside = ~tm.to(ours.device)
+assert torch.equal(ours[outside], tokens.to(ours.device)[outside])    # visible tokens never change
+print(f"hand-written loop == generate_tokens, all {h * w} tokens; hidden per step: {[n[0] for n in trace]}")
+
+# %% [markdown]
+# The grid filling in. Top: token ids, hidden cells black. Bottom: the decoded image, hidden
+# cells grey.
+
+# %%
+show_at = sorted(set(np.linspace(0, T, 5).round().astype(int).tolist()))
+fig, ax = plt.subplots(2, len(show_at), figsize=(2.4 * len(show_at), 5))
+for j, t in enumerate(show_at):
+    z = states[t]
+    hid = (z == ed.mask_id)
+    ids = z.float().cpu().masked_fill(hid.cpu(), float("nan"))[0]
+    ax[0, j].imshow(np.ma.masked_invalid(ids.numpy()), cmap="nipy_spectral",
+                    vmin=0, vmax=ed.codebook_size - 1)
+    ax[0, j].set_facecolor("black")
+    img = ed.detokenize(torch.where(hid, 0, z))[0].cpu()
+    hid_px = hid[0].float().cpu().repeat_interleave(ed.grid, 0).repeat_interleave(ed.grid, 1)
+    img = img * (1 - hid_px) + 0.5 * hid_px
+    ax[1, j].imshow(show(img))
+    ax[0, j].set_title(f"step {t}: {int(hid.sum())} hidden" if t else f"start: {int(hid.sum())} hidden")
+for a in ax.flat:
+    a.set_xticks([]); a.set_yticks([])
+plt.show()
+
+# %% [markdown]
+# ## The edit, and the composite
+# `inpaint` = tokenize, hide the cells, decode the tokens, detokenize. As for Stable Diffusion,
+# lrlib composites the result into the input with the *snapped* mask (the pixels really
+# repainted, `m * E + (1 - m) * x`): outside those cells, the input bit for bit. The judge then
+# reads the target box.
+
+# %%
+from lrlib.train import composites
+
+edited = ed.inpaint(x, snapped, [prompt], torch.Generator().manual_seed(0))
+C = composites(edited, snapped, x)
+keep = (snapped == 0).expand_as(x)
+assert torch.equal(C[keep], x[keep])
+verdict = judge_edit(x[0], C[0], task)
+print(f"asked for: {task.target_colour} {task.target_shape}; judge reads: "
+      f"{verdict['verdict'].colour} {verdict['verdict'].shape} -> success {verdict['success']}")
+
+fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
+ax[0].imshow(show(x[0])); ax[0].set_title("input")
+ax[1].imshow(show(edited[0])); ax[1].set_title("editor output (VQ round trip)")
+ax[2].imshow(show(C[0])); ax[2].set_title(f"composite: {prompt[:28]}")
+for a in ax:
+    a.axis("off")
+plt.show()

@@ -1,0 +1,343 @@
+# %% [markdown]
+# # 09 · End to end: the whole method, written out
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/learnable-regions/lrlib/blob/main/notebooks/09_end_to_end.ipynb)
+#
+# **You will learn** how the stages of notebooks 01-07 fit together: we run every step of
+# `lrlib.edit` by hand with lrlib's pieces (anchors, proposals, ROI features, candidate edits,
+# composites, the RGN training loop, ranking), check that we get exactly what `lrlib.edit` gets
+# with the same config and seed, watch the losses and the box probabilities during training, and
+# compare the two gradient estimators ("st" and "expected") on the same candidates.
+#
+# **Needs**: about 2 CPU-minutes in the toy world (the default without a GPU or hub access),
+# with CPU-sized settings; a GPU with internet for the real checkpoints and the paper's settings.
+
+# %%
+# Install on Colab only (locally: `make install` in the repository)
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "git+https://github.com/learnable-regions/lrlib"])
+
+# %% [markdown]
+# ## Which models run
+# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
+# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
+# variable `LRLIB_WORLD`) to override. With real checkpoints this notebook uses the paper's
+# settings (K = 9, M = 7, 5 epochs of 10 iterations, 50 SD steps); on a CPU, smaller ones.
+
+# %%
+import copy
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import lrlib
+from lrlib.world import banner, choose_world, config_for
+
+WORLD = choose_world()            # override: WORLD = "toy"
+cfg = config_for(WORLD, progress=False)
+if WORLD != "real":
+    cfg = cfg.replace(K=3, M=4, epochs=2, iters_per_epoch=6)
+print(banner(cfg))
+print(f"K = {cfg.K} anchors, M = {cfg.M} boxes each, {cfg.iterations} iterations, "
+      f"editor {cfg.editor} ({cfg.steps} steps), estimator {cfg.estimator!r}, seed {cfg.seed}")
+
+# %% [markdown]
+# ## The task
+# A toy edit task with ground truth: a scene with a few objects, the one to change (named by the
+# caption) and what it should become (the prompt). With real checkpoints it is drawn at 512 px.
+
+# %%
+from lrlib.io import load_image, to_tensor
+from lrlib.models import load_models
+from lrlib.toy import ground_truth_edit, judge_edit, make_edit_task
+
+task = make_edit_task(5, size=cfg.size, kind="multi")
+image, prompt, caption = task.scene.image, task.prompt, task.source_caption
+models = load_models(cfg)
+dev, S = models.device, cfg.size
+
+# exactly what lrlib.edit does to any input: RGB, [0, 1], resized to the working size
+x_full = to_tensor(load_image(image))[None]
+x = F.interpolate(x_full, size=(S, S), mode="bilinear", antialias=True,
+                  align_corners=False).clamp(0, 1).to(dev)
+
+fig, ax = plt.subplots(1, 2, figsize=(6, 3.2))
+ax[0].imshow(image); ax[0].set_title(f"{caption}")
+ax[1].imshow(ground_truth_edit(task)); ax[1].set_title(f"ideal: {prompt}")
+for a in ax:
+    a.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## 1. Anchors: DINO's [CLS] attention (notebook 01)
+# $A = \frac1H \sum_h \mathrm{softmax}(q_{cls,h} k_h^\top / \sqrt{d_h})$ over the patches; the K
+# highest patches, kept apart by `anchor_spacing`, are the anchors. The same forward pass gives
+# the patch features $F$ the RGN looks at.
+
+# %%
+from lrlib.anchors import cells_to_pixels, top_k_anchors, upsample_map
+
+with torch.no_grad():
+    d_out = models.dino(x)
+A = d_out.attn_mean[0]                                          # (h, w)
+cells = top_k_anchors(A.cpu(), cfg.K, cfg.anchor_spacing)      # (K, 2) (row, col)
+anchors = cells_to_pixels(cells, A.shape, S, S)                # (K, 2) pixel (x, y)
+
+# %% [markdown]
+# ## 2. Proposals, ROI features, masks (notebook 02)
+# M squares of growing side around each anchor, $B_{ij}$; ROI-align pools $F$ over each box,
+# $f_{ij} = \mathrm{ROIAlign}(F, B_{ij})$; each box becomes a mask $m_{ij}$ (snapped to the
+# editor's grid when it has one: identity for SD).
+
+# %%
+from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi_pool
+from lrlib.viz import draw_boxes
+
+boxes = make_proposals(anchors, cfg.box_sides(), S, S)                 # (K, M, 4)
+pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)      # (K, M, d, r, r)
+geom = box_geometry(boxes, S, S).to(dev)                               # (K, M, 2) relative w, h
+K, M = boxes.shape[:2]
+masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))   # (K*M, 1, S, S)
+print("boxes", tuple(boxes.shape), "| ROI features", tuple(pooled.shape), "| masks", tuple(masks.shape))
+
+src_pil = lrlib.io.to_pil(x[0].cpu())
+fig, ax = plt.subplots(1, 2, figsize=(7, 3.6))
+ax[0].imshow(src_pil); ax[0].imshow(upsample_map(A.cpu(), S, S), cmap="inferno", alpha=0.55)
+ax[0].set_title("DINO [CLS] attention")
+ax[1].imshow(draw_boxes(src_pil, boxes.flatten(0, 1).tolist(), None,
+                        anchors.repeat_interleave(M, 0).tolist(), ids=[k for k in range(K) for _ in range(M)]))
+ax[1].set_title(f"{K} anchors x {M} proposals")
+for a in ax:
+    a.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## 3. Candidate edits, once (notebook 05 / 06)
+# The editor fills every box once, without gradient, in batches: $E_{ij}$. The composites
+# $C_{ij} = m_{ij} E_{ij} + (1 - m_{ij})\,x$ are what the RGN will choose among; outside its box
+# each one is the input exactly.
+
+# %%
+from lrlib.pipeline import generate_candidates
+from lrlib.train import composites
+
+cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed, cfg.editor_batch_size,
+                            progress=False)                                   # (K*M, 3, S, S)
+C = composites(cands, masks, x).view(K, M, 3, S, S)
+outside = (masks.view(K, M, 1, S, S) == 0).expand_as(C)
+assert torch.equal(C[outside], x.expand(K * M, -1, -1, -1).reshape(K, M, 3, S, S)[outside])
+
+# %% [markdown]
+# ## 4. Training the RGN, by hand (notebooks 03, 04)
+# The RGN scores the M boxes of each anchor, $\pi_i = \mathrm{RGN}(f_{i\cdot})$. Each iteration:
+#
+# 1. draw a hard Gumbel-Softmax sample $g_i$ (one-hot forward, soft gradient backward);
+# 2. the edited image is the chosen composite, $e_i = \sum_j g_{ij} C_{ij}$;
+# 3. $L = \lambda_C L_{clip} + \lambda_S L_{str} + \lambda_D L_{dir}$ on $e_i$, averaged over anchors;
+# 4. one Adam step on the RGN (lr 0.003).
+#
+# The RGN is initialised from the seed and one generator drives both the Gumbel noise and the
+# CLIP augmentations, as in `lrlib.edit`, so our loop must reproduce it exactly. We fill a
+# `lrlib.train.History` as `train_rgn` does.
+
+# %%
+from lrlib.losses import EditLoss
+from lrlib.regions import gumbel_softmax
+from lrlib.train import History
+
+with torch.random.fork_rng(devices=[]):
+    torch.manual_seed(cfg.seed)
+    rgn = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(dev)
+rgn_init = copy.deepcopy(rgn.state_dict())                    # for the estimator comparison
+loss_fn = EditLoss(models.clip, models.dino, x, prompt, caption, cfg.lambda_clip,
+                   cfg.lambda_str, cfg.lambda_dir, cfg.n_aug, cfg.structure)
+gen = torch.Generator().manual_seed(cfg.seed)
+opt = torch.optim.Adam(rgn.parameters(), lr=cfg.lr)
+hist = History()
+
+for it in range(cfg.iterations):
+    logits = rgn(pooled, geom)                                            # (K, M)  pi
+    g = gumbel_softmax(logits, tau=cfg.tau, hard=cfg.hard, generator=gen)  # (K, M)  one-hot
+    e = torch.einsum("km,kmchw->kchw", g, C)                              # (K, 3, S, S)
+    terms = loss_fn(e, gen)                                               # each (K,)
+    L = terms["L"].mean()
+    opt.zero_grad()
+    L.backward()
+    opt.step()
+    hist.loss.append(float(L.detach()))
+    for name in ("L_clip", "L_dir", "L_str"):
+        hist.terms.setdefault(name, []).append(float(terms[name].detach().mean()))
+    hist.chosen.append(g.argmax(-1).tolist())
+    hist.probs.append(torch.softmax(logits.detach(), -1).tolist())
+
+assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in rgn.parameters()), \
+    "every RGN parameter gets a gradient through the composite"
+print(f"{cfg.iterations} iterations: L {hist.loss[0]:.4f} -> {hist.loss[-1]:.4f}")
+
+# %% [markdown]
+# ## 5. Choose, rank, paste (notebook 07)
+# Each anchor keeps its most probable box; the K results are ranked by
+# $S = \alpha S_{t2i} + \beta S_{i2i}$ with the top-3 rule; the winner's box is pasted into the
+# full-resolution input.
+
+# %%
+from lrlib.scoring import pick_best, quality_scores
+
+with torch.no_grad():
+    probs = torch.softmax(rgn(pooled, geom), -1)                        # (K, M)
+    chosen = probs.argmax(-1)
+    results = C[torch.arange(K), chosen]                                # (K, 3, S, S)
+    scores = quality_scores(models.clip.encode_image(results), loss_fn.E_T, loss_fn.E_I_src,
+                            cfg.alpha, cfg.beta, models.clip.logit_scale)
+best = pick_best(scores, cfg.rank_top)
+
+H, W = x_full.shape[-2:]
+m_best = F.interpolate(masks.view(K, M, 1, S, S)[best, chosen[best]][None].float().cpu(),
+                       size=(H, W), mode="nearest")
+up = F.interpolate(results[best][None].cpu(), size=(H, W), mode="bicubic",
+                   align_corners=False).clamp(0, 1)
+final = m_best * up + (1 - m_best) * x_full
+print("chosen box per anchor:", [boxes[k, c].tolist() for k, c in enumerate(chosen.tolist())],
+      "| best anchor:", best)
+
+# %% [markdown]
+# ## Check: the same as `lrlib.edit`
+# Same image, prompt, caption, config and seed: the same anchors, boxes, loss curve, box
+# probabilities, choices, scores and final image. (On a CPU, bit for bit. On a GPU a few
+# backward kernels add in a random order, so the numbers there agree to a tolerance.)
+
+# %%
+result = lrlib.edit(image, prompt, caption=caption, config=cfg, models=models)
+
+tol = dict(atol=1e-3, rtol=1e-3) if dev.type == "cuda" else dict(atol=0, rtol=0)
+assert result.anchors == anchors.tolist() and result.boxes == boxes.tolist()
+torch.testing.assert_close(result.candidates, C.cpu(), **tol)
+torch.testing.assert_close(torch.tensor(result.history.loss), torch.tensor(hist.loss), **tol)
+assert result.history.chosen == hist.chosen
+torch.testing.assert_close(torch.tensor(result.history.probs), torch.tensor(hist.probs), **tol)
+torch.testing.assert_close(torch.tensor(result.probs), probs.cpu(), **tol)
+assert result.chosen == chosen.tolist() and result.best == best
+torch.testing.assert_close(torch.tensor(result.scores["S"]), scores["S"].cpu(), **tol)
+if dev.type == "cpu":
+    assert np.array_equal(np.asarray(result.image), np.asarray(lrlib.io.to_pil(final[0])))
+print(f"hand-written run == lrlib.edit: {cfg.iterations} iterations, chosen {result.chosen}, "
+      f"best #{result.best} ({result.seconds:.0f} s for lrlib.edit)")
+
+# %% [markdown]
+# ## Training, in pictures
+# The loss and its three terms per iteration (each the mean over the K anchors for the sampled
+# boxes: the curve is noisy because the Gumbel sample and the CLIP augmentations change every
+# iteration), and each anchor's box probabilities $\mathrm{softmax}(\pi_i)$ from `History.probs`.
+
+# %%
+P = np.array(hist.probs)                                     # (iterations, K, M)
+fig, ax = plt.subplots(1, K + 1, figsize=(3.2 * (K + 1), 3), squeeze=False)
+ax = ax[0]
+ax[0].plot(hist.loss, "k", label="L")
+for name, v in hist.terms.items():
+    ax[0].plot(v, label=name, lw=1)
+ax[0].set_xlabel("iteration"); ax[0].legend(fontsize=7); ax[0].set_title("losses")
+sides = cfg.box_sides()
+for k in range(K):
+    for j in range(M):
+        ax[k + 1].plot(P[:, k, j], label=f"side {sides[j]:.2f}")
+    ax[k + 1].set_ylim(0, 1); ax[k + 1].set_xlabel("iteration")
+    ax[k + 1].set_title(f"anchor {k}: p(box)" + (" *" if k == best else ""))
+ax[1].legend(fontsize=6)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# All K·M candidates, each with its final probability (the chosen box per anchor framed):
+
+# %%
+fig, ax = plt.subplots(K, M, figsize=(1.6 * M, 1.7 * K), squeeze=False)
+for k in range(K):
+    for j in range(M):
+        ax[k, j].imshow(C[k, j].permute(1, 2, 0).cpu().clamp(0, 1))
+        ax[k, j].set_title(f"{probs[k, j]:.2f}", fontsize=8)
+        ax[k, j].set_xticks([]); ax[k, j].set_yticks([])
+        if j == int(chosen[k]):
+            for sp in ax[k, j].spines.values():
+                sp.set_color("red"); sp.set_linewidth(2.5)
+    ax[k, 0].set_ylabel(f"anchor {k}", fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The final edit
+
+# %%
+verdict = judge_edit(image, result.image, task)
+fig = result.figure()
+plt.show()
+print(f"asked for {task.target_colour} {task.target_shape} in {task.target_box}; the judge reads "
+      f"{verdict['verdict'].colour} {verdict['verdict'].shape} -> success {verdict['success']}, "
+      f"PSNR outside the box {verdict['psnr_outside']:.1f} dB")
+
+# %% [markdown]
+# ## Two estimators on the same candidates
+# The straight-through estimator above trains on one sampled composite per anchor; its gradient
+# $\partial L / \partial g_{ij} = \langle \partial L / \partial e_i, C_{ij} \rangle$ is a first-order
+# guess of how the loss would change if the choice moved to box $j$. Since the candidates are
+# cached, lrlib can also optimise the *expected* loss exactly (`estimator="expected"`):
+#
+# $$\mathcal L_i = \sum_j p_{ij}\, L(C_{ij}), \qquad p_i = \mathrm{softmax}(\pi_i), \qquad
+#   \frac{\partial \mathcal L_i}{\partial \pi_{ij}} = p_{ij}\big(L(C_{ij}) - \mathcal L_i\big),$$
+#
+# every candidate's loss evaluated (no gradient through CLIP), at M times the CLIP forward passes.
+# First the closed-form gradient, checked against autograd on one loss table:
+
+# %%
+from lrlib.train import train_rgn
+
+with torch.no_grad():
+    table = loss_fn(C.flatten(0, 1), torch.Generator().manual_seed(cfg.seed))["L"].view(K, M)
+pi = torch.randn(K, M, generator=torch.Generator().manual_seed(1), requires_grad=True)
+p = torch.softmax(pi, -1)
+(p * table).sum().backward()
+expected_L = (p * table).sum(-1, keepdim=True)
+torch.testing.assert_close(pi.grad, (p * (table - expected_L)).detach())
+print("loss of every candidate (one evaluation):\n", table.cpu().numpy().round(4))
+
+# %% [markdown]
+# Now both estimators, from the same initial RGN, on the same composites, for the same number
+# of iterations ("st" is the run above):
+
+# %%
+rgn_exp = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(dev)
+rgn_exp.load_state_dict(rgn_init)
+hist_exp = train_rgn(rgn_exp, pooled, geom, C, loss_fn, cfg.iterations, cfg.lr, cfg.tau, cfg.hard,
+                     torch.Generator().manual_seed(cfg.seed), progress=False, estimator="expected")
+P_exp = np.array(hist_exp.probs)
+
+lowest = table.argmin(-1).tolist()
+fig, ax = plt.subplots(2, K, figsize=(3.2 * K, 5.2), sharey=True, squeeze=False)
+for row, (name, PP) in enumerate([("st", P), ("expected", P_exp)]):
+    for k in range(K):
+        for j in range(M):
+            ax[row, k].plot(PP[:, k, j], lw=2.2 if j == lowest[k] else 1,
+                            label=f"box {j}" + (" (lowest loss)" if j == lowest[k] else ""))
+        ax[row, k].set_title(f"{name}: anchor {k}", fontsize=9)
+        ax[row, k].set_ylim(0, 1)
+    ax[row, 0].set_ylabel("p(box)")
+ax[0, 0].legend(fontsize=6)
+fig.suptitle("thick line: the box with the lowest loss in one evaluation of every candidate", fontsize=9)
+for a in ax[1]:
+    a.set_xlabel("iteration")
+plt.tight_layout()
+plt.show()
+
+final_st, final_exp = P[-1].argmax(-1).tolist(), P_exp[-1].argmax(-1).tolist()
+print("box with the lowest loss per anchor:", lowest)
+print(f"st picks      {final_st}  (agrees with the lowest-loss box for "
+      f"{sum(a == b for a, b in zip(final_st, lowest))}/{K} anchors)")
+print(f"expected picks {final_exp} (agrees for {sum(a == b for a, b in zip(final_exp, lowest))}/{K})")
+print(f"mean loss of the picked boxes: st {float(table[torch.arange(K), torch.tensor(final_st)].mean()):.4f}, "
+      f"expected {float(table[torch.arange(K), torch.tensor(final_exp)].mean()):.4f}")
