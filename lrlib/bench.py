@@ -60,9 +60,12 @@ class Row:
     success: list = field(default_factory=list)
     psnr_out: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    images: list | None = None
 
     def add(self, task, final, box, anchor, seconds):
         from lrlib.toy.judge import judge_edit
+        if self.images is not None:
+            self.images.append((final, list(box)))
         src = task.scene.image
         t = task.target_box
         union = (min(t[0], box[0]), min(t[1], box[1]), max(t[2], box[2]), max(t[3], box[3]))
@@ -99,8 +102,10 @@ def _edit_boxes(p, boxes_k, models, cfg, seed):
 
 
 def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bool = True,
-            strategies=STRATEGIES) -> dict[str, dict]:
-    """Run every strategy on the first n benchmark tasks; {strategy: summary}."""
+            strategies=STRATEGIES, images: dict | None = None) -> dict[str, dict]:
+    """Run every strategy on the first n benchmark tasks; {strategy: summary}.
+
+    Pass a dict as `images` to receive {strategy: [(final (3,S,S), box), ...]} per task."""
     from tqdm.auto import tqdm
 
     from lrlib.models import load_models
@@ -109,7 +114,7 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
 
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
-    rows = {s: Row() for s in strategies}
+    rows = {s: Row(images=[] if images is not None else None) for s in strategies}
     for i, task in enumerate(tqdm(benchmark_tasks(n, size=cfg.size), desc="toy benchmark",
                                   disable=not progress)):
         rng = np.random.default_rng(i)
@@ -154,6 +159,8 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             final, _ = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
             rows["oracle (GT box)"].add(task, final.cpu(), list(task.target_box), None,
                                         time.perf_counter() - t1)
+    if images is not None:
+        images.update({k: r.images for k, r in rows.items()})
     return {k: r.summary() for k, r in rows.items()}
 
 
