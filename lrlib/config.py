@@ -28,6 +28,8 @@ class LRConfig:
     sd_model: str = "stabilityai/stable-diffusion-2-inpainting"
     maskgit_model: str = "amused/amused-256"
     device: str = "auto"                      # "auto" (cuda if present) | "cpu" | "cuda" | "cuda:1"
+    dtype: str = "auto"                       # editors: "auto" (fp16 on CUDA, fp32 on CPU) |
+                                              # "float16" | "bfloat16" | "float32"
 
     # --- image ---------------------------------------------------------------------------
     size: int = 512                 # working resolution (square); the result is pasted back
@@ -73,7 +75,7 @@ class LRConfig:
                                     # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster)
     prompt_template: str | None = None  # e.g. "a high quality image of {}." (official code)
     maskgit_steps: int = 12
-    maskgit_guidance: float = 4.0
+    maskgit_guidance: float = 10.0  # aMUSEd's default
     editor_batch_size: int = 8      # candidate edits per editor call
 
     seed: int = 0
@@ -136,6 +138,8 @@ class LRConfig:
             bad(f"structure={self.structure!r}; use 'dino' or 'clip'.")
         if self.epochs < 0 or self.iters_per_epoch < 0:
             bad("epochs and iters_per_epoch must be >= 0.")
+        if self.dtype not in ("auto", "float16", "bfloat16", "float32"):
+            bad(f"dtype={self.dtype!r}; use 'auto', 'float16', 'bfloat16' or 'float32'.")
         if self.scheduler not in ("default", "dpm++"):
             bad(f"scheduler={self.scheduler!r}; use 'default' or 'dpm++'.")
         if self.estimator not in ("st", "expected"):

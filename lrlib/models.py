@@ -82,20 +82,30 @@ def load_clip(name: str, pretrained: str | None = "openai", device="cpu") -> Cli
     return _cached(("clip", name, pretrained, str(device)), build)
 
 
+def editor_dtype(cfg: LRConfig, device) -> torch.dtype:
+    """fp16 on CUDA and fp32 on CPU by default; bf16 / fp16 / fp32 when asked."""
+    if cfg.dtype == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    return getattr(torch, cfg.dtype)
+
+
 def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
-    """The editor cfg.editor ('sd' | 'maskgit') from cfg.sd_model / cfg.maskgit_model (or `name`)."""
+    """The editor cfg.editor ('sd' | 'maskgit') from cfg.sd_model / cfg.maskgit_model (or `name`),
+    in cfg.dtype. diffusers uses PyTorch's fused scaled-dot-product attention (flash /
+    memory-efficient kernels on CUDA) by default."""
+    dtype = editor_dtype(cfg, device)
     if cfg.editor == "sd":
         from lrlib.editors.sd import StableDiffusionEditor
         name = name or cfg.sd_model
-        ed = _cached(("sd", name, str(device)),
-                     lambda: StableDiffusionEditor.from_pretrained(name, device=device))
+        ed = _cached(("sd", name, str(device), dtype),
+                     lambda: StableDiffusionEditor.from_pretrained(name, device=device, dtype=dtype))
         ed.steps, ed.guidance_scale, ed.prompt_template = cfg.steps, cfg.guidance_scale, cfg.prompt_template
         ed.set_scheduler(cfg.scheduler)
         return ed
     from lrlib.editors.maskgit import MaskGITEditor
     name = name or cfg.maskgit_model
-    ed = _cached(("maskgit", name, str(device)),
-                 lambda: MaskGITEditor.from_pretrained(name, device=device))
+    ed = _cached(("maskgit", name, str(device), dtype),
+                 lambda: MaskGITEditor.from_pretrained(name, device=device, dtype=dtype))
     ed.steps, ed.guidance_scale, ed.prompt_template = cfg.maskgit_steps, cfg.maskgit_guidance, cfg.prompt_template
     return ed
 

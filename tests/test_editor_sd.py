@@ -70,3 +70,15 @@ def test_fast_scheduler_option(sd, scene):
         sd.set_scheduler("default")
     again = sd.inpaint(scene[None], m, ["a cat"], torch.Generator().manual_seed(0))
     assert torch.equal(again, base)
+
+
+def test_bfloat16_editor_runs_on_cpu(tiny_dirs, scene):
+    from lrlib.config import LRConfig
+    from lrlib.models import editor_dtype, load_editor
+    cfg = LRConfig.cpu(dtype="bfloat16", steps=2)
+    assert editor_dtype(LRConfig.cpu(), "cpu") == torch.float32
+    ed = load_editor(cfg, "cpu", tiny_dirs["sd"])
+    assert ed.pipe.unet.dtype == torch.bfloat16
+    out = ed.inpaint(scene[None], boxes_to_masks(torch.tensor([[8, 8, 40, 40]]), 64, 64), ["a cat"],
+                     torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
