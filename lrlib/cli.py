@@ -109,11 +109,9 @@ def run_demo(out_dir, cfg: LRConfig | None = None) -> str:
     """One edit on the embedded default scene, with a banner saying which models ran."""
     from lrlib.pipeline import edit
 
+    from lrlib.world import banner
     cfg = cfg or LRConfig.cpu()
-    if cfg.world == "random":
-        print("NOTE: running on small RANDOM-WEIGHT stand-ins of the real model classes (no trained "
-              "toy world yet, no checkpoints reachable): the pipeline runs end to end, but the "
-              "edit itself is noise. Real checkpoints: LRConfig() on a GPU with hub access.")
+    print(banner(cfg))
     r = edit(DEMO_IMAGE, DEMO_PROMPT, caption=DEMO_CAPTION, config=cfg)
     out = r.save(out_dir)
     return (f"demo: '{DEMO_CAPTION}' -> '{DEMO_PROMPT}' | world={cfg.world} editor={cfg.editor} | "

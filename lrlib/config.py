@@ -83,8 +83,11 @@ class LRConfig:
 
     @classmethod
     def cpu(cls, **overrides) -> "LRConfig":
-        """CPU-sized settings: small models, 64 px, few anchors; same method, same code."""
-        base = dict(world="random", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
+        """CPU-sized settings: small models, 64 px, few anchors; same method, same code.
+
+        World: the shipped toy world when its weights are installed, else random stand-ins."""
+        from lrlib.world import toy_available
+        base = dict(world="toy" if toy_available() else "random", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
                     rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
                     steps=4, guidance_scale=3.0, maskgit_steps=4, editor_batch_size=16,
                     device="cpu")

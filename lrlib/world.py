@@ -64,4 +64,4 @@ def banner(cfg: LRConfig) -> str:
         "random": "RANDOM-WEIGHT stand-ins of the real classes: the code runs, the pictures "
                   "mean nothing (no toy weights installed, no checkpoints reachable)",
     }[cfg.world]
-    return f"lrlib is running {text} on the {dev}. Override with LRLIB_WORLD=real|toy|random."
+    return f"lrlib models: {text}. Device: {dev}. Override with LRLIB_WORLD=real|toy|random."
