@@ -70,7 +70,7 @@ print(f"IoU{a, b} = {iou(a, b):.3f}")
 # (only the RGN's training differs), the random baselines get their own edits.
 
 # %%
-N = 4
+N = 3
 images = {}
 summary = run_toy(N, cfg, models, progress=False, images=images)
 print(format_table(summary))
