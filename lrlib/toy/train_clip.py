@@ -69,6 +69,12 @@ class TrainConfig:
     embed_dim: int = 64         # shared embedding space
     min_objects: int = 1
     max_objects: int = 3
+    positives: str = "truth"    # or "same_objects" (see `positives`)
+    kinds: str = "single,multi,relation,long"  # caption kinds drawn, comma-separated
+    extra_single: int = 1       # more captions per image, each naming one of its objects
+    temperature: float = 0.07   # initial 1 / logit scale (learned)
+    probe_every: int = 100      # show zero-shot accuracy on fixed one-object training scenes
+    probe_n: int = 100
     threads: int = 1            # torch CPU threads
 
 
@@ -84,7 +90,7 @@ def model_config(cfg: TrainConfig) -> dict:
 def build_model(cfg: TrainConfig):
     import open_clip
     torch.manual_seed(cfg.seed)
-    return open_clip.CLIP(**model_config(cfg))
+    return open_clip.CLIP(**model_config(cfg), init_logit_scale=math.log(1 / cfg.temperature))
 
 
 def get_tokenizer():
@@ -92,27 +98,36 @@ def get_tokenizer():
     return open_clip.get_tokenizer("ViT-B-32")  # open_clip's BPE, shipped in the wheel
 
 
-def make_batch(step: int, cfg: TrainConfig, tok):
-    """Scenes, captions and targets for one step, a pure function of (cfg.seed, step).
+def make_batch(step: int, cfg: TrainConfig):
+    """Scenes and captions for one step, a pure function of (cfg.seed, step).
 
-    Returns images (B, 3, H, W) in [0, 1], token rows (R, 77), chunk_of (R,) caption index of each
-    row, weights (R,) chunk lengths, and keys: the sorted object names of each scene.
+    Returns images (B, 3, H, W) in [0, 1], keys (the sorted object names of each scene) and
+    captions: (image index, kind, text) for each caption, 1 + extra_single per image.
     """
     rng = np.random.default_rng([cfg.seed, step])
-    images, rows, chunk_of, weights, keys = [], [], [], [], []
+    kinds = cfg.kinds.split(",")
+    images, keys, captions = [], [], []
     for b in range(cfg.batch):
         scene = render_scene(int(rng.integers(TRAIN_SEED_LIMIT)), cfg.size,
                              n_objects=(cfg.min_objects, cfg.max_objects))
-        kind = CAPTION_KINDS[rng.integers(len(CAPTION_KINDS))]
-        ids = tok.encode(caption_scene(scene, rng, kind))
+        images.append(scene.image)
+        keys.append(tuple(sorted(o.name for o in scene.objects)))
+        for kind in [kinds[rng.integers(len(kinds))]] + ["single"] * cfg.extra_single:
+            captions.append((b, kind, caption_scene(scene, rng, kind)))
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, keys, captions
+
+
+def tokenize(texts, tok):
+    """Chunked BPE rows (R, 77) for all texts, the text index of each row and its real length."""
+    rows, chunk_of, weights = [], [], []
+    for i, t in enumerate(texts):
+        ids = tok.encode(t)
         r = chunk_token_ids(ids, tok.sot_token_id, tok.eot_token_id, 0, 77)
         rows.append(r)
         weights.append(chunk_lengths(len(ids), 75, r.shape[0]))
-        chunk_of += [b] * r.shape[0]
-        images.append(scene.image)
-        keys.append(tuple(sorted(o.name for o in scene.objects)))
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.cat(rows), torch.tensor(chunk_of), torch.cat(weights), keys
+        chunk_of += [i] * r.shape[0]
+    return torch.cat(rows), torch.tensor(chunk_of), torch.cat(weights)
 
 
 def encode_texts(model, rows, chunk_of, weights, n: int) -> torch.Tensor:
@@ -123,17 +138,48 @@ def encode_texts(model, rows, chunk_of, weights, n: int) -> torch.Tensor:
     return F.normalize(w @ e, dim=-1)  # the per-caption normalisation of the weights cancels here
 
 
-def multi_positive_targets(keys) -> torch.Tensor:
-    """P_ab = [O(a) = O(b)] / sum_b' [O(a) = O(b')] (rows sum to 1; the matrix is symmetric)."""
-    same = torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.float32)
-    return same / same.sum(1, keepdim=True)
+def positives(keys, captions, mode: str = "truth") -> torch.Tensor:
+    """M_aj = 1 if caption j counts as a positive for image a (its own image always does).
+
+    'same_objects': O(a) = O(image of j). 'truth': the same, except that a 'single' caption
+    naming one object x ("a red circle") is positive for every image holding x (it is true of
+    them all).
+    """
+    if mode not in ("truth", "same_objects"):
+        raise ValueError(f"positives={mode!r}: use 'truth' or 'same_objects'")
+
+    def pos(a, b, kind, text):
+        if mode == "truth" and kind == "single":
+            return text.split(" ", 1)[1] in keys[a]
+        return keys[a] == keys[b]
+    return torch.tensor([[pos(a, *c) for c in captions] for a in range(len(keys))],
+                        dtype=torch.float32)
 
 
-def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, P: torch.Tensor):
+def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, M: torch.Tensor):
+    """Multi-positive InfoNCE both ways; targets are the rows / columns of M, normalised."""
     logits = scale * img @ txt.T
-    l_i2t = -(P * logits.log_softmax(1)).sum(1).mean()
-    l_t2i = -(P.T * logits.T.log_softmax(1)).sum(1).mean()
+    l_i2t = -((M / M.sum(1, keepdim=True)) * logits.log_softmax(1)).sum(1).mean()
+    l_t2i = -((M / M.sum(0, keepdim=True)) * logits.log_softmax(0)).sum(0).mean()
     return (l_i2t + l_t2i) / 2
+
+
+@torch.no_grad()
+def probe(model, cfg: TrainConfig, tok) -> float:
+    """Zero-shot accuracy among the 25 "a <colour> <shape>" captions, `probe_n` training scenes."""
+    from lrlib.toy.scenes import COLOURS, SHAPES, render_batch
+
+    names = [f"{c} {s}" for s in SHAPES for c in COLOURS]
+    seeds = np.random.default_rng([cfg.seed, 2**32 - 1]).integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
+    x, scenes = render_batch(seeds, cfg.size, n_objects=1)
+    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    training = model.training
+    model.eval()
+    img = F.normalize(model.encode_image((x - mean) / std), dim=-1)
+    txt = F.normalize(model.encode_text(tok([f"a {n}" for n in names])), dim=-1)
+    model.train(training)
+    pick = (img @ txt.T).argmax(1)
+    return float(np.mean([names[k] == s.objects[0].name for k, s in zip(pick.tolist(), scenes)]))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -176,23 +222,27 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
                             eps=1e-6)
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    t0, c0, ema = time.time(), time.process_time(), None
+    t0, c0, ema, acc = time.time(), time.process_time(), None, float("nan")
     bar = tqdm(range(cfg.steps), desc="toy CLIP", disable=not progress)
     for step in bar:
-        x, rows, chunk_of, weights, keys = make_batch(step, cfg, tok)
+        x, keys, captions = make_batch(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         img = F.normalize(model.encode_image((x - mean) / std), dim=-1)
-        txt = encode_texts(model, rows, chunk_of, weights, len(keys))
-        loss = clip_loss(img, txt, model.logit_scale.exp(), multi_positive_targets(keys))
+        rows, chunk_of, weights = tokenize([c[2] for c in captions], tok)
+        txt = encode_texts(model, rows, chunk_of, weights, len(captions))
+        loss = clip_loss(img, txt, model.logit_scale.exp(), positives(keys, captions, cfg.positives))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{ema:.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+        if cfg.probe_every and ((step + 1) % cfg.probe_every == 0 or step + 1 == cfg.steps):
+            acc = probe(model, cfg, tok)
+        bar.set_postfix(loss=f"{ema:.3f}", scale=f"{model.logit_scale.exp().item():.1f}",
+                        zero_shot=f"{acc:.2f}")
     extra = dict(wall_seconds=round(time.time() - t0, 1),
                  cpu_seconds=round(time.process_time() - c0, 1),
-                 final_loss_ema=round(ema, 4), torch=torch.__version__)
+                 final_loss_ema=round(ema, 4), final_probe_zero_shot=acc, torch=torch.__version__)
     return save(model.eval(), cfg, out_dir, extra)

@@ -82,6 +82,7 @@ class TrainConfig:
     local_max_area: float = 0.4
     min_objects: int = 1
     max_objects: int = 3
+    permute_channels: bool = True  # per scene (all its views alike): a random RGB channel order
     probe_every: int = 50        # show the teacher's top-1-attention-in-box on training scenes
     probe_n: int = 64
     threads: int = 1
@@ -137,7 +138,7 @@ def _crop_box(rng, size: int, min_area: float, max_area: float):
 
 def random_view(image: np.ndarray, rng, out: int, min_area: float, max_area: float) -> torch.Tensor:
     """Random resized crop to out x out (bilinear, antialiased) and a coin-flip horizontal flip."""
-    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     t, l, h, w = _crop_box(rng, image.shape[0], min_area, max_area)
     v = F.interpolate(x[..., t:t + h, l:l + w], size=(out, out), mode="bilinear",
                       align_corners=False, antialias=True)[0]
@@ -155,11 +156,14 @@ def make_views(step: int, cfg: TrainConfig):
     for _ in range(cfg.batch):
         scene = render_scene(int(rng.integers(TRAIN_SEED_LIMIT)), cfg.size,
                              n_objects=(cfg.min_objects, cfg.max_objects))
+        perm = rng.permutation(3) if cfg.permute_channels else np.arange(3)
         for g in glob:
-            g.append(random_view(rerender(scene, rng).image, rng, cfg.size, cfg.global_min_area, 1.0))
+            image = rerender(scene, rng).image[..., perm]
+            g.append(random_view(image, rng, cfg.size, cfg.global_min_area, 1.0))
         for lv in loc:
-            lv.append(random_view(rerender(scene, rng).image, rng, cfg.local_size,
-                                  cfg.local_min_area, cfg.local_max_area))
+            image = rerender(scene, rng).image[..., perm]
+            lv.append(random_view(image, rng, cfg.local_size, cfg.local_min_area,
+                                  cfg.local_max_area))
     return [torch.stack(g) for g in glob], [torch.stack(lv) for lv in loc]
 
 
@@ -218,7 +222,7 @@ def probe(backbone, cfg: TrainConfig) -> float:
     from lrlib.anchors import Dino
     from lrlib.toy.scenes import render_batch
 
-    seeds = np.random.default_rng([cfg.seed, -1]).integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
+    seeds = np.random.default_rng([cfg.seed, 2**32 - 1]).integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
     x, scenes = render_batch(seeds, cfg.size, n_objects=(cfg.min_objects, cfg.max_objects))
     training = backbone.training
     A = Dino(backbone)(x).attn_mean  # Dino() sets eval mode and no grad on the backbone

@@ -92,7 +92,7 @@ class TrainConfig:
     grow: float = 0.15                    # each box side pushed out by up to this share of its side
     # stage 1: autoencoder
     vae_width: int = 32                   # channels (w, 2w): 2 levels, 2x downsampling
-    vae_steps: int = 1000
+    vae_steps: int = 2000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
