@@ -5,8 +5,9 @@
     python -m lrlib.toy train clip --help          # every TrainConfig field is an option
     python -m lrlib.toy eval                       # metrics of the shipped models, as a table
 
-A trainer is a module with a `TrainConfig` dataclass, `DEFAULT_OUT` and `train(cfg, out_dir)`;
-add one to TRAINERS to get its subcommand.
+A trainer is a module listed in TRAINERS. If it has `main(argv)`, `train NAME ARGS...` calls it;
+otherwise it needs a `TrainConfig` dataclass, `DEFAULT_OUT` and `train(cfg, out_dir, progress)`,
+and every TrainConfig field becomes an option (plus --out and --quiet).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import dataclasses
 import importlib
 import sys
 
-TRAINERS = {"clip": "lrlib.toy.train_clip", "dino": "lrlib.toy.train_dino"}
+TRAINERS = {"clip": "lrlib.toy.train_clip", "dino": "lrlib.toy.train_dino",
+            "sd": "lrlib.toy.train_sd", "maskgit": "lrlib.toy.train_maskgit"}
 
 
 def _bool(s: str) -> bool:
@@ -43,6 +45,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"] and len(argv) >= 2 and argv[1] in TRAINERS:
         mod = importlib.import_module(TRAINERS[argv[1]])
+        if hasattr(mod, "main"):
+            mod.main(argv[2:])
+            return 0
         cfg, out, quiet = config_from_args(mod.TrainConfig, argv[2:], f"lrlib.toy train {argv[1]}")
         print(mod.train(cfg, out or mod.DEFAULT_OUT, progress=not quiet))
         return 0

@@ -10,12 +10,14 @@ guidance.
     python -m lrlib.toy.eval_editors sd                      # the shipped toy SD, 200 tasks
     python -m lrlib.toy.eval_editors maskgit --n 100 --guidance 4 1 --steps 12
     python -m lrlib.toy.eval_editors sd --dir /tmp/sd --json /tmp/sd.json
+    python -m lrlib.toy.eval_editors sd --square 1.4     # square boxes, as the RGN proposes
 
 `evaluate(editor, tasks)` returns the same numbers as a dict.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -41,6 +43,20 @@ def load_editor(kind: str, folder: str | None = None, **kwargs):
         from lrlib.editors.maskgit import MaskGITEditor
         return MaskGITEditor.from_pretrained(folder, device="cpu", **kwargs)
     raise ValueError(f"unknown editor '{kind}': use 'sd' or 'maskgit'.")
+
+
+def square_boxes(tasks, scale: float) -> list:
+    """The tasks with each target box replaced by a centred square of `scale` times its longer
+    side, clipped to the image: the kind of box the region generator proposes around an anchor."""
+    out = []
+    for t in tasks:
+        x0, y0, x1, y1 = t.target_box
+        n = t.scene.size
+        side = min(n, round(max(x1 - x0, y1 - y0) * scale))
+        sx = min(max(round((x0 + x1 - side) / 2), 0), n - side)
+        sy = min(max(round((y0 + y1 - side) / 2), 0), n - side)
+        out.append(dataclasses.replace(t, target_box=(sx, sy, sx + side, sy + side)))
+    return out
 
 
 def task_tensors(tasks) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,6 +161,8 @@ def main(argv=None) -> dict:
                    help="guidance scales to compare (default: SD 3 1, MaskGIT 4 1; 1 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--square", type=float, default=None,
+                   help="edit a centred square box of this many times the object's side instead")
     p.add_argument("--grid", default=None, help="save a PNG of 16 edits (first setting) here")
     p.add_argument("--json", default=None, help="write the results here")
     a = p.parse_args(argv)
@@ -153,8 +171,11 @@ def main(argv=None) -> dict:
     guidance = a.guidance or ([3.0, 1.0] if a.editor == "sd" else [4.0, 1.0])
     editor = load_editor(a.editor, a.dir)
     tasks = benchmark_tasks(a.n)
+    if a.square:
+        tasks = square_boxes(tasks, a.square)
     results = {}
-    print(f"{a.editor} editor from {a.dir or WEIGHTS / a.editor}, {a.n} benchmark tasks, seed {a.seed}")
+    print(f"{a.editor} editor from {a.dir or WEIGHTS / a.editor}, {a.n} benchmark tasks, seed {a.seed}"
+          + (f", square boxes x{a.square}" if a.square else ""))
     for s in steps:
         for g in guidance:
             editor.steps, editor.guidance_scale = s, g

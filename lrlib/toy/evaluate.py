@@ -74,7 +74,8 @@ def clip_metrics(clip, n: int = 200) -> dict:
     rng = np.random.default_rng(0)
     pairs = []
     while len(pairs) < n:
-        (s1, c1), (s2, c2) = [(SHAPES[rng.integers(5)], list(COLOURS)[rng.integers(5)]) for _ in range(2)]
+        (s1, c1), (s2, c2) = [(SHAPES[rng.integers(len(SHAPES))],
+                               list(COLOURS)[rng.integers(len(COLOURS))]) for _ in range(2)]
         if s1 != s2 and c1 != c2:
             pairs.append(((s1, c1), (s2, c2)))
     imgs = torch.stack([torch.from_numpy(render_scene(seed, objects=list(p)).image).permute(2, 0, 1)
@@ -151,12 +152,14 @@ def dino_metrics(dino, folder=DINO_DIR, n: int = 200) -> dict:
 
 def print_clip(m: dict, folder) -> None:
     print(f"toy CLIP ({folder}), held-out scenes, n = {m['n']} per row")
-    rows = [("single object: right caption of 25 (zero-shot)", m["zero_shot"], ">= 0.95, chance 0.04"),
+    rows = [("single object: right caption of 25 (zero-shot)", m["zero_shot"],
+             ">= 0.95, chance 0.04"),
             ("  ... right shape", m["zero_shot_shape"], "chance 0.20"),
             ("  ... right colour", m["zero_shot_colour"], "chance 0.20"),
-            ("two objects: present caption > all absent (per object)", m["two_object_per_object"], ""),
+            ("two objects: present caption > all absent (per object)",
+             m["two_object_per_object"], ""),
             ("two objects: both present > all absent (per scene)", m["two_object_per_scene"], ""),
-            ("binding: true caption > colours swapped", m["binding"], "chance 0.50"),]
+            ("binding: true caption > colours swapped", m["binding"], "chance 0.50")]
     for name, v, note in rows:
         print(f"  {name:<58} {v:6.3f}   {note}")
 
@@ -171,7 +174,7 @@ def print_dino(m: dict, folder) -> None:
              f"log K = {m['log_prototypes']:.3f}"),
             ("teacher entropy of the mean (nats)", f"{m['entropy_of_mean']:6.3f}",
              "near log K: no collapse"),
-            ("prototypes used (argmax over images)", f"{m['prototypes_used']:6d}", ""),]
+            ("prototypes used (argmax over images)", f"{m['prototypes_used']:6d}", "")]
     for name, v, note in rows:
         print(f"  {name:<58} {v}   {note}")
 

@@ -52,8 +52,8 @@ DEFAULT_OUT = Path(__file__).parent / "weights" / "clip"
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000
-    batch: int = 128
+    steps: int = 4000
+    batch: int = 64
     lr: float = 1e-3
     warmup: int = 100           # linear warm-up steps, then cosine decay to 0
     weight_decay: float = 0.1   # on matrices only (not biases, norms, embeddings)
@@ -130,9 +130,31 @@ def tokenize(texts, tok):
     return torch.cat(rows), torch.tensor(chunk_of), torch.cat(weights)
 
 
+def encode_rows(model, rows: torch.Tensor) -> torch.Tensor:
+    """model.encode_text(rows), computed on the rows cut after their longest real token.
+
+    Exact: the text transformer is causal and pools at the end token, so the padding after it
+    never reaches the result. Most captions are ~10 tokens, so this halves the text cost.
+    """
+    n = int((rows != 0).sum(1).max())
+    x = model.token_embedding(rows[:, :n]) + model.positional_embedding[:n]
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
+    x = x[torch.arange(len(rows)), rows[:, :n].argmax(1)]  # the end token has the largest id
+    return x @ model.text_projection
+
+
 def encode_texts(model, rows, chunk_of, weights, n: int) -> torch.Tensor:
-    """Per caption: normalize(sum_c n_c normalize(f_T(chunk_c))), as lrlib.clip does (with grad)."""
-    e = F.normalize(model.encode_text(rows), dim=-1)
+    """Per caption: normalize(sum_c n_c normalize(f_T(chunk_c))), as lrlib.clip does (with grad).
+
+    Rows are encoded in two groups, short and long (a long caption fills 77 tokens), each cut
+    to its own longest row.
+    """
+    long = (rows != 0).sum(1) > 32
+    e = torch.zeros(len(rows), model.text_projection.shape[1])
+    for group in (long, ~long):
+        if group.any():
+            e = e.index_put((group.nonzero()[:, 0],), encode_rows(model, rows[group]))
+    e = F.normalize(e, dim=-1)
     w = torch.zeros(n, rows.shape[0])
     w[chunk_of, torch.arange(rows.shape[0])] = weights
     return F.normalize(w @ e, dim=-1)  # the per-caption normalisation of the weights cancels here
@@ -170,7 +192,8 @@ def probe(model, cfg: TrainConfig, tok) -> float:
     from lrlib.toy.scenes import COLOURS, SHAPES, render_batch
 
     names = [f"{c} {s}" for s in SHAPES for c in COLOURS]
-    seeds = np.random.default_rng([cfg.seed, 2**32 - 1]).integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
+    rng = np.random.default_rng([cfg.seed, 2**32 - 1])  # a stream no training step uses
+    seeds = rng.integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
     x, scenes = render_batch(seeds, cfg.size, n_objects=1)
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     training = model.training
@@ -231,7 +254,8 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
         img = F.normalize(model.encode_image((x - mean) / std), dim=-1)
         rows, chunk_of, weights = tokenize([c[2] for c in captions], tok)
         txt = encode_texts(model, rows, chunk_of, weights, len(captions))
-        loss = clip_loss(img, txt, model.logit_scale.exp(), positives(keys, captions, cfg.positives))
+        M = positives(keys, captions, cfg.positives)
+        loss = clip_loss(img, txt, model.logit_scale.exp(), M)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

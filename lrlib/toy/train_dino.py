@@ -146,7 +146,7 @@ def random_view(image: np.ndarray, rng, out: int, min_area: float, max_area: flo
 
 
 def make_views(step: int, cfg: TrainConfig):
-    """([globals (B, 3, S, S)] * 2, [locals (B, 3, s, s)] * n_local), a pure function of (seed, step).
+    """([globals (B, 3, S, S)] * 2, [locals (B, 3, s, s)] * n_local), a function of (seed, step).
 
     Every view of a scene shows the same objects on a background of its own.
     """
@@ -222,7 +222,8 @@ def probe(backbone, cfg: TrainConfig) -> float:
     from lrlib.anchors import Dino
     from lrlib.toy.scenes import render_batch
 
-    seeds = np.random.default_rng([cfg.seed, 2**32 - 1]).integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
+    rng = np.random.default_rng([cfg.seed, 2**32 - 1])  # a stream no training step uses
+    seeds = rng.integers(TRAIN_SEED_LIMIT, size=cfg.probe_n)
     x, scenes = render_batch(seeds, cfg.size, n_objects=(cfg.min_objects, cfg.max_objects))
     training = backbone.training
     A = Dino(backbone)(x).attn_mean  # Dino() sets eval mode and no grad on the backbone
@@ -232,7 +233,8 @@ def probe(backbone, cfg: TrainConfig) -> float:
     for a, s in zip(A, scenes):
         r, c = divmod(int(a.flatten().argmax()), w)
         px, py = (c + 0.5) * step, (r + 0.5) * step
-        hits += any(x0 <= px < x1 and y0 <= py < y1 for x0, y0, x1, y1 in (o.box for o in s.objects))
+        hits += any(x0 <= px < x1 and y0 <= py < y1
+                    for x0, y0, x1, y1 in (o.box for o in s.objects))
     return hits / len(scenes)
 
 
@@ -249,11 +251,13 @@ def save(teacher: DinoNet, center: torch.Tensor, cfg: TrainConfig, out_dir,
     out_dir.mkdir(parents=True, exist_ok=True)
     vit = build_backbone(cfg)  # fixed input size, as saved and loaded
     vit.load_state_dict(teacher.backbone.state_dict())
-    vit.pretrained_cfg = {**{k: v for k, v in vit.pretrained_cfg.items() if k not in ("license", "url", "hf_hub_id")},
-                          "tag": "lrlib-toy"}  # not the real DINO checkpoint's source or licence
+    # not the real DINO checkpoint's source or licence
+    kept = {k: v for k, v in vit.pretrained_cfg.items() if k not in ("license", "url", "hf_hub_id")}
+    vit.pretrained_cfg = {**kept, "tag": "lrlib-toy"}
     timm.models.save_for_hf(vit.half(), out_dir, model_args=vit_args(cfg), safe_serialization=True)
     (out_dir / "pytorch_model.bin").unlink(missing_ok=True)
-    head = {f"head.{k}": v.detach().half().contiguous() for k, v in teacher.head.state_dict().items()}
+    head = {f"head.{k}": v.detach().half().contiguous()
+            for k, v in teacher.head.state_dict().items()}
     head["center"] = center.detach().half().contiguous()
     save_file(head, str(out_dir / HEAD_FILE))
     with open(out_dir / "training.json", "w") as f:
@@ -305,7 +309,8 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
             lam = momentum_at(step, cfg)
             for ps, pt in zip(student.parameters(), teacher.parameters()):
                 pt.mul_(lam).add_(ps.detach(), alpha=1 - lam)
-            center = cfg.center_momentum * center + (1 - cfg.center_momentum) * torch.cat(t_out).mean(0)
+            m = cfg.center_momentum
+            center = m * center + (1 - m) * torch.cat(t_out).mean(0)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         h = entropies(p_t)
         if cfg.probe_every and ((step + 1) % cfg.probe_every == 0 or step + 1 == cfg.steps):
@@ -314,7 +319,8 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
                         in_box=f"{hit:.2f}")
     extra = dict(wall_seconds=round(time.time() - t0, 1),
                  cpu_seconds=round(time.process_time() - c0, 1), final_loss_ema=round(ema, 4),
-                 final_teacher_entropy_row=round(h[0], 3), final_teacher_entropy_mean=round(h[1], 3),
+                 final_teacher_entropy_row=round(h[0], 3),
+                 final_teacher_entropy_mean=round(h[1], 3),
                  final_probe_in_box=hit,
                  log_prototypes=round(math.log(cfg.prototypes), 3), torch=torch.__version__)
     return save(teacher, center, cfg, out_dir, extra)

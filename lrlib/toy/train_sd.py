@@ -427,7 +427,7 @@ def save_pipeline(out_dir: str, vae, unet, text, tokenizer, scaling: float, cfg:
                    "guidance_scale": cfg.guidance_scale}, f, indent=2)
     with open(tmp / "training.json", "w") as f:
         json.dump(info, f, indent=2)
-    for name in ("README.md",):  # keep the model card
+    for name in ("README.md", "samples.png"):  # keep the model card and its picture
         if (out / name).exists():
             shutil.copy(out / name, tmp / name)
     shutil.rmtree(out, ignore_errors=True)
