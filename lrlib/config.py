@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from lrlib.errors import LRError
@@ -85,12 +86,19 @@ class LRConfig:
     def cpu(cls, **overrides) -> "LRConfig":
         """CPU-sized settings: small models, 64 px, few anchors; same method, same code.
 
-        World: the shipped toy world when its weights are installed, else random stand-ins."""
+        World: `world=` if given, else $LRLIB_WORLD if set, else the shipped toy world when its
+        weights are installed, else random stand-ins. The
+        toy editors get the sampling settings they were measured with (SD: 10 DDIM steps,
+        guidance 3; MaskGIT: 12 steps, guidance 4); random stand-ins get 4 steps (nothing to see).
+        """
         from lrlib.world import toy_available
-        base = dict(world="toy" if toy_available() else "random", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
+        world = (overrides.get("world") or os.environ.get("LRLIB_WORLD")
+                 or ("toy" if toy_available() else "random"))
+        toy = world == "toy"
+        base = dict(world=world, size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
                     rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
-                    steps=4, guidance_scale=3.0, maskgit_steps=4, editor_batch_size=16,
-                    device="cpu")
+                    steps=10 if toy else 4, guidance_scale=3.0, maskgit_steps=12 if toy else 4,
+                    maskgit_guidance=4.0 if toy else 10.0, editor_batch_size=16, device="cpu")
         base.update(overrides)
         return cls(**base)
 

@@ -122,9 +122,12 @@ class Models:
 TOY_WEIGHTS = Path(__file__).parent / "toy" / "weights"
 
 
-def toy_paths() -> dict[str, str]:
-    """Folders of the shipped toy-world models; LRError if this install lacks them."""
-    paths = {k: TOY_WEIGHTS / k for k in ("dino", "clip", "sd", "maskgit")}
+TOY_CORE = ("dino", "clip", "sd")  # what the toy world needs; its MaskGIT is optional
+
+
+def toy_paths(names=TOY_CORE) -> dict[str, str]:
+    """Folders of the shipped toy-world models `names`; LRError if this install lacks one."""
+    paths = {k: TOY_WEIGHTS / k for k in names}
     missing = [k for k, p in paths.items() if not p.is_dir()]
     if missing:
         raise LRError(f"the toy-world weights {missing} are not in this install ({TOY_WEIGHTS}); "
@@ -140,7 +143,7 @@ def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
     cfg.validate()
     device = pick_device(cfg.device)
     if cfg.world == "toy":
-        paths = toy_paths()
+        paths = toy_paths(tuple(dict.fromkeys(TOY_CORE[:2] + (cfg.editor,))))
         dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
         editor_name = paths[cfg.editor]
     elif cfg.world == "random":

@@ -18,9 +18,10 @@ from lrlib.errors import LRError
 WORLDS = ("real", "toy", "random")
 
 
-def toy_available() -> bool:
-    from lrlib.models import TOY_WEIGHTS
-    return all((TOY_WEIGHTS / k).is_dir() for k in ("dino", "clip", "sd", "maskgit"))
+def toy_available(names=None) -> bool:
+    """True if the toy world's models `names` (default: DINO, CLIP and SD) are installed."""
+    from lrlib.models import TOY_CORE, TOY_WEIGHTS
+    return all((TOY_WEIGHTS / k).is_dir() for k in (names or TOY_CORE))
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

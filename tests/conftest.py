@@ -6,6 +6,8 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# unit tests run on tiny random-weight models; tests of the shipped toy world ask for it by name
+os.environ.setdefault("LRLIB_WORLD", "random")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

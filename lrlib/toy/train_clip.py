@@ -1,9 +1,10 @@
 """Train the toy world's CLIP: an open_clip model that matches 64x64 scenes with their captions.
 
-Data. Every step draws B fresh scenes (1-3 objects; seeds below TRAIN_SEED_LIMIT, so the held-out
-benchmark is never seen) and one caption per scene, of a random kind: 'single' ("a red circle"),
+Data. Every step draws B fresh scenes (1-3 objects; seeds below TRAIN_SEED_LIMIT, so held-out
+scenes are never seen) and, per scene, one caption of a random kind: 'single' ("a red circle"),
 'multi' ("a red circle and a blue square"), 'relation' ("the circle left of the blue square") or
-'long' (a paragraph of 150-250 BPE tokens). No image augmentation: the data never repeats.
+'long' (a paragraph of 150-250 BPE tokens), plus `extra_single` more 'single' captions naming one
+of its objects. No image augmentation: the data never repeats.
 
 Model. open_clip.CLIP: a ViT (patch 8 on 64 px) for images, a small causal transformer over
 open_clip's own BPE vocabulary (49,408 tokens) for text, both projected to E dimensions.
@@ -13,14 +14,21 @@ ids are split into chunks of 75, each chunk c is encoded on its own, and
 
     t = normalize( sum_c n_c * normalize(f_T(chunk_c)) )       (n_c: real tokens in chunk c)
 
-Objective: a multi-positive InfoNCE. With image and text embeddings i_a, t_b (unit vectors),
-logits s_ab = exp(tau) * i_a . t_b, and the target P_ab = [O(a) = O(b)] / sum_b' [O(a) = O(b')],
-where O(a) is the multiset of object names ("red circle", ...) in scene a, i.e. captions of scenes
-holding the same objects count as positives:
+Objective: a multi-positive InfoNCE over B images and T >= B captions. With unit embeddings i_a,
+t_j and logits s_aj = exp(tau) * i_a . t_j (tau learned), M_aj = 1 when caption j counts as a
+positive for image a: its own caption always; a caption of another scene when both scenes hold
+the same multiset of object names; and a 'single' caption naming object x for every image that
+holds an x (it is true of them all: the "truth" positives; `positives="same_objects"` drops this).
 
-    L_i2t = -1/B sum_a sum_b P_ab log softmax_b(s_ab)
-    L_t2i = -1/B sum_b sum_a P_ba log softmax_a(s_ab)
+    L_i2t = -1/B sum_a sum_j (M_aj / sum_j' M_aj') log softmax_j(s_aj)
+    L_t2i = -1/T sum_j sum_a (M_aj / sum_a' M_a'j) log softmax_a(s_aj)
     L     = (L_i2t + L_t2i) / 2
+
+Measured here (batch 64, held-out one-object scenes): the plain recipe (one caption per image,
+positives = same objects) learns colour in a few hundred steps but shape slowly, 0.88 zero-shot
+after 3000 steps; the extra 'single' caption per image with truth positives roughly doubles the
+shape learning speed. Shape is the hard part for a ViT trained from scratch: even supervised
+shape classification with this ViT needs ~600 steps of 64 to reach 0.86.
 
 The result is saved like an open_clip hub checkpoint (open_clip_config.json +
 open_clip_model.safetensors, fp16) and loads with `lrlib.models.load_clip(folder, None)`.
@@ -32,7 +40,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,7 +77,7 @@ class TrainConfig:
     min_objects: int = 1
     max_objects: int = 3
     positives: str = "truth"    # or "same_objects" (see `positives`)
-    kinds: str = "single,multi,relation,long"  # caption kinds drawn, comma-separated
+    kinds: str = ",".join(CAPTION_KINDS)  # caption kinds drawn, comma-separated
     extra_single: int = 1       # more captions per image, each naming one of its objects
     temperature: float = 0.07   # initial 1 / logit scale (learned)
     probe_every: int = 100      # show zero-shot accuracy on fixed one-object training scenes

@@ -68,6 +68,7 @@ class TrainConfig:
     embed_dim: int = 96
     depth: int = 4
     heads: int = 4
+    registers: int = 4           # extra prefix tokens (Darcet et al. 2024), see the doc above
     prototypes: int = 256        # K
     head_hidden: int = 256
     bottleneck: int = 64
@@ -91,7 +92,7 @@ class TrainConfig:
 def vit_args(cfg: TrainConfig) -> dict:
     """timm model arguments of the saved backbone (what config.json records)."""
     return dict(img_size=cfg.size, patch_size=cfg.patch, embed_dim=cfg.embed_dim, depth=cfg.depth,
-                num_heads=cfg.heads, num_classes=0)
+                num_heads=cfg.heads, reg_tokens=cfg.registers, num_classes=0)
 
 
 def build_backbone(cfg: TrainConfig, dynamic: bool = False):

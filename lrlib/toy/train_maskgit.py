@@ -263,6 +263,7 @@ def tokenize(vq, x: torch.Tensor) -> torch.Tensor:
 def train_vq(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple:
     """Returns (vq, cpu seconds)."""
     path = work / "vq.pt"
+    torch.manual_seed(cfg.seed)  # the initial weights: the same in every run, in any process
     vq = build_vq(cfg)
     if path.exists():
         st = torch.load(path, weights_only=False)
