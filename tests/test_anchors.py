@@ -68,3 +68,16 @@ def test_dino_normalises_input(dino, scene):
 
 def test_upsample_map_shape():
     assert upsample_map(torch.rand(4, 4), 32, 48).shape == (32, 48)
+
+
+def test_refine_anchors_moves_to_the_local_centroid():
+    from lrlib.anchors import refine_anchors
+    A = torch.zeros(8, 8)
+    A[3, 3], A[3, 4] = 1.0, 1.0          # a blob straddling two cells: the centroid is between
+    A[6, 1] = 1.0                         # a lone peak: stays at its cell centre
+    cells = torch.tensor([[3, 3], [6, 1]])
+    pts = refine_anchors(A, cells, 64, 64)
+    torch.testing.assert_close(pts[0], torch.tensor([32.0, 28.0]))   # x between cols 3 and 4
+    torch.testing.assert_close(pts[1], cells_to_pixels(cells[1:], (8, 8), 64, 64)[0])
+    flat = refine_anchors(torch.ones(8, 8), cells, 64, 64)           # flat window: cell centre
+    torch.testing.assert_close(flat, cells_to_pixels(cells, (8, 8), 64, 64))

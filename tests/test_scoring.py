@@ -24,3 +24,23 @@ def test_pick_best_keeps_best_S_among_top_t2i():
     assert pick_best(scores, top=3) == 1        # 0.80 beats 0.65 and 0.50 among {0, 1, 2}
     assert pick_best(scores, top=5) == 3
     assert pick_best(scores, top=1) == 0
+
+
+def test_S_dir_prefers_the_edit_that_moves_from_caption_to_prompt():
+    """Two results equally like the prompt and the source; only S_dir (gamma > 0) can tell which
+    one changed the object the caption names."""
+    src, cap, prompt, other = torch.eye(4)[:4]
+    X, T, C = src, prompt, cap
+    # result 0 replaced the captioned object (source - caption + prompt), result 1 a neighbour
+    E = F.normalize(torch.stack([src - 0.5 * cap + prompt, src - 0.5 * other + prompt]), dim=-1)
+    base = quality_scores(E, T, X, 2.0, 1.0, 10.0)
+    torch.testing.assert_close(base["S"][0], base["S"][1])
+    with_dir = quality_scores(E, T, X, 2.0, 1.0, 10.0, E_T_caption=C, gamma=3.0)
+    assert "S_dir" in with_dir and with_dir["S"][0] > with_dir["S"][1]
+    torch.testing.assert_close(with_dir["S"] - base["S"], 3.0 * with_dir["S_dir"])
+    try:
+        quality_scores(E, T, X, 2.0, 1.0, 10.0, gamma=1.0)
+    except ValueError as e:
+        assert "E_T_caption" in str(e)
+    else:
+        raise AssertionError("gamma without a caption embedding must raise")
