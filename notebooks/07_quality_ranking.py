@@ -93,8 +93,20 @@ plt.show()
 # $$S(k) = \alpha\, S_{t2i}(k) + \beta\, S_{i2i}(k), \qquad \alpha = 2,\ \beta = 1 \text{ (official)}.$$
 #
 # Both are softmaxes *over the K results*: they say how a result compares with the others, not
-# how good it is in absolute terms. By hand, from the exact images the pipeline ranked
-# (`result.candidates` holds every composite; the chosen one per anchor is the result):
+# how good it is in absolute terms.
+#
+# **lrlib's optional third term.** Neither score reads the caption $c$ ("the red circle"), so
+# in a scene with several objects the paper's $S$ cannot tell "the red circle became a blue
+# square" from "the green star became a blue square". lrlib can add the directional score that
+# $L_{dir}$ is built on:
+#
+# $$S_{dir}(k) = \mathrm{softmax}_k\Big(s \cos\big(E_I(e_k) - E_I(x),\ E_T(t) - E_T(c)\big)\Big),
+#   \qquad S = \alpha S_{t2i} + \beta S_{i2i} + \gamma S_{dir}.$$
+#
+# `LRConfig().gamma` is 0 (the paper's score); the CPU / toy settings use $\gamma = 3$, which
+# on the toy benchmark picks the anchor on the captioned object far more often (README).
+# By hand, from the exact images the pipeline ranked (`result.candidates` holds every
+# composite; the chosen one per anchor is the result):
 
 # %%
 from lrlib.io import load_image, to_tensor
@@ -107,19 +119,24 @@ x = F.interpolate(to_tensor(load_image(task.scene.image))[None], size=(S_px, S_p
 results = result.candidates[torch.arange(K), torch.tensor(result.chosen)]    # (K, 3, S, S)
 with torch.no_grad():
     E_I = clip.encode_image(results.to(models.device)).cpu()                 # (K, E) unit vectors
-    E_T = clip.encode_text([task.prompt])[0].cpu()                          # (E,)
+    E_T, E_c = clip.encode_text([task.prompt, result.caption]).cpu()         # (E,) each
     E_src = clip.encode_image(x.to(models.device))[0].cpu()                 # (E,)
 s = clip.logit_scale
 
 cos_t, cos_i = E_I @ E_T, E_I @ E_src
 my = {"S_t2i": torch.softmax(s * cos_t, 0), "S_i2i": torch.softmax(s * cos_i, 0)}
 my["S"] = cfg.alpha * my["S_t2i"] + cfg.beta * my["S_i2i"]
+if cfg.gamma:                                   # lrlib's caption-aware term (0 in the paper)
+    cos_d = F.normalize(E_I - E_src, dim=-1) @ F.normalize(E_T - E_c, dim=0)
+    my["S_dir"] = torch.softmax(s * cos_d, 0)
+    my["S"] = my["S"] + cfg.gamma * my["S_dir"]
 
-lib = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, s)
-for name in ("S_t2i", "S_i2i", "S"):
+lib = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, s, E_c, cfg.gamma)
+for name in my:
     torch.testing.assert_close(my[name], lib[name])
     torch.testing.assert_close(my[name], torch.tensor(result.scores[name]), atol=1e-4, rtol=1e-4)
-print(f"logit scale s = {s:.2f}; hand-written scores == quality_scores == the pipeline's")
+print(f"logit scale s = {s:.2f}, gamma = {cfg.gamma}: hand-written {sorted(my)} == quality_scores "
+      "== the pipeline's")
 print("cos(result, prompt):", [round(v, 3) for v in cos_t.tolist()])
 print("cos(result, source):", [round(v, 3) for v in cos_i.tolist()])
 
@@ -153,7 +170,8 @@ plt.show()
 
 # %%
 alphas = np.linspace(0, 8, 161)
-curves = np.stack([(a * my["S_t2i"] + my["S_i2i"]).numpy() for a in alphas])     # (A, K)
+extra = cfg.gamma * my["S_dir"] if cfg.gamma else 0.0   # the caption term, when used, held fixed
+curves = np.stack([(a * my["S_t2i"] + my["S_i2i"] + extra).numpy() for a in alphas])  # (A, K)
 winners = [pick_best({"S_t2i": my["S_t2i"], "S_i2i": my["S_i2i"], "S": torch.from_numpy(c)},
                      cfg.rank_top) for c in curves]
 
@@ -161,7 +179,8 @@ fig, ax = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, height_ratios=[3, 1]
 for k in range(K):
     ax[0].plot(alphas, curves[:, k], label=f"#{k}")
 ax[0].axvline(cfg.alpha, color="k", ls="--", lw=0.8)
-ax[0].set_ylabel("S = α S_t2i + S_i2i"); ax[0].legend(fontsize=7, ncol=K)
+ax[0].set_ylabel("S = α S_t2i + S_i2i" + (" + γ S_dir" if cfg.gamma else ""))
+ax[0].legend(fontsize=7, ncol=K)
 ax[1].scatter(alphas, winners, c=winners, cmap="tab10", vmin=0, vmax=9, s=8)
 ax[1].axvline(cfg.alpha, color="k", ls="--", lw=0.8)
 ax[1].set_yticks(range(K)); ax[1].set_ylabel("winner"); ax[1].set_xlabel("α (β = 1)")
@@ -202,7 +221,7 @@ print("my_pick_best == pick_best on this edit and on 1500 random cases")
 
 # %%
 E_plus = torch.cat([E_I, E_src[None]])                 # result #K = the source, no edit at all
-sc = quality_scores(E_plus, E_T, E_src, cfg.alpha, cfg.beta, s)
+sc = quality_scores(E_plus, E_T, E_src, cfg.alpha, cfg.beta, s, E_c, cfg.gamma)
 src = K
 rank_t2i = int((sc["S_t2i"] > sc["S_t2i"][src]).sum())  # 0 = highest
 print(f"unchanged source: S_i2i = {sc['S_i2i'][src]:.3f} (largest: {int(sc['S_i2i'].argmax()) == src}), "

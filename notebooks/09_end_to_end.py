@@ -43,6 +43,8 @@ WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD, progress=False)
 if WORLD != "real":
     cfg = cfg.replace(K=3, M=4, epochs=2, iters_per_epoch=6)
+cfg = cfg.replace(estimator="st")   # the paper's straight-through loop, written out below;
+                                    # "expected" (the CPU default) is compared at the end
 print(banner(cfg))
 print(f"K = {cfg.K} anchors, M = {cfg.M} boxes each, {cfg.iterations} iterations, "
       f"editor {cfg.editor} ({cfg.steps} steps), estimator {cfg.estimator!r}, seed {cfg.seed}")
@@ -77,17 +79,22 @@ plt.show()
 # %% [markdown]
 # ## 1. Anchors: DINO's [CLS] attention (notebook 01)
 # $A = \frac1H \sum_h \mathrm{softmax}(q_{cls,h} k_h^\top / \sqrt{d_h})$ over the patches; the K
-# highest patches, kept apart by `anchor_spacing`, are the anchors. The same forward pass gives
-# the patch features $F$ the RGN looks at.
+# highest patches, kept apart by `anchor_spacing`, are the anchors. lrlib then moves each anchor
+# from its patch centre to the attention centroid of the 3 x 3 patches around it
+# (`anchor_refine`, on by default; the paper keeps the patch centre). The same forward pass
+# gives the patch features $F$ the RGN looks at.
 
 # %%
-from lrlib.anchors import cells_to_pixels, top_k_anchors, upsample_map
+from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors, upsample_map
 
 with torch.no_grad():
     d_out = models.dino(x)
 A = d_out.attn_mean[0]                                          # (h, w)
 cells = top_k_anchors(A.cpu(), cfg.K, cfg.anchor_spacing)      # (K, 2) (row, col)
-anchors = cells_to_pixels(cells, A.shape, S, S)                # (K, 2) pixel (x, y)
+if cfg.anchor_refine:                                            # (K, 2) pixel (x, y)
+    anchors = refine_anchors(A.cpu(), cells, S, S)              # local attention centroid
+else:
+    anchors = cells_to_pixels(cells, A.shape, S, S)              # the patch centre
 
 # %% [markdown]
 # ## 2. Proposals, ROI features, masks (notebook 02)
@@ -183,8 +190,9 @@ print(f"{cfg.iterations} iterations: L {hist.loss[0]:.4f} -> {hist.loss[-1]:.4f}
 # %% [markdown]
 # ## 5. Choose, rank, paste (notebook 07)
 # Each anchor keeps its most probable box; the K results are ranked by
-# $S = \alpha S_{t2i} + \beta S_{i2i}$ with the top-3 rule; the winner's box is pasted into the
-# full-resolution input.
+# $S = \alpha S_{t2i} + \beta S_{i2i} + \gamma S_{dir}$ with the top-3 rule ($\gamma = 0$ is
+# the paper's score; the CPU settings read the caption with $\gamma = 3$); the winner's box is
+# pasted into the full-resolution input.
 
 # %%
 from lrlib.scoring import pick_best, quality_scores
@@ -194,7 +202,8 @@ with torch.no_grad():
     chosen = probs.argmax(-1)
     results = C[torch.arange(K), chosen]                                # (K, 3, S, S)
     scores = quality_scores(models.clip.encode_image(results), loss_fn.E_T, loss_fn.E_I_src,
-                            cfg.alpha, cfg.beta, models.clip.logit_scale)
+                            cfg.alpha, cfg.beta, models.clip.logit_scale, loss_fn.E_T_caption,
+                            cfg.gamma)
 best = pick_best(scores, cfg.rank_top)
 
 H, W = x_full.shape[-2:]
