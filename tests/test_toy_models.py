@@ -87,6 +87,11 @@ def test_trainer_runs_two_tiny_steps(kind, tmp_path):
                       n_local=2, local_size=16))
     with torch.random.fork_rng():
         out = mod.train(mod.TrainConfig(**small), tmp_path / kind, progress=False)
+        again = mod.train(mod.TrainConfig(**small), tmp_path / f"{kind}_again", progress=False)
+    weights = sorted(p.name for p in Path(out).glob("*.safetensors"))
+    assert weights
+    for w in weights:   # reproducible from the seed: the same bytes in a second run
+        assert (Path(out) / w).read_bytes() == (Path(again) / w).read_bytes(), w
     run = json.loads((Path(out) / "training.json").read_text())
     assert run["config"]["steps"] == 2
     x = torch.rand(1, 3, 32, 32)
