@@ -90,9 +90,9 @@ class LRConfig:
         """CPU-sized settings: small models, 64 px, few anchors; same method, same code.
 
         World: `world=` if given, else $LRLIB_WORLD if set, else the shipped toy world when its
-        weights are installed, else random stand-ins. The
-        toy editors get the sampling settings they were measured with (SD: 10 DDIM steps,
-        guidance 3; MaskGIT: 12 steps, guidance 4); random stand-ins get 4 steps (nothing to see).
+        weights are installed, else random stand-ins. The toy editors get the sampling settings
+        they were measured with (SD: 10 DDIM steps, guidance 3; MaskGIT: 12 steps, guidance 4);
+        random stand-ins get 4 steps (nothing to see).
         The RGN is trained with the exact expected-loss gradient and the ranking reads the caption
         (gamma = 3): on the toy benchmark both do better than the paper's settings (README).
         """

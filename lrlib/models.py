@@ -143,7 +143,7 @@ def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
     cfg.validate()
     device = pick_device(cfg.device)
     if cfg.world == "toy":
-        paths = toy_paths(tuple(dict.fromkeys(TOY_CORE[:2] + (cfg.editor,))))
+        paths = toy_paths(("dino", "clip", cfg.editor))
         dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
         editor_name = paths[cfg.editor]
     elif cfg.world == "random":
