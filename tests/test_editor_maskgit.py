@@ -286,3 +286,27 @@ def test_tiny_folder_has_amused_layout(folder):
         assert os.path.isdir(os.path.join(folder, sub))
     cfg = json.load(open(os.path.join(folder, "transformer", "config.json")))
     assert cfg["vocab_size"] == cfg["codebook_size"] + 1
+
+
+def test_mask_crop_from_folder_defaults(folder, tmp_path):
+    """`lrlib_editor.json` turns on the mask crop: each box is edited in a square crop around it
+    at the working resolution and pasted back; outside the crop window the source is untouched,
+    and the repainted region lrlib composites is the box itself."""
+    from lrlib.editors.base import crop_windows
+
+    crop_dir = tmp_path / "amused_crop"
+    shutil.copytree(folder, crop_dir)
+    (crop_dir / "lrlib_editor.json").write_text(json.dumps({"crop_margin": 1.5}))
+    ed = MaskGITEditor.from_pretrained(str(crop_dir), device="cpu", steps=2)
+    assert ed.crop_margin == 1.5
+    assert MaskGITEditor.from_pretrained(str(crop_dir), device="cpu", crop_margin=2.0).crop_margin == 2.0
+    x = torch.rand(2, 3, 128, 128)
+    m = box_masks([(10, 30, 70, 90), (60, 100, 20, 50)], size=128)
+    y = ed.inpaint(x, m, ["a red circle", "a blue square"], torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert torch.equal(ed.snap_mask(m), m)
+    for i, (x0, y0, s) in enumerate(crop_windows(m, 1.5)):
+        outside = torch.ones(128, 128, dtype=torch.bool)
+        outside[y0:y0 + s, x0:x0 + s] = False
+        assert torch.equal(y[i][:, outside], x[i][:, outside])
+        assert not torch.equal(y[i][:, ~outside], x[i][:, ~outside])

@@ -112,3 +112,18 @@ def test_trainer_two_steps_tiny(kind, tmp_path):
     x, m = task_tensors(benchmark_tasks(1))
     y = ed.inpaint(x, m, ["a red circle"], torch.Generator().manual_seed(0))
     assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_maskgit_trainer_crop_mode_writes_editor_defaults(tmp_path):
+    """`--resolution R` trains on crops around the box; the folder tells the editor to crop."""
+    from lrlib.toy.train_maskgit import main
+
+    out = main(["--tiny", "--resolution", "32", "--out", str(tmp_path / "out"),
+                "--work_dir", str(tmp_path / "work"), "--quiet"])
+    assert json.loads((Path(out) / "lrlib_editor.json").read_text()) == {"crop_margin": 1.5}
+    ed = load_editor("maskgit", out)
+    assert ed.crop_margin == 1.5 and ed.resolution == 32
+    ed.steps = 2
+    x, m = task_tensors(benchmark_tasks(1))
+    y = ed.inpaint(x, m, ["a red circle"], torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.isfinite(y).all()

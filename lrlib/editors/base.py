@@ -16,9 +16,13 @@ outside the box are always exactly the source.
 from __future__ import annotations
 
 import abc
+import math
 
 import torch
+import torch.nn.functional as F
 
+#: a local checkpoint folder may carry this JSON file of editor defaults (e.g. {"crop_margin": 1.5})
+EDITOR_DEFAULTS_FILE = "lrlib_editor.json"
 
 class Editor(abc.ABC):
     #: "sd" or "maskgit": the LRConfig.editor value this class serves
@@ -51,3 +55,43 @@ def check_inpaint_args(images: torch.Tensor, masks: torch.Tensor, prompts: list[
                       f"{tuple(masks.shape)}; build them with lrlib.regions.boxes_to_masks.")
     if len(prompts) != images.shape[0]:
         raise LRError(f"got {len(prompts)} prompts for {images.shape[0]} images; pass one each.")
+
+
+# ---------------------------------------------------------------- mask crop (both editors)
+
+def crop_windows(masks: torch.Tensor, margin: float) -> list[tuple[int, int, int]]:
+    """(B, 1, H, W) masks -> one square window (x0, y0, side) per mask: `margin` times the longer
+    side of the bounding box of mask >= 0.5, centred on it, capped at min(H, W) and shifted to lie
+    inside the image. An empty mask gives the largest centred square."""
+    H, W = masks.shape[-2:]
+    out = []
+    for m in masks[:, 0] >= 0.5:
+        rows, cols = torch.nonzero(m.any(1))[:, 0], torch.nonzero(m.any(0))[:, 0]
+        if len(rows) == 0:
+            side = min(H, W)
+            out.append(((W - side) // 2, (H - side) // 2, side))
+            continue
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        side = min(min(H, W), max(2, math.ceil(max(x1 - x0, y1 - y0) * margin)))
+        cx, cy = round((x0 + x1 - side) / 2), round((y0 + y1 - side) / 2)
+        out.append((min(max(cx, 0), W - side), min(max(cy, 0), H - side), side))
+    return out
+
+
+def crop_resize(t: torch.Tensor, windows, size: int) -> torch.Tensor:
+    """Cut each window out of (B, C, H, W) and resize it to size x size (bilinear, antialiased)."""
+    crops = [t[i:i + 1, :, y:y + s, x:x + s] for i, (x, y, s) in enumerate(windows)]
+    return torch.cat([c if c.shape[-1] == size else
+                      F.interpolate(c, size=(size, size), mode="bilinear", antialias=True,
+                                    align_corners=False) for c in crops])
+
+
+def paste_back(images: torch.Tensor, crops: torch.Tensor, windows) -> torch.Tensor:
+    """Resize each crop back to its window and paste it into a copy of `images`."""
+    out = images.clone()
+    for i, (x, y, s) in enumerate(windows):
+        c = crops[i:i + 1]
+        if c.shape[-1] != s:
+            c = F.interpolate(c, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        out[i, :, y:y + s, x:x + s] = c[0].to(out.dtype)
+    return out

@@ -47,6 +47,7 @@ This is our own loop on diffusers' `VQModel` + `UVit2DModel` and transformers'
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -55,7 +56,8 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from lrlib.editors.base import Editor, check_inpaint_args
+from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, check_inpaint_args, crop_resize,
+                                crop_windows, paste_back)
 from lrlib.errors import LRError, checkpoint_error
 from lrlib.text import check_prompt, hf_chunk_ids
 
@@ -98,7 +100,9 @@ class MaskGITEditor(Editor):
                  steps: int = 12, guidance_scale: float = 10.0,
                  temperature: float | tuple[float, float] = (2.0, 0.0),
                  sample_temperature: float = 1.0, resolution: int | None = None,
-                 prompt_template: str | None = None, name: str = "maskgit"):
+                 prompt_template: str | None = None, name: str = "maskgit",
+                 crop_margin: float | None = None):
+        self.crop_margin = crop_margin  # None: whole image; else edit a crop around each box
         self.device = torch.device(device) if device is not None else \
             torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype if dtype is not None else \
@@ -139,11 +143,13 @@ class MaskGITEditor(Editor):
                         steps: int = 12, guidance_scale: float = 10.0,
                         temperature: float | tuple[float, float] = (2.0, 0.0),
                         sample_temperature: float = 1.0, resolution: int | None = None,
-                        prompt_template: str | None = None) -> "MaskGITEditor":
+                        prompt_template: str | None = None,
+                        crop_margin: float | None = None) -> "MaskGITEditor":
         """Load an aMUSEd checkpoint: a hub id (`amused/amused-256`, `amused/amused-512`) or a
         local folder with `vqvae/`, `transformer/`, `text_encoder/`, `tokenizer/`.
 
         Defaults follow aMUSEd's pipeline: 12 steps, guidance 10, Gumbel temperature 2 -> 0.
+        A local folder may carry `lrlib_editor.json` with a `crop_margin` (as the SD editor).
         Raises `CheckpointUnavailableError` (saying how to fix it) when anything cannot be loaded.
         """
         dev = torch.device(device) if device is not None else \
@@ -165,10 +171,15 @@ class MaskGITEditor(Editor):
         except Exception as exc:  # offline hub, wrong id, missing folder or subfolder
             raise checkpoint_error("MaskGIT", str(name_or_path), exc,
                                    option="maskgit_model") from exc
+        defaults = os.path.join(name, EDITOR_DEFAULTS_FILE)
+        if crop_margin is None and os.path.isfile(defaults):
+            with open(defaults) as f:
+                crop_margin = json.load(f).get("crop_margin")
         return cls(vqvae, transformer, text_encoder, tokenizer, device=dev, dtype=dt, steps=steps,
                    guidance_scale=guidance_scale, temperature=temperature,
                    sample_temperature=sample_temperature, resolution=resolution,
-                   prompt_template=prompt_template, name=str(name_or_path))
+                   prompt_template=prompt_template, name=str(name_or_path),
+                   crop_margin=crop_margin)
 
     # ---------------------------------------------------------------- grid
     @property
@@ -184,7 +195,10 @@ class MaskGITEditor(Editor):
         return F.adaptive_max_pool2d(binary, self.token_shape)[:, 0] > 0
 
     def snap_mask(self, masks: torch.Tensor) -> torch.Tensor:
-        """The pixel mask really repainted: the masked token cells, filled, at the input's size."""
+        """The pixel mask really repainted: the masked token cells, filled, at the input's size.
+        With `crop_margin` the token cells live in each crop, so the box itself is the mask."""
+        if self.crop_margin:
+            return (masks >= 0.5).to(masks.dtype)
         cells = self.token_mask(masks)[:, None].to(masks.dtype)
         return F.interpolate(cells, size=masks.shape[-2:], mode="nearest")
 
@@ -349,6 +363,13 @@ class MaskGITEditor(Editor):
     @torch.no_grad()
     def inpaint(self, images: torch.Tensor, masks: torch.Tensor, prompts: list[str],
                 generator: torch.Generator) -> torch.Tensor:
+        if self.crop_margin:   # a square crop around each box, at the working resolution
+            windows = crop_windows(masks, self.crop_margin)
+            R = self.resolution
+            xc, mc = crop_resize(images.float(), windows, R), crop_resize(masks.float(), windows, R)
+            _, _, z = self.edit_tokens(xc, mc, prompts, generator)
+            out = paste_back(images.float().cpu(), self.detokenize(z).float().cpu(), windows)
+            return out.clamp(0, 1).to(images.device)
         _, _, z = self.edit_tokens(images, masks, prompts, generator)
         x_hat = self.detokenize(z)
         if tuple(x_hat.shape[-2:]) != tuple(images.shape[-2:]):

@@ -63,6 +63,7 @@ from lrlib.editors.maskgit import AESTHETIC_SCORE, CROP_COORD
 from lrlib.text import hf_chunk_ids
 from lrlib.toy.scenes import (COLOURS, SHAPES, TRAIN_SEED_LIMIT, _long_prompt, paint_object,
                               render_background, render_scene)
+from lrlib.editors.base import EDITOR_DEFAULTS_FILE, crop_resize, crop_windows
 from lrlib.toy.train_sd import _cpu, _ema_update, _grow_box, _lr, _write_small_tokenizer, sample_seed
 
 DEFAULT_OUT = Path(__file__).parent / "weights" / "maskgit"
@@ -108,6 +109,10 @@ class TrainConfig:
     ema: float = 0.999
     label_smoothing: float = 0.1
     ckpt_every: int = 200
+    resolution: int = 0      # > 0: every example is a square crop around its box resized to this
+    margin_lo: float = 1.25  # crop side / box side ~ U(margin_lo, margin_hi) in training
+    margin_hi: float = 1.9
+    crop_margin: float = 1.5  # what the editor uses (written to lrlib_editor.json)
 
     @classmethod
     def tiny(cls, **kw) -> "TrainConfig":
@@ -166,7 +171,21 @@ def make_batch(seeds, cfg: TrainConfig):
         tgt.append(torch.from_numpy(y).permute(2, 0, 1)[None])
         masks.append(m)
         prompts.append(p)
-    return torch.cat(src), torch.cat(tgt), torch.cat(masks), prompts
+    src, tgt, masks = torch.cat(src), torch.cat(tgt), torch.cat(masks)
+    if cfg.resolution:   # the editor's mask crop (`crop_margin`), with a random margin
+        windows = []
+        for s, m in zip(seeds, masks):
+            margin = np.random.default_rng([int(s), 7]).uniform(cfg.margin_lo, cfg.margin_hi)
+            windows += crop_windows(m[None], float(margin))
+        R = cfg.resolution
+        src, tgt = crop_resize(src, windows, R).clamp(0, 1), crop_resize(tgt, windows, R).clamp(0, 1)
+        masks = (crop_resize(masks, windows, R) >= 0.5).float()
+    return src, tgt, masks, prompts
+
+
+def work_size(cfg: TrainConfig) -> int:
+    """The side the models work at: the crop resolution, or the whole scene's size."""
+    return cfg.resolution or cfg.size
 
 
 # ----------------------------------------------------------------------------- models
@@ -186,7 +205,7 @@ def build_vq(cfg: TrainConfig):
                    block_out_channels=[w] * n,
                    layers_per_block=1, latent_channels=cfg.code_dim, vq_embed_dim=cfg.code_dim,
                    num_vq_embeddings=cfg.codebook, norm_num_groups=min(16, w),
-                   sample_size=cfg.size, mid_block_add_attention=False, lookup_from_codebook=True)
+                   sample_size=work_size(cfg), mid_block_add_attention=False, lookup_from_codebook=True)
 
 
 def build_transformer(cfg: TrainConfig):
@@ -200,7 +219,7 @@ def build_transformer(cfg: TrainConfig):
         codebook_size=cfg.codebook, in_channels=cfg.block_channels,
         block_out_channels=cfg.block_channels, num_res_blocks=1,
         block_num_heads=2, num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-        intermediate_size=3 * cfg.hidden, sample_size=cfg.size // grid(cfg),
+        intermediate_size=3 * cfg.hidden, sample_size=work_size(cfg) // grid(cfg),
         downsample=grid(cfg) < 4, upsample=grid(cfg) < 4)  # the transformer itself runs at size / 4
 
 
@@ -379,7 +398,7 @@ def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = Tr
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     encode = PromptEncoder(tokenizer, text)
     vq.requires_grad_(False).eval()
-    mask_id, T = cfg.codebook, cfg.size // grid(cfg)
+    mask_id, T = cfg.codebook, work_size(cfg) // grid(cfg)
     start, cpu_done = 0, 0.0
     ckpt = work / "transformer.pt"
     if ckpt.exists():
@@ -412,7 +431,7 @@ def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = Tr
             z_in = z.masked_fill(hidden, mask_id).reshape(-1, T, T)
         ctx, pooled = encode(prompts)
         logits = model(z_in, encoder_hidden_states=ctx, pooled_text_emb=pooled,
-                       micro_conds=micro_conds(len(seeds), cfg.size))           # (B, K, T, T)
+                       micro_conds=micro_conds(len(seeds), work_size(cfg)))           # (B, K, T, T)
         logits = logits.reshape(len(seeds), cfg.codebook, -1).permute(0, 2, 1)  # (B, L, K)
         loss = F.cross_entropy(logits[hidden], z[hidden], label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
@@ -448,6 +467,9 @@ def save_folder(out_dir: str, vq, model, text, info: dict) -> str:
     _write_small_tokenizer(tmp / "tokenizer")
     with open(tmp / "training.json", "w") as f:
         json.dump(info, f, indent=2)
+    if info["config"].get("resolution"):
+        with open(tmp / EDITOR_DEFAULTS_FILE, "w") as f:
+            json.dump({"crop_margin": info["config"]["crop_margin"]}, f, indent=2)
     for name in ("README.md", "samples.png"):
         if (out / name).exists():
             shutil.copy(out / name, tmp / name)
