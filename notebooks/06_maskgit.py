@@ -53,6 +53,7 @@ from lrlib.regions import boxes_to_masks
 from lrlib.toy import judge_edit, make_edit_task
 
 ed = load_models(cfg).editor                       # a lrlib.editors.maskgit.MaskGITEditor
+crop_margin, ed.crop_margin = ed.crop_margin, None # the whole image first; the crop comes last
 S = cfg.size
 task = make_edit_task(3, size=S)
 x = to_tensor(load_image(task.scene.image))[None]    # (1, 3, S, S) in [0, 1]
@@ -295,3 +296,33 @@ ax[2].imshow(show(C[0])); ax[2].set_title(f"composite: {prompt[:28]}")
 for a in ax:
     a.axis("off")
 plt.show()
+
+
+# %% [markdown]
+# ## Small boxes: the mask crop
+# A box of a few tokens leaves the transformer little room to draw a shape. Like diffusers'
+# `padding_mask_crop` (and lrlib's SD editor), the editor can cut a square of `crop_margin`
+# times the box's side around it, resize the crop to its working resolution, edit there and
+# paste it back. The toy MaskGIT was trained that way (its folder's `lrlib_editor.json` says
+# `crop_margin: 1.5`): on whole scenes the same small model only reached 0.27 success, on crops
+# 0.615 (its model card). Then the token cells live in the crop, so lrlib composites with the
+# box itself.
+
+# %%
+if crop_margin:
+    ed.crop_margin = crop_margin
+    edited_crop = ed.inpaint(x, mask, [prompt], torch.Generator().manual_seed(0))
+    assert torch.equal(ed.snap_mask(mask), mask)          # the composite mask is the box
+    C2 = composites(edited_crop, mask, x)
+    v2 = judge_edit(x[0], C2[0], task)
+    print(f"with the crop (margin {crop_margin}): judge reads {v2['verdict'].colour} "
+          f"{v2['verdict'].shape} -> success {v2['success']}")
+    fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
+    ax[0].imshow(show(x[0])); ax[0].set_title("input")
+    ax[1].imshow(show(C[0])); ax[1].set_title("whole image")
+    ax[2].imshow(show(C2[0])); ax[2].set_title(f"crop x{crop_margin}")
+    for a in ax:
+        a.axis("off")
+    plt.show()
+else:
+    print(f"{cfg.maskgit_model}: no crop_margin set, the editor works on the whole image")

@@ -101,7 +101,7 @@ class TrainConfig:
     block_channels: int = 48
     text_width: int = 32
     text_layers: int = 3
-    steps: int = 1500
+    steps: int = 4000
     batch: int = 32
     lr: float = 8e-4
     weight_decay: float = 0.01
@@ -109,7 +109,8 @@ class TrainConfig:
     ema: float = 0.999
     label_smoothing: float = 0.1
     ckpt_every: int = 200
-    resolution: int = 0      # > 0: every example is a square crop around its box resized to this
+    resolution: int = 32     # > 0: every example is a square crop around its box resized to this
+                             # (0: the whole 64 px scene)
     margin_lo: float = 1.25  # crop side / box side ~ U(margin_lo, margin_hi) in training
     margin_hi: float = 1.9
     crop_margin: float = 1.5  # what the editor uses (written to lrlib_editor.json)
