@@ -70,6 +70,14 @@ def show(t):
     return t.detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
 
 
+def show_row(images, titles):
+    """(3, H, W) tensors side by side, with titles."""
+    fig, ax = plt.subplots(1, len(images), figsize=(3 * len(images), 3.2))
+    for a, im, title in zip(ax, images, titles):
+        a.imshow(show(im)); a.set_title(title); a.axis("off")
+    plt.show()
+
+
 # %% [markdown]
 # ## Images as tokens
 # A VQ autoencoder maps the image to a grid of codebook ids, one per $g \times g$ cell:
@@ -289,13 +297,8 @@ verdict = judge_edit(x[0], C[0], task)
 print(f"asked for: {task.target_colour} {task.target_shape}; judge reads: "
       f"{verdict['verdict'].colour} {verdict['verdict'].shape} -> success {verdict['success']}")
 
-fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
-ax[0].imshow(show(x[0])); ax[0].set_title("input")
-ax[1].imshow(show(edited[0])); ax[1].set_title("editor output (VQ round trip)")
-ax[2].imshow(show(C[0])); ax[2].set_title(f"composite: {prompt[:28]}")
-for a in ax:
-    a.axis("off")
-plt.show()
+show_row([x[0], edited[0], C[0]],
+         ["input", "editor output (VQ round trip)", f"composite: {prompt[:28]}"])
 
 
 # %% [markdown]
@@ -317,12 +320,6 @@ if crop_margin:
     v2 = judge_edit(x[0], C2[0], task)
     print(f"with the crop (margin {crop_margin}): judge reads {v2['verdict'].colour} "
           f"{v2['verdict'].shape} -> success {v2['success']}")
-    fig, ax = plt.subplots(1, 3, figsize=(9, 3.2))
-    ax[0].imshow(show(x[0])); ax[0].set_title("input")
-    ax[1].imshow(show(C[0])); ax[1].set_title("whole image")
-    ax[2].imshow(show(C2[0])); ax[2].set_title(f"crop x{crop_margin}")
-    for a in ax:
-        a.axis("off")
-    plt.show()
+    show_row([x[0], C[0], C2[0]], ["input", "whole image", f"crop x{crop_margin}"])
 else:
     print(f"{cfg.maskgit_model}: no crop_margin set, the editor works on the whole image")
