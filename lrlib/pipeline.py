@@ -68,7 +68,8 @@ class EditResult:
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "caption": self.caption, "best": self.best,
-                "best_box": self.best_box, "best_box_image": self.best_box_image, "anchors": self.anchors, "boxes": self.boxes,
+                "best_box": self.best_box, "best_box_image": self.best_box_image,
+                "anchors": self.anchors, "boxes": self.boxes,
                 "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
                 "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
                 "config": self.config.to_dict()}

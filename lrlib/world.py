@@ -46,9 +46,9 @@ def choose_world(override: str | None = None, editor: str = "sd") -> str:
         return w
     if torch.cuda.is_available() and hub_reachable():
         return "real"
+    if toy_available(("dino", "clip", editor)):
+        return "toy"
     if toy_available():
-        if toy_available(("dino", "clip", editor)):
-            return "toy"
         import warnings
         warnings.warn(f"this install has no toy-world {editor!r} editor (lrlib/toy/weights/"
                       f"{editor}): using random-weight stand-ins; train it with "

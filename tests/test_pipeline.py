@@ -130,3 +130,20 @@ def test_world_choice(monkeypatch):
     assert world.choose_world() in ("toy", "random")          # never "real" offline
     assert world.config_for("real") == LRConfig()
     assert "TOY WORLD" in world.banner(LRConfig.cpu(world="toy"))
+
+
+def test_world_falls_back_when_the_toy_editor_is_missing(monkeypatch, tmp_path):
+    """Toy DINO, CLIP and SD installed but no toy MaskGIT: the toy world for SD; random
+    stand-ins, with a warning that says how to train it, for MaskGIT."""
+    from lrlib import models, world
+    for name in ("dino", "clip", "sd"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(models, "TOY_WEIGHTS", tmp_path)
+    monkeypatch.delenv("LRLIB_WORLD", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert world.toy_available() and not world.toy_available(("maskgit",))
+    assert world.choose_world() == "toy"
+    with pytest.warns(UserWarning, match="lrlib.toy train maskgit"):
+        assert world.choose_world(editor="maskgit") == "random"
+    with pytest.raises(LRError, match="maskgit"):
+        models.load_models(LRConfig.cpu(world="toy", editor="maskgit"))

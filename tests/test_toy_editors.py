@@ -124,3 +124,18 @@ def test_maskgit_trainer_crop_mode_writes_editor_defaults(tmp_path):
     x, m = task_tensors(benchmark_tasks(1))
     y = ed.inpaint(x, m, ["a red circle"], torch.Generator().manual_seed(0))
     assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_square_boxes_are_centred_squares_inside_the_image():
+    from lrlib.toy.eval_editors import square_boxes
+
+    tasks = benchmark_tasks(20)
+    for t, s in zip(tasks, square_boxes(tasks, 1.4)):
+        x0, y0, x1, y1 = s.target_box
+        n = t.scene.size
+        assert x1 - x0 == y1 - y0 and 0 <= x0 and 0 <= y0 and x1 <= n and y1 <= n
+        tx0, ty0, tx1, ty1 = t.target_box
+        side = min(n, round(max(tx1 - tx0, ty1 - ty0) * 1.4))
+        assert x1 - x0 == side
+        if side < n:   # unclipped squares share the object box's centre (to a pixel)
+            assert abs((x0 + x1) - (tx0 + tx1)) <= 2 or x0 == 0 or x1 == n

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 #: a local checkpoint folder may carry this JSON file of editor defaults (e.g. {"crop_margin": 1.5})
 EDITOR_DEFAULTS_FILE = "lrlib_editor.json"
 
+
 class Editor(abc.ABC):
     #: "sd" or "maskgit": the LRConfig.editor value this class serves
     kind: str = ""

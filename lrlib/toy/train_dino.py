@@ -22,7 +22,11 @@ shows *the same objects on an independent new background* (`lrlib.toy.scenes.rer
 only thing shared between views is the objects, so matching views means encoding the objects.
 Per scene: 2 global views (64 px, random resized crop, area 0.4-1, random horizontal flip), each
 on its own background, and 4 local views (32 px, area 0.1-0.4 of a 64 px image, flip), each on
-yet another background. No colour jitter.
+yet another background. No colour jitter, but one random RGB channel order per scene (all its
+views alike: `permute_channels`), so that no single colour becomes the feature to match. The ViT
+carries 4 register tokens (`registers`; Darcet et al. 2024, "Vision Transformers Need
+Registers"): extra prefix tokens that give the network somewhere other than background patches
+to keep global information, which helps keep the [CLS] attention map on the objects.
 
 The teacher's backbone is saved like a timm hub checkpoint (`timm.models.save_for_hf`, fp16
 safetensors) and loads with `lrlib.models.load_dino(folder)`; the teacher's head and centre go
@@ -68,7 +72,7 @@ class TrainConfig:
     embed_dim: int = 96
     depth: int = 4
     heads: int = 4
-    registers: int = 4           # extra prefix tokens (Darcet et al. 2024), see the doc above
+    registers: int = 4           # register tokens (Darcet et al. 2024), see the doc above
     prototypes: int = 256        # K
     head_hidden: int = 256
     bottleneck: int = 64
