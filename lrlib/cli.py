@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
+from lrlib.logs import quiet_libraries
 
 
 def _config(args) -> LRConfig:
@@ -101,39 +102,6 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
     return status
 
 
-DEMO_IMAGE = Path(__file__).parent / "data" / "demo.png"
-DEMO_CAPTION, DEMO_PROMPT = "the red circle", "a purple cross"   # toy task seed 7, 128 px
-
-
-def run_demo(out_dir, cfg: LRConfig | None = None) -> str:
-    """One edit on the embedded default scene, with a banner saying which models ran."""
-    from lrlib.pipeline import edit
-
-    from lrlib.world import banner
-    cfg = cfg or LRConfig.cpu()
-    print(banner(cfg))
-    r = edit(DEMO_IMAGE, DEMO_PROMPT, caption=DEMO_CAPTION, config=cfg)
-    out = r.save(out_dir)
-    return (f"demo: '{DEMO_CAPTION}' -> '{DEMO_PROMPT}' | world={cfg.world} editor={cfg.editor} | "
-            f"best anchor {r.best} box {r.best_box} S={r.scores['S'][r.best]:.3f} | "
-            f"{r.seconds:.1f} s | wrote {out}/final.png, figure.png, result.json")
-
-
-def _quiet_libraries():
-    """Keep the CLI's output to lrlib's own progress bars and results."""
-    import warnings
-    try:
-        from diffusers.utils import logging as dlog
-        from transformers.utils import logging as tlog
-        dlog.set_verbosity_error()
-        dlog.disable_progress_bar()
-        tlog.set_verbosity_error()
-        tlog.disable_progress_bar()
-    except Exception:  # older versions: noisy but harmless
-        pass
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lrlib", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,10 +121,11 @@ def main(argv=None) -> int:
     d.add_argument("--out", default="outputs/demo")
     _add_common(d)
     args = ap.parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     try:
         cfg = _config(args)
         if args.cmd == "demo":
+            from lrlib.demo import run_demo
             print(run_demo(args.out, cfg))
         elif args.cmd == "edit":
             from lrlib.pipeline import edit

@@ -51,7 +51,7 @@ print(banner(cfg))
 # use any photo. The caption says what is being changed (it steers the directional loss).
 
 # %%
-from lrlib.cli import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
+from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
 from lrlib.io import load_image
 
 image = load_image(DEMO_IMAGE)

@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lrlib.bench import STRATEGIES, format_table, iou, run_toy
+from lrlib.bench.toy import STRATEGIES, format_table, iou, run_toy
 from lrlib.models import load_models
 from lrlib.toy import benchmark_tasks
 from lrlib.world import banner, choose_world, config_for

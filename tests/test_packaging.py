@@ -23,5 +23,5 @@ def test_ci_calls_the_readme_test_command():
 
 
 def test_demo_image_ships_with_the_package():
-    from lrlib.cli import DEMO_IMAGE
+    from lrlib.demo import DEMO_IMAGE
     assert DEMO_IMAGE.is_file()

@@ -2,7 +2,7 @@
 import torch
 
 from lrlib.config import LRConfig
-from lrlib.speed import Counter, lrlib_edit, official_style_edit
+from lrlib.bench.speed import Counter, lrlib_edit, official_style_edit
 
 
 def test_unet_evaluations_match_the_formulas(models, scene):

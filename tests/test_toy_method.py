@@ -34,7 +34,7 @@ def toy_cfg():
 
 @pytest.fixture(scope="module")
 def summary(toy_cfg):
-    from lrlib.bench import run_toy
+    from lrlib.bench.toy import run_toy
     return run_toy(N_TASKS, toy_cfg, progress=False,
                    strategies=("ours", "DINO-anchor-random-size", "random-anchor-random-size"))
 
@@ -55,8 +55,8 @@ def test_learned_regions_beat_random_regions(summary):
 
 def test_demo_edits_the_red_circle_into_a_purple_cross(toy_cfg, tmp_path):
     """`make demo` in the toy world: the chosen box covers the circle and holds a purple cross."""
-    from lrlib.bench import iou
-    from lrlib.cli import DEMO_IMAGE, run_demo
+    from lrlib.bench.toy import iou
+    from lrlib.demo import DEMO_IMAGE, run_demo
     from lrlib.io import load_image
     from lrlib.toy.judge import judge_region
 

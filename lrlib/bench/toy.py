@@ -1,9 +1,5 @@
-"""Benchmarks that print tables: the method in the toy world, and speed against the official loop.
+"""The method in the toy world, judged: `python -m lrlib.bench toy --n 200`.
 
-    python -m lrlib.bench toy --n 200            # region strategies and loss ablations, judged
-    python -m lrlib.bench speed --size small     # UNet evaluations, seconds, memory per edit
-
-## toy
 Each held-out task (`lrlib.toy.benchmark_tasks`) says which object to change and into what; the
 procedural judge (`lrlib.toy.judge`, no model) grades the result. Strategies, on the same scene:
 
@@ -182,49 +178,3 @@ def format_table(summary: dict[str, dict]) -> str:
                  for c in cols]
         lines.append(k.ljust(w) + "".join(c.rjust(14) for c in cells))
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lrlib.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("toy", help="region strategies and loss ablations in the toy world")
-    t.add_argument("--n", type=int, default=200)
-    t.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
-    t.add_argument("--world", default="toy", choices=["toy", "random"])
-    t.add_argument("--estimator", default=None, choices=["st", "expected"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--scheduler", default=None, choices=["default", "dpm++"],
-                   help="SD sampler (default: the checkpoint's; dpm++ = DPM-Solver++)")
-    t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
-    s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
-    s.add_argument("--size", default="small", choices=["small", "full", "toy"])
-    s.add_argument("--device", default="auto")
-    s.add_argument("--steps", type=int, default=None)
-    args = ap.parse_args(argv)
-    from lrlib.cli import _quiet_libraries
-    _quiet_libraries()
-    if args.cmd == "toy":
-        cfg = LRConfig.cpu(world=args.world, editor=args.editor, seed=args.seed)
-        if args.estimator:
-            cfg = cfg.replace(estimator=args.estimator)
-        if args.scheduler:
-            cfg = cfg.replace(scheduler=args.scheduler)
-        if args.steps:
-            cfg = cfg.replace(steps=args.steps)
-        t0 = time.perf_counter()
-        summary = run_toy(args.n, cfg)
-        print(f"toy benchmark: {args.n} held-out tasks, editor={args.editor}, world={args.world}, "
-              f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator} "
-              f"gamma={cfg.gamma} anchor_refine={cfg.anchor_refine} "
-              f"sampler={cfg.scheduler}/{cfg.steps} steps, "
-              f"{time.perf_counter() - t0:.0f} s")
-        print(format_table(summary))
-    else:
-        from lrlib.speed import run_speed
-        print(run_speed(args.size, args.device, args.steps))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -173,7 +173,7 @@ def official_style_edit(image, prompt, cfg, models, T: int = 10):
 def run_speed(size: str = "small", device: str = "auto", steps: int | None = None,
               T: int = 10) -> str:
     """Build, time each mode once after a warm-up, and return the table as text."""
-    from lrlib.cli import DEMO_IMAGE, DEMO_PROMPT
+    from lrlib.demo import DEMO_IMAGE, DEMO_PROMPT
     from lrlib.models import load_models, pick_device
 
     dev = pick_device(device)

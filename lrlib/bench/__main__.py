@@ -1,0 +1,55 @@
+"""`python -m lrlib.bench toy|speed`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from lrlib.bench import __doc__ as DOC
+from lrlib.config import LRConfig
+from lrlib.logs import quiet_libraries
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lrlib.bench", description=DOC,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("toy", help="region strategies and loss ablations in the toy world")
+    t.add_argument("--n", type=int, default=200)
+    t.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
+    t.add_argument("--world", default="toy", choices=["toy", "random"])
+    t.add_argument("--estimator", default=None, choices=["st", "expected"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--scheduler", default=None, choices=["default", "dpm++"],
+                   help="SD sampler (default: the checkpoint's; dpm++ = DPM-Solver++)")
+    t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
+    s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
+    s.add_argument("--size", default="small", choices=["small", "full", "toy"])
+    s.add_argument("--device", default="auto")
+    s.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args(argv)
+    quiet_libraries()
+    if args.cmd == "toy":
+        cfg = LRConfig.cpu(world=args.world, editor=args.editor, seed=args.seed)
+        if args.estimator:
+            cfg = cfg.replace(estimator=args.estimator)
+        if args.scheduler:
+            cfg = cfg.replace(scheduler=args.scheduler)
+        if args.steps:
+            cfg = cfg.replace(steps=args.steps)
+        t0 = time.perf_counter()
+        from lrlib.bench.toy import format_table, run_toy
+        summary = run_toy(args.n, cfg)
+        print(f"toy benchmark: {args.n} held-out tasks, editor={args.editor}, world={args.world}, "
+              f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator} "
+              f"gamma={cfg.gamma} anchor_refine={cfg.anchor_refine} "
+              f"sampler={cfg.scheduler}/{cfg.steps} steps, "
+              f"{time.perf_counter() - t0:.0f} s")
+        print(format_table(summary))
+    else:
+        from lrlib.bench.speed import run_speed
+        print(run_speed(args.size, args.device, args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
