@@ -81,6 +81,8 @@ class LRConfig:
     maskgit_steps: int = 12
     maskgit_guidance: float = 10.0  # aMUSEd's default
     editor_batch_size: int = 8      # candidate edits per editor call
+    blend_px: int = 3               # feather the paste over the box's last px (lrlib.blend; outside
+                                    # stays the input; 0: hard paste; paper: none; CPU: 3; README)
 
     seed: int = 0
     progress: bool = True           # tqdm progress bars
