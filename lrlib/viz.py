@@ -34,17 +34,18 @@ def legend_text(r, width: int = 100) -> str:
     """What the figure's colours, star and scores mean, for this result's config."""
     c = r.config
     S = ("S = alpha S_t2i + beta S_i2i" + (" + gamma S_dir" if c.gamma else "")
-         + f",  alpha = {c.alpha:g}, beta = {c.beta:g}" + (f", gamma = {c.gamma:g}" if c.gamma else ""))
+         + f",  alpha = {c.alpha:g}, beta = {c.beta:g}"
+         + (f", gamma = {c.gamma:g}" if c.gamma else ""))
     lines = [
         "box colour = candidate #k (its anchor, the dot); thick box and \u2605 = the winner",
         S,
-        "  S_t2i, S_i2i" + (", S_dir" if c.gamma else "") + ": softmax over the K candidates of CLIP "
-        "cosine to the prompt, to the source" + (", and of the edit direction to "
-                                                   "caption -> prompt" if c.gamma else ""),
+        "  S_t2i, S_i2i" + (", S_dir" if c.gamma else "")
+        + ": softmax over the K candidates of CLIP cosine to the prompt, to the source"
+        + (", and of the edit direction to caption -> prompt" if c.gamma else ""),
         f"  the winner: best S among the top {c.rank_top} by S_t2i (official rule)",
         "final: the winner pasted into the input at full resolution; outside the box = the input",
         (f"  blended over the box's last {c.blend_px} px (blend_px)" if c.blend_px > 1
-         else "  hard paste (blend_px = 0)"),
+         else f"  hard paste (blend_px = {c.blend_px})"),
         f"world {c.world}, editor {c.editor}, K={len(r.results)} M={len(r.boxes[0])}, "
         f"{c.iterations} iterations ({c.estimator}), seed {c.seed}, {r.seconds:.1f} s",
     ]
@@ -116,8 +117,8 @@ def result_figure(r):
 
     a = fig.add_subplot(gs[3, 2:])
     a.axis("off")
-    a.text(0, 1, legend_text(r, int((cols - 2) * 2.6 * 15)), va="top", ha="left", fontsize=7.5, transform=a.transAxes,
-           family="DejaVu Sans")
+    a.text(0, 1, legend_text(r, int((cols - 2) * 2.6 * 15)), va="top", ha="left", fontsize=7.5,
+           transform=a.transAxes)
     a.set_title("legend", fontsize=9, loc="left")
     fig.tight_layout()
     return fig

@@ -309,7 +309,8 @@ def refine_by_hand(A, cell, S):
         return [(c0 + 0.5) * S / A.shape[1], (r0 + 0.5) * S / A.shape[0]]
     xs = torch.tensor([(c + 0.5) * S / A.shape[1] for c in cols])
     ys = torch.tensor([(r + 0.5) * S / A.shape[0] for r in rows])
-    return [float((wgt * xs[None, :]).sum() / wgt.sum()), float((wgt * ys[:, None]).sum() / wgt.sum())]
+    total = wgt.sum()
+    return [float((wgt * xs[None, :]).sum() / total), float((wgt * ys[:, None]).sum() / total)]
 
 
 def pipeline_anchors(A, K=cfg.K, spacing=cfg.anchor_spacing):
@@ -327,7 +328,8 @@ print(f"anchor_refine = {cfg.anchor_refine}; refined == by hand; each anchor mov
 fig, ax = plt.subplots(figsize=(3.8, 3.8))
 ax.imshow(scene.image); ax.imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.45)
 draw_gt(ax, scene)
-ax.scatter(anchors[:, 0], anchors[:, 1], c="white", s=50, edgecolors="k", label="patch centre (paper)")
+ax.scatter(anchors[:, 0], anchors[:, 1], c="white", s=50, edgecolors="k",
+           label="patch centre (paper)")
 ax.scatter(refined[:, 0], refined[:, 1], c="cyan", s=50, marker="P", edgecolors="k",
            label="refined (lrlib.edit)")
 for p, q in zip(anchors.tolist(), refined.tolist()):

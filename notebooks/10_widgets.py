@@ -159,7 +159,8 @@ outline(ax[0], circle.box, ec="w", ls="--")
 for a, p, r in zip(ax[1:], prompts, runs):
     x0, y0, x1, y1 = r.best_box_image
     c0, d0, c1, d1 = circle.box
-    v = judge_edit(image, r.image, task_for(p, (min(x0, c0), min(y0, d0), max(x1, c1), max(y1, d1))))
+    union = (min(x0, c0), min(y0, d0), max(x1, c1), max(y1, d1))
+    v = judge_edit(image, r.image, task_for(p, union))
     seen = f"{v['verdict'].colour} {v['verdict'].shape}" if v["verdict"].colour else "no object"
     a.imshow(r.image)
     outline(a, circle.box, ec="w", ls="--")

@@ -34,7 +34,8 @@ def run_blend(n: int = 50, blends=(0, 2, 3, 4), cfg: LRConfig | None = None, mod
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
     rows = {b: (Row(), []) for b in blends}
-    for task in tqdm(benchmark_tasks(n, size=cfg.size), desc="blend benchmark", disable=not progress):
+    tasks = benchmark_tasks(n, size=cfg.size)
+    for task in tqdm(tasks, desc="blend benchmark", disable=not progress):
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
         p = prepare(img, task.prompt, task.source_caption, cfg, models)
         probs, _ = train_and_choose(p)
