@@ -86,13 +86,9 @@ class TrainConfig:
     probe_n: int = 100
     threads: int = 1            # torch CPU threads
 
-    @classmethod
-    def tiny(cls, **kw) -> "TrainConfig":
-        """A few-second configuration for smoke tests."""
-        base = dict(steps=2, batch=4, warmup=1, size=32, patch=16, width=32, layers=1,
-                    head_width=16, text_width=16, text_heads=2, text_layers=1, embed_dim=16)
-        base.update(kw)
-        return cls(**base)
+    # a few-second configuration (`--tiny`)
+    TINY = dict(steps=2, batch=4, warmup=1, size=32, patch=16, width=32, layers=1,
+                head_width=16, text_width=16, text_heads=2, text_layers=1, embed_dim=16)
 
 
 def model_config(cfg: TrainConfig) -> dict:
@@ -259,9 +255,7 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
         txt = encode_texts(model, rows, chunk_of, weights, len(captions))
         M = positives(keys, captions, cfg.positives)
         loss = clip_loss(img, txt, model.logit_scale.exp(), M)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        common.optimise(opt, loss)
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()

@@ -1,7 +1,7 @@
 r"""What the four toy trainers share: options, the run, the schedules, checkpoints, the saved folder.
 
 A trainer (`clip`, `dino`, `sd`, `maskgit`) is a module with a `TrainConfig` dataclass (every
-field an option; `TrainConfig.tiny()` a few-second configuration), `DEFAULT_OUT` (its shipped
+field an option; its `TINY` dict a few-second configuration), `DEFAULT_OUT` (its shipped
 weights folder) and `train(cfg, out_dir, progress) -> folder`. Around that this module gives:
 
 * **options**: `--<field> value` for every field, `--out`, `--quiet`, `--tiny` (`main`);
@@ -30,6 +30,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -66,7 +67,7 @@ def parse_args(module, argv=None, prog: str | None = None) -> tuple:
     a = vars(p.parse_args(argv))
     out, quiet, tiny = a.pop("out"), a.pop("quiet"), a.pop("tiny")
     kw = {k: v for k, v in a.items() if v is not None}
-    return (cls.tiny(**kw) if tiny else cls(**kw)), out, quiet
+    return cls(**({**cls.TINY, **kw} if tiny else kw)), out, quiet
 
 
 def main(module, argv=None, prog: str | None = None) -> str:
@@ -120,15 +121,24 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def ema_decay(step: int, decay: float) -> float:
-    """$\\min(d, (1 + s) / (10 + s))$."""
-    return min(decay, (1 + step) / (10 + step))
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None,
+             max_norm: float | None = None) -> None:
+    """One optimiser step on `loss`, the gradient norm of `params` clipped to `max_norm` if given."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
 
 
 @torch.no_grad()
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1 - decay)
+def ema_update(step: int, decay: float, *pairs) -> None:
+    """For each (ema, model) pair: $\\theta_{EMA} \\leftarrow \\theta_{EMA} + (1 - d_s)(\\theta -
+    \\theta_{EMA})$, $d_s = \\min(d, (1 + s) / (10 + s))$."""
+    d = min(decay, (1 + step) / (10 + step))
+    for ema, model in pairs:
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - d)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -196,6 +206,35 @@ def write_small_tokenizer(folder: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- the editors' data
+
+@dataclass
+class EditorTrainConfig:
+    """The fields both editors' trainers have (each trainer's TrainConfig adds its own)."""
+    work_dir: str = "outputs/toy_train"   # checkpoints and log (resumed from if present)
+    seed: int = 0
+    threads: int = 1                      # torch threads (the machine is shared)
+    size: int = 64                        # scene side in pixels
+    resolution: int = 32                  # > 0: a square crop around each box, resized to this,
+                                          # is what the models see (MaskGIT: 0 = the whole scene)
+    crop_margin: float = 1.5              # what the editor uses (written to lrlib_editor.json)
+    margin_lo: float = 1.25               # crop side / box side ~ U(margin_lo, margin_hi)
+    margin_hi: float = 1.9
+    # data
+    p_empty: float = 0.15                 # random box, background-only target, empty caption
+    p_drop: float = 0.10                  # caption dropped (classifier-free guidance)
+    p_long: float = 0.25                  # long paragraph prompt instead of "a red circle"
+    p_square: float = 0.35                # box made square
+    grow: float = 0.15                    # each box side pushed out by up to this share of its side
+    # stage 2: the text encoder (trained jointly) and the optimiser
+    text_width: int = 32
+    text_layers: int = 2
+    steps: int = 4000
+    batch: int = 32
+    lr: float = 6e-4
+    warmup: int = 200
+    ema: float = 0.999
+    ckpt_every: int = 200
+
 
 def sample_seed(seed: int, stream: int, index: int) -> int:
     """Seed of training example `index` of a stream (the trainer numbers its streams): below

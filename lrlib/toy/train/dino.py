@@ -95,13 +95,9 @@ class TrainConfig:
     probe_n: int = 64
     threads: int = 1
 
-    @classmethod
-    def tiny(cls, **kw) -> "TrainConfig":
-        """A few-second configuration for smoke tests."""
-        base = dict(steps=2, batch=4, warmup=1, size=32, patch=16, embed_dim=32, depth=1, heads=2,
-                    prototypes=16, head_hidden=32, bottleneck=8, n_local=2, local_size=16)
-        base.update(kw)
-        return cls(**base)
+    # a few-second configuration (`--tiny`)
+    TINY = dict(steps=2, batch=4, warmup=1, size=32, patch=16, embed_dim=32, depth=1, heads=2,
+                prototypes=16, head_hidden=32, bottleneck=8, n_local=2, local_size=16)
 
 
 def vit_args(cfg: TrainConfig) -> dict:
@@ -304,10 +300,7 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
         s_glob = student(torch.cat(glob)).chunk(2)
         s_loc = student(torch.cat(loc)).chunk(cfg.n_local) if cfg.n_local else ()
         loss, p_t = dino_loss(list(s_glob) + list(s_loc), list(t_out), center, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), cfg.clip_grad)
-        opt.step()
+        common.optimise(opt, loss, student.parameters(), max_norm=cfg.clip_grad)
         with torch.no_grad():
             lam = momentum_at(step, cfg)
             for ps, pt in zip(student.parameters(), teacher.parameters()):

@@ -69,25 +69,19 @@ from lrlib.editors.prompts import PromptEncoder, micro_conds
 from lrlib.toy.scenes import (COLOURS, SHAPES, TRAIN_SEED_LIMIT, _long_prompt, paint_object,
                               render_background, render_scene)
 from lrlib.toy.train import common
-from lrlib.toy.train.common import (checkpoint, cpu_seconds, ema_decay, ema_update, empty_box,
-                                    grow_box, lr_at, resume, sample_seed, set_lr)
+from lrlib.toy.train.common import (checkpoint, cpu_seconds, ema_update, empty_box, grow_box,
+                                    lr_at, optimise, resume, sample_seed, set_lr)
 
 NAME = "maskgit"
 DEFAULT_OUT = Path(__file__).parents[1] / "weights" / "maskgit"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(common.EditorTrainConfig):
+    """The shared fields (seed, data, crop, text encoder, stage-2 optimiser) are in
+    `common.EditorTrainConfig`; these are MaskGIT's own, or its own defaults."""
     work_dir: str = "outputs/toy_train/maskgit"  # checkpoints and log (resumed from if present)
-    seed: int = 0
-    threads: int = 1
-    size: int = 64                 # image side; tokens per side = size / grid
-    # data
-    p_empty: float = 0.10          # random box, background target, empty caption
-    p_drop: float = 0.10           # caption dropped
-    p_long: float = 0.25           # long paragraph prompt
-    p_square: float = 0.35
-    grow: float = 0.15
+    p_empty: float = 0.10
     shrink: int = 2                # new object drawn 1..shrink px inside the box on each side
     # stage 1: VQ-VAE
     vq_levels: int = 2             # grid = 2 ** (levels - 1) pixels per token: 2
@@ -101,34 +95,19 @@ class TrainConfig:
     commitment: float = 0.25
     vq_object_weight: float = 3.0  # reconstruction weight 1 + this * saturation: sharp objects
     code_decay: float = 0.99
-    # stage 2: transformer
+    # stage 2: transformer (+ the text encoder)
     hidden: int = 96
     layers: int = 3
     heads: int = 4
     block_channels: int = 48
-    text_width: int = 32
     text_layers: int = 3
-    steps: int = 4000
-    batch: int = 32
     lr: float = 8e-4
     weight_decay: float = 0.01
-    warmup: int = 200
-    ema: float = 0.999
     label_smoothing: float = 0.1
-    ckpt_every: int = 200
-    resolution: int = 32     # > 0: every example is a square crop around its box resized to this
-                             # (0: the whole 64 px scene)
-    margin_lo: float = 1.25  # crop side / box side ~ U(margin_lo, margin_hi) in training
-    margin_hi: float = 1.9
-    crop_margin: float = 1.5  # what the editor uses (written to lrlib_editor.json)
 
-    @classmethod
-    def tiny(cls, **kw) -> "TrainConfig":
-        base = dict(vq_width=4, codebook=16, code_dim=4, vq_steps=3, vq_warmup=1, vq_batch=2,
-                    hidden=16, layers=1, heads=2, block_channels=8, text_width=8, text_layers=2,
-                    steps=2, batch=2, warmup=1, ckpt_every=1)
-        base.update(kw)
-        return cls(**base)
+    TINY = dict(vq_width=4, codebook=16, code_dim=4, vq_steps=3, vq_warmup=1, vq_batch=2,
+                hidden=16, layers=1, heads=2, block_channels=8, text_width=8, text_layers=2,
+                steps=2, batch=2, warmup=1, ckpt_every=1)
 
 
 # ----------------------------------------------------------------------------- data
@@ -301,9 +280,7 @@ def train_vq(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple:
         d = rec - x
         w = 1 + cfg.vq_object_weight * _saturation(x)   # objects are vivid, backgrounds grey
         loss = (w * (d.abs() + d.pow(2))).mean() / w.mean() + commit
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         if step % 50 == 0:
             used = int((count > 0.5).sum()) if step >= cfg.vq_warmup else 0
             bar.set_postfix(loss=f"{loss.item():.4f}", used=used)
@@ -389,13 +366,8 @@ def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = Tr
                        micro_conds=micro_conds(len(seeds), work_size(cfg)))           # (B, K, T, T)
         logits = logits.reshape(len(seeds), cfg.codebook, -1).permute(0, 2, 1)  # (B, L, K)
         loss = F.cross_entropy(logits[hidden], z[hidden], label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = ema_decay(step, cfg.ema)
-        ema_update(ema_model, model, decay)
-        ema_update(ema_text, text, decay)
+        optimise(opt, loss, params, max_norm=1.0)
+        ema_update(step, cfg.ema, (ema_model, model), (ema_text, text))
         cpu_s = cpu_done + cpu_seconds() - t0
         if step % 25 == 0:
             with torch.no_grad():

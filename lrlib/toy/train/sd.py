@@ -69,59 +69,34 @@ from lrlib.editors.prompts import PromptEncoder
 from lrlib.toy.scenes import (TRAIN_SEED_LIMIT, _long_prompt, caption_object, render_background,
                               render_scene)
 from lrlib.toy.train import common
-from lrlib.toy.train.common import (checkpoint, cpu_seconds, ema_decay, ema_update, empty_box,
-                                    grow_box, lr_at, resume, sample_seed, set_lr)
+from lrlib.toy.train.common import (checkpoint, cpu_seconds, ema_update, empty_box, grow_box,
+                                    lr_at, optimise, resume, sample_seed, set_lr)
 
 NAME = "sd"
 DEFAULT_OUT = Path(__file__).parents[1] / "weights" / "sd"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(common.EditorTrainConfig):
+    """The shared fields (seed, data, crop, text encoder, stage-2 optimiser) are in
+    `common.EditorTrainConfig`; these are SD's own."""
     work_dir: str = "outputs/toy_train/sd"  # checkpoints and log (resumed from if present)
-    seed: int = 0
-    threads: int = 1                      # torch threads (the machine is shared)
-    size: int = 64                        # scene side in pixels
-    resolution: int = 32                  # crop side the models work at
-    crop_margin: float = 1.5              # what the editor uses at inference
-    margin_lo: float = 1.25               # training draws the margin from U(lo, hi)
-    margin_hi: float = 1.9
-    # data
-    p_empty: float = 0.15                 # random box, background-only target, empty caption
-    p_drop: float = 0.10                  # caption dropped (object target, empty caption)
-    p_long: float = 0.25                  # long paragraph prompt instead of "a red circle"
-    p_square: float = 0.35                # box made square
-    grow: float = 0.15                    # each box side pushed out by up to this share of its side
     # stage 1: autoencoder
     vae_width: int = 32                   # channels (w, 2w): 2 levels, 2x downsampling
     vae_steps: int = 2000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    # stage 2: UNet + text encoder
+    # stage 2: UNet (+ the text encoder)
     unet_width: int = 32                  # channels (w, 2w, 3w); attention at the two coarser levels
     attention_heads: int = 4
-    text_width: int = 32
-    text_layers: int = 2
-    steps: int = 4000
-    batch: int = 32
-    lr: float = 6e-4
-    warmup: int = 200
-    ema: float = 0.999
     mask_weight: float = 4.0
-    ckpt_every: int = 200
     # defaults written to lrlib_editor.json for StableDiffusionEditor
     infer_steps: int = 10
     guidance_scale: float = 3.0
 
-    @classmethod
-    def tiny(cls, **kw) -> "TrainConfig":
-        """A few-second configuration for smoke tests."""
-        base = dict(vae_width=8, vae_steps=2, vae_batch=2, unet_width=8,
-                    attention_heads=2, text_width=8, text_layers=1, steps=2, batch=2, warmup=1,
-                    ckpt_every=1)
-        base.update(kw)
-        return cls(**base)
+    TINY = dict(vae_width=8, vae_steps=2, vae_batch=2, unet_width=8, attention_heads=2,
+                text_width=8, text_layers=1, steps=2, batch=2, warmup=1, ckpt_every=1)
 
 
 # ----------------------------------------------------------------------------- data
@@ -234,9 +209,7 @@ def train_vae(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=gen)).sample
         loss = (rec - x).abs().mean() + cfg.kl_weight * post.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
             log(f"vae step {step} loss {loss.item():.5f}")
@@ -300,13 +273,8 @@ def train_denoiser(cfg: TrainConfig, vae, scaling: float, work: Path, log, progr
         pred = unet(torch.cat([zt, m_lat, zm], 1), t, ctx).sample
         w = 1 + cfg.mask_weight * m_lat
         loss = (w * (pred - noise) ** 2).mean() / w.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = ema_decay(step, cfg.ema)
-        ema_update(ema_unet, unet, decay)
-        ema_update(ema_text, text, decay)
+        optimise(opt, loss, params, max_norm=1.0)
+        ema_update(step, cfg.ema, (ema_unet, unet), (ema_text, text))
         cpu_s = cpu_done + cpu_seconds() - t0
         if step % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
