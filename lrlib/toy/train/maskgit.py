@@ -207,6 +207,11 @@ def build_transformer(cfg: TrainConfig):
         downsample=grid(cfg) < 4, upsample=grid(cfg) < 4)  # the transformer itself runs at size / 4
 
 
+def prompt_encoder(tokenizer, text) -> PromptEncoder:
+    """`MaskGITEditor.encode_prompts`' encoder, differentiable: penultimate layer + pooled."""
+    return PromptEncoder(tokenizer, text, penultimate=True, pooled=True, grad=True)
+
+
 def token_cells(masks: torch.Tensor, tokens: int) -> torch.Tensor:
     """(B, 1, S, S) box masks -> (B, h, w) bool: cells any masked pixel touches (the editor's rule)."""
     return F.adaptive_max_pool2d((masks >= 0.5).float(), (tokens, tokens))[:, 0] > 0
@@ -336,7 +341,7 @@ def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = Tr
         copy.deepcopy(text).requires_grad_(False)
     params = list(model.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    encode = PromptEncoder(tokenizer, text, penultimate=True, pooled=True, grad=True)
+    encode = prompt_encoder(tokenizer, text)
     vq.requires_grad_(False).eval()
     mask_id, T = cfg.codebook, work_size(cfg) // grid(cfg)
     ckpt = work / "transformer.pt"

@@ -174,6 +174,11 @@ def build_unet(cfg: TrainConfig, latent_size: int):
         norm_num_groups=min(16, cfg.unet_width))
 
 
+def prompt_encoder(tokenizer, text) -> PromptEncoder:
+    """`StableDiffusionEditor.encode_prompts`' encoder, differentiable: last hidden state, chunks."""
+    return PromptEncoder(tokenizer, text, grad=True)
+
+
 def build_scheduler():
     """DDIM with SD's noise schedule; trailing timesteps so that few steps start at t = 999."""
     from diffusers import DDIMScheduler
@@ -244,7 +249,7 @@ def train_denoiser(cfg: TrainConfig, vae, scaling: float, work: Path, log, progr
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     sched = build_scheduler()
     acp = sched.alphas_cumprod
-    encode = PromptEncoder(tokenizer, text, grad=True)
+    encode = prompt_encoder(tokenizer, text)
     vae.requires_grad_(False).eval()
     ckpt = work / "denoiser.pt"
     state = dict(unet=unet, text=text, ema_unet=ema_unet, ema_text=ema_text)
