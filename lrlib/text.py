@@ -57,7 +57,8 @@ def hf_chunk_ids(tokenizer, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, chunk_lengths(len(ids), context - 2, rows.shape[0])
 
 
-def open_clip_chunk_ids(tokenizer, text: str, context: int = 77) -> tuple[torch.Tensor, torch.Tensor]:
+def open_clip_chunk_ids(tokenizer, text: str,
+                        context: int = 77) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunks for an open_clip tokenizer (pad id 0): returns (ids (n, context), lengths (n,))."""
     ids = tokenizer.encode(text)
     rows = chunk_token_ids(ids, tokenizer.sot_token_id, tokenizer.eot_token_id, 0, context)

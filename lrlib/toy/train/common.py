@@ -1,4 +1,4 @@
-r"""What the four toy trainers share: options, the run, the schedules, checkpoints, the saved folder.
+r"""What the four toy trainers share: options, the run, schedules, checkpoints, the saved folder.
 
 A trainer (`clip`, `dino`, `sd`, `maskgit`) is a module with a `TrainConfig` dataclass (every
 field an option; its `TINY` dict a few-second configuration), `DEFAULT_OUT` (its shipped
@@ -8,7 +8,7 @@ weights folder) and `train(cfg, out_dir, progress) -> folder`. Around that this 
 * **the run**: torch threads, the seed, deterministic kernels, a log file in the work folder;
 * **learning rate**: linear warm-up, then a cosine from the base rate $\eta$ to $\eta_{\min}$,
   $$\eta_s = \eta\,\tfrac{s+1}{W}\ (s < W), \qquad
-    \eta_s = \eta_{\min} + (\eta - \eta_{\min})\,\tfrac12\big(1 + \cos(\pi\,\tfrac{s - W}{S - W})\big);$$
+    \eta_s = \eta_{\min} + (\eta - \eta_{\min})\,\tfrac12(1 + \cos \pi t),\ t = \tfrac{s - W}{S - W};$$
 * **EMA** of the weights, what the editors' trainers save:
   $\theta_{EMA} \leftarrow \theta_{EMA} + (1 - d_s)(\theta - \theta_{EMA})$,
   $d_s = \min(d, \tfrac{1 + s}{10 + s})$ (short runs are not stuck near the initial weights);
@@ -81,7 +81,8 @@ def main(module, argv=None, prog: str | None = None) -> str:
 # ----------------------------------------------------------------------------- the run
 
 def begin(cfg, deterministic: bool = False) -> None:
-    """`cfg.threads` torch threads, `torch.manual_seed(cfg.seed)`, deterministic kernels if asked."""
+    """`cfg.threads` torch threads, `torch.manual_seed(cfg.seed)`, deterministic kernels if asked.
+    """
     torch.set_num_threads(cfg.threads)
     if deterministic:
         torch.use_deterministic_algorithms(True)
@@ -123,7 +124,8 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> float:
 
 def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor, params=None,
              max_norm: float | None = None) -> None:
-    """One optimiser step on `loss`, the gradient norm of `params` clipped to `max_norm` if given."""
+    """One optimiser step on `loss`; the gradient norm of `params` clipped to `max_norm` if given.
+    """
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if max_norm is not None:
