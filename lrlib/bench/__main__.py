@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|scenes`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     s.add_argument("--size", default="small", choices=["small", "full", "toy"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
+    r = sub.add_parser("scenes", help="milliseconds to draw a toy scene")
+    r.add_argument("--n", type=int, default=100)
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -45,6 +47,9 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "scenes":
+        from lrlib.bench.scenes import run_scenes
+        print(run_scenes(args.n))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps))
