@@ -93,12 +93,14 @@ def test_rgn_scores_each_box_from_its_own_features_and_size():
     """Planted weights make the logit of box (k, m) a known function of that box's pooled
     features and its (w, h): the RGN's output must be exactly that, in the (K, M) layout. Bugs
     caught: features or sizes of one box scored under another (a (M, K) reshape, geometry of
-    the wrong anchor), width and height swapped, size dropped from the input."""
+    the wrong anchor), width and height swapped (in box_geometry or the RGN), size dropped."""
     K, M, d, r = 2, 5, 3, 2
     g = torch.Generator().manual_seed(0)
     pooled = torch.rand(K, M, d, r, r, generator=g)
     boxes = make_proposals(torch.tensor([[16.0, 16.0], [4.0, 40.0]]), [0.1, 0.3, 0.5, 0.7, 0.9], 48, 64)
     geom = box_geometry(boxes, 48, 64)
+    wh = (boxes[..., 2:] - boxes[..., :2]).float()
+    torch.testing.assert_close(geom, wh / torch.tensor([64.0, 48.0]))   # [w / W, h / H]
     assert not torch.equal(geom[..., 0], geom[..., 1])          # clipped boxes: w != h
     rgn = planted_rgn(d, r, 2.0, (3.0, -1.0))
     want = 2.0 * pooled[:, :, 0].mean((-1, -2)) + 3.0 * geom[..., 0] - 1.0 * geom[..., 1]
