@@ -61,8 +61,8 @@ def test_counter_agrees_with_a_plain_hook_and_the_loops_cost_what_they_claim(mod
     an lrlib edit that calls the editor again during training or ranking."""
     m = models("sd")
     use_pndm(m.editor)
-    cfg = LRConfig.cpu(K=2, M=3, steps=3, guidance_scale=3.0, epochs=1, iters_per_epoch=2,
-                       progress=False)
+    cfg = LRConfig.cpu(world="random", K=2, M=3, steps=3, guidance_scale=3.0, epochs=1,
+                       iters_per_epoch=2, progress=False)
     m.editor.steps, m.editor.guidance_scale = cfg.steps, cfg.guidance_scale
     counter = Counter(m.editor.pipe.unet, torch.device("cpu"))
     per_run = cfg.steps + 1
