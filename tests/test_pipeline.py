@@ -126,8 +126,9 @@ def test_figure_shows_this_results_scores_winner_and_final_image(models, scene):
     titled = {a.get_title(): a for a in fig.axes if a.get_title()}
     for k in range(4):
         (title,) = [t for t in titled if t.startswith(f"#{k} ")]
-        assert f"S={r.scores['S'][k]:.2f}" in title
-        assert title.endswith("*") == (k == r.best)
+        score = f"#{k} S={r.scores['S'][k]:.2f}"
+        assert title.startswith(score)
+        assert bool(title[len(score):].strip()) == (k == r.best)      # the winner's mark only
     (final,) = [a for t, a in titled.items() if t.startswith("final")]
     assert np.array_equal(final.get_images()[0].get_array(), np.asarray(r.image))
     attn = titled["DINO [CLS] attention"].get_images()[1].get_array()
