@@ -90,19 +90,53 @@ def test_bad_input_fails_before_any_work(models, scene):
         lrlib.edit(Image.new("RGB", (16, 16)), "a cat", config=CFG, models=m)
 
 
-def test_long_prompt_runs(models, scene):
+def test_long_prompt_reaches_the_editor_and_clip_whole(models, scene, monkeypatch):
+    """A ~100-token prompt (over CLIP's 77) goes, whitespace-normalised but not cut, to every
+    candidate edit and to CLIP's text encoder (the chunking itself is tested in test_losses and
+    test_editor_sd). Bugs caught: the prompt truncated before the editor or the losses, a
+    candidate edited with another text (e.g. the caption), a template applied twice."""
     long = ("a small blue square with sharp corners sits on a soft grey background, lit from the "
             "left, next to nothing else, in the middle of the picture, " * 4)
-    r = lrlib.edit(scene, long, config=CFG, models=models("sd"))
-    assert r.prompt == " ".join(long.split())
+    m = models("sd")
+    want = " ".join(long.split())
+    assert len(m.clip.tokenizer.encode(want)) > 77
+    edited, encoded = [], []
+    inpaint, encode_text = m.editor.inpaint, m.clip.encode_text
+    monkeypatch.setattr(m.editor, "inpaint", lambda x, mk, prompts, g: edited.extend(prompts)
+                        or inpaint(x, mk, prompts, g))
+    monkeypatch.setattr(m.clip, "encode_text", lambda texts: encoded.extend(texts)
+                        or encode_text(texts))
+    r = lrlib.edit(scene, long, caption="a red   circle", config=CFG, models=m)
+    assert r.prompt == want and r.caption == "a red circle"
+    assert edited == [want] * (CFG.K * CFG.M)
+    assert want in encoded and "a red circle" in encoded
+    assert all(t in (want, "a red circle") for t in encoded)
 
 
-def test_figure_draws(models, scene):
+def test_figure_shows_this_results_scores_winner_and_final_image(models, scene):
+    """The figure is read back: each result panel carries its own score S (2 decimals) and the
+    star is on the winner only; the "final" panel shows the final image, the attention panel
+    the result's attention map, the loss panel the training history. Bugs caught: scores or the
+    star shifted to another result, the source shown as the final image, a stale loss curve."""
     import matplotlib
     matplotlib.use("Agg")
+    from lrlib.anchors import upsample_map
     r = lrlib.edit(scene, "a blue square", config=CFG.replace(K=4), models=models("sd"))
     fig = r.figure()
-    assert len(fig.axes) >= 8
+    titled = {a.get_title(): a for a in fig.axes if a.get_title()}
+    for k in range(4):
+        (title,) = [t for t in titled if t.startswith(f"#{k} ")]
+        score = f"#{k} S={r.scores['S'][k]:.2f}"
+        assert title.startswith(score)
+        assert bool(title[len(score):].strip()) == (k == r.best)      # the winner's mark only
+    (final,) = [a for t, a in titled.items() if t.startswith("final")]
+    assert np.array_equal(final.get_images()[0].get_array(), np.asarray(r.image))
+    attn = titled["DINO [CLS] attention"].get_images()[1].get_array()
+    np.testing.assert_allclose(attn, upsample_map(r.attention, 64, 64).numpy())
+    curve = titled["training loss"].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(curve, r.history.loss)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_widget_callback_runs_an_edit_with_its_controls(models, scene):

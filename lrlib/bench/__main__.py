@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|blend`: the benchmarks' command line (lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|blend|scenes`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     b.add_argument("--n", type=int, default=50)
     b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
     b.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
+    r = sub.add_parser("scenes", help="milliseconds to draw a toy scene")
+    r.add_argument("--n", type=int, default=100)
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -59,6 +61,9 @@ def main(argv=None) -> int:
         print(f"blend benchmark: {args.n} held-out tasks, editor={args.editor}, K={cfg.K} "
               f"M={cfg.M}, {time.perf_counter() - t0:.0f} s")
         print(format_blend(summary))
+    elif args.cmd == "scenes":
+        from lrlib.bench.scenes import run_scenes
+        print(run_scenes(args.n))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps))
