@@ -193,6 +193,7 @@ def to_pil(t: torch.Tensor) -> Image.Image:
 RESULT_JSON = "result.json"
 OWNER = ".lrlib-owner"      # in a work folder: {"pid", "host", "time"} of the process writing it
 ORPHAN_AGE = 60.0           # s; a work folder without an owner record this old is an orphan
+_LEGACY = re.compile(r"^((final|source|boxes|figure)\.png|anchor_\d+\.png|result\.json)$")
 _WORK = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[0-9a-z_]+$")
 
 
@@ -266,15 +267,20 @@ def check_writable(folder, what=None) -> None:
 
 def _foreign(folder: Path) -> list[str]:
     """The entries of `folder` that lrlib did not write: those its result.json (with lrlib's
-    marker) does not list; all of them when there is no such result.json."""
+    marker) does not list (for a result from before the marker: not one of the files lrlib
+    wrote then); all of them when there is no such result.json."""
     names = sorted(e.name for e in folder.iterdir())
     try:
         meta = json.loads((folder / RESULT_JSON).read_text())
     except (OSError, ValueError):
         meta = None
-    ours = ({RESULT_JSON, *meta["files"]} if isinstance(meta, dict) and "lrlib" in meta
-            and isinstance(meta.get("files"), list) else set())
-    return [n for n in names if n not in ours]
+    if not isinstance(meta, dict):
+        return names
+    if "lrlib" in meta and isinstance(meta.get("files"), list):
+        return [n for n in names if n not in {RESULT_JSON, *meta["files"]}]
+    if {"prompt", "best_box", "config"} <= meta.keys():    # written by lrlib before the marker
+        return [n for n in names if not _LEGACY.match(n)]
+    return names
 
 
 def is_result_dir(path) -> bool:

@@ -228,3 +228,20 @@ def test_orphans_without_owner_and_an_old_result_left_aside(tmp_path):
     assert sorted(p.name for p in removed) == [".a.partial-old", ".b.old-1234abcd"]
     assert listing(tmp_path) == [".a.partial-new", "b"]
     assert (tmp_path / "b" / "final.png").read_text() == "the earlier result"
+
+
+def test_result_from_before_the_marker_is_still_lrlibs(tmp_path, result):
+    """A result folder written by lrlib before result.json had its marker (outputs/demo of an
+    earlier `make demo`) is still replaced; with a file of the user's in it, it is not."""
+    old = tmp_path / "demo"
+    old.mkdir()
+    (old / "final.png").write_bytes(b"old")
+    (old / "anchor_0.png").write_bytes(b"old")
+    (old / "result.json").write_text(json.dumps({"prompt": "p", "best_box": [0, 0, 1, 1], "config": {}}))
+    assert check_output(old) is True
+    (old / "thesis.tex").write_text("mine")
+    with pytest.raises(LRError, match=r"did not write \(thesis.tex\)"):
+        result.save(old, figure=False)
+    (old / "thesis.tex").unlink()
+    result.save(old, figure=False)
+    assert is_result_dir(old) and (old / "final.png").read_bytes() != b"old"
