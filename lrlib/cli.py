@@ -17,6 +17,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from lrlib.config import LRConfig
@@ -232,6 +233,7 @@ def main(argv=None) -> int:
     _add_common(d)
     args = ap.parse_args(argv)
     quiet_libraries()
+    warnings.formatwarning = lambda msg, *_a, **_k: f"warning: {msg}\n"   # one line, no source
     try:
         cfg = _config(args)
         given = [f"--{k.replace('_', '-')}" for k in MODEL_FLAGS if getattr(args, k) is not None]

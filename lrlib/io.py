@@ -397,7 +397,8 @@ def _locked(folder: Path):
     fd = os.open(folder, os.O_RDONLY)
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):      # a file system without locks: none
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)                                # releases the lock

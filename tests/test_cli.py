@@ -75,14 +75,20 @@ def test_batch_shards_split_the_jobs(tmp_path, random_cache):
 
 
 def test_cli_edit_subprocess(tmp_path, random_cache):
+    """A real CLI run; the input is a 2-frame GIF, so the user is told (in one line, no Python
+    warning source) which frame is edited."""
     write_images(tmp_path, ["in.png"])
+    frames = [Image.open(tmp_path / "in.png"), Image.new("RGB", (64, 64))]
+    frames[0].save(tmp_path / "in.gif", save_all=True, append_images=frames[1:])
     env = dict(os.environ, LRLIB_CACHE=str(random_cache))
-    r = subprocess.run([sys.executable, "-m", "lrlib", "edit", str(tmp_path / "in.png"), "--prompt",
+    r = subprocess.run([sys.executable, "-m", "lrlib", "edit", str(tmp_path / "in.gif"), "--prompt",
                         "a blue square", "--caption", "noise", "--cpu", "--K", "2", "--M", "3",
                         "--epochs", "1", "--out", str(tmp_path / "o")], env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "best anchor" in r.stdout and (tmp_path / "o" / "final.png").exists()
+    assert "warning: the image has 2 frames (animated or multi-page); only frame 0" in r.stderr
+    assert "UserWarning" not in r.stderr and "Traceback" not in r.stderr
     bad = subprocess.run([sys.executable, "-m", "lrlib", "edit", str(tmp_path / "in.png"), "--prompt",
                           " ", "--cpu"], env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "prompt is empty" in bad.stderr
