@@ -12,7 +12,7 @@ from lrlib.cli import main, read_jobs, run_batch
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
 
-CFG = LRConfig.cpu(progress=False, epochs=1, iters_per_epoch=2, K=2, M=3)
+CFG = LRConfig.cpu(world="random", progress=False, epochs=1, iters_per_epoch=2, K=2, M=3)
 
 
 @pytest.fixture(scope="module")
@@ -331,13 +331,13 @@ def test_model_flags_and_the_offline_error_a_cli_user_can_act_on(tmp_path, monke
     """Bug: the offline error said `LRConfig(dino='path/to/folder')`, which a CLI user cannot
     type, and the CLI had no flag to choose a model. Each model gets a flag (a folder here); a
     missing one fails with an error naming that flag."""
-    monkeypatch.setenv("LRLIB_WORLD", "real")
     img = tmp_path / "in.png"
     Image.new("RGB", (64, 64)).save(img)
     given = {"--dino": tiny_dirs["dino"], "--clip": tiny_dirs["clip"], "--sd-model": tiny_dirs["sd"],
              "--maskgit-model": tiny_dirs["maskgit"]}
     given[flag] = str(tmp_path / "missing")
-    argv = ["edit", str(img), "--prompt", "a cat", "--out", str(tmp_path / "o"), *TINY_FLAGS,
+    argv = ["edit", str(img), "--prompt", "a cat", "--out", str(tmp_path / "o"), "--world", "real",
+            *TINY_FLAGS,
             "--editor", "maskgit" if flag == "--maskgit-model" else "sd"]
     argv += [a for k, v in given.items() for a in (k, str(v))]
     with pytest.warns(UserWarning, match="real checkpoints on the CPU"):

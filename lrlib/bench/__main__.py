@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|blend`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,10 @@ def main(argv=None) -> int:
     s.add_argument("--size", default="small", choices=["small", "full", "toy"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
+    b = sub.add_parser("blend", help="seam and success of the paste for several blend_px")
+    b.add_argument("--n", type=int, default=50)
+    b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
+    b.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -45,6 +49,14 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "blend":
+        from lrlib.bench.blend import format_blend, run_blend
+        cfg = LRConfig.cpu(world="toy", editor=args.editor)
+        t0 = time.perf_counter()
+        summary = run_blend(args.n, args.blend, cfg)
+        print(f"blend benchmark: {args.n} held-out tasks, editor={args.editor}, K={cfg.K} "
+              f"M={cfg.M}, {time.perf_counter() - t0:.0f} s")
+        print(format_blend(summary))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps))
