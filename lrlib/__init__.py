@@ -10,8 +10,14 @@ editors (SD inpainting, MaskGIT) -> losses (L_clip, L_dir, L_str) -> train -> sc
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lrlib.config import LRConfig
 from lrlib.errors import CheckpointUnavailableError, LRError
+
+if TYPE_CHECKING:  # names for the signature only: importing them loads torch
+    from lrlib.models import Models
+    from lrlib.pipeline import EditResult
 
 __version__ = "0.1.0"
 

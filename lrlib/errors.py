@@ -18,7 +18,8 @@ def checkpoint_error(kind: str, name: str, exc: BaseException | None = None,
     """Build the one message we show for every model we cannot load.
 
     `kind` is what the model is for ("DINO", "CLIP", "Stable Diffusion inpainting", "MaskGIT"),
-    `name` the id or path we tried, `option` the LRConfig field that selects it.
+    `name` the id or path we tried, `option` the LRConfig field that selects it (its command-line
+    flag is the same name with dashes: sd_model -> --sd-model).
     """
     import os
 
@@ -26,11 +27,13 @@ def checkpoint_error(kind: str, name: str, exc: BaseException | None = None,
     why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if offline
            else "it is not a local folder and the Hugging Face Hub could not be reached "
                 "(no network, or the id is wrong)")
-    opt = f"LRConfig({option}='path/to/folder')" if option else "a local folder path"
+    opt = (f"LRConfig({option}='path/to/folder') (on the command line: "
+           f"--{option.replace('_', '-')} path/to/folder)" if option else "a local folder path")
     msg = (f"Could not load the {kind} checkpoint '{name}': {why}.\n"
            f"To fix it: connect to the internet once so it is downloaded and cached "
            f"(unset HF_HUB_OFFLINE), or download it elsewhere and pass a local folder with "
-           f"{opt}, or run on the shipped toy world: LRConfig(world='toy').")
+           f"{opt}, or run on the shipped toy world: LRConfig(world='toy') "
+           f"(command line: LRLIB_WORLD=toy).")
     if exc is not None:
         msg += f"\n(underlying error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''})"
     return CheckpointUnavailableError(msg)

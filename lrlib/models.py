@@ -12,8 +12,6 @@ not reload them.
 """
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path

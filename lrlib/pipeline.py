@@ -17,7 +17,6 @@ canvas: c = (0, 0, S, S).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.blend import feather
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
-from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
+from lrlib.io import atomic_dir, input_record, load_image, to_pil, to_tensor, write_result
 from lrlib.losses import Embeddings, edit_loss, embed
 from lrlib.models import Models, load_models
 from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi_pool
@@ -89,6 +88,7 @@ class EditResult:
     seconds: float
     content: list[int]                 # (x0, y0, x1, y1) of the canvas that holds the input
     candidates: torch.Tensor | None = field(default=None, repr=False)  # (K, M, 3, S, S) composites
+    input: dict | None = None          # {"file", "sha256"} of the input file (None: in memory)
 
     @property
     def best_box(self) -> list[int]:
@@ -109,7 +109,7 @@ class EditResult:
                 "anchors": self.anchors, "boxes": self.boxes,
                 "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
                 "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
-                "config": self.config.to_dict()}
+                "config": self.config.to_dict(), "input": self.input}
 
     def figure(self):
         """The matplotlib Figure of figure.png: inputs, anchors, boxes, K results, training."""
@@ -126,7 +126,8 @@ class EditResult:
 
     def save(self, out_dir, overwrite: bool = True, figure: bool = True) -> Path:
         """Write final.png, source.png, boxes.png, anchor_{k}.png, figure.png and result.json,
-        all or nothing (lrlib.io.atomic_dir). Returns the folder."""
+        all or nothing (lrlib.io.atomic_dir). Returns the folder. An earlier lrlib result there is
+        replaced; a file or a folder holding anything else is refused (LRError, lrlib.io.check_output)."""
         from lrlib.viz import draw_boxes
         out_dir = Path(out_dir)
         with atomic_dir(out_dir, overwrite=overwrite) as tmp:
@@ -141,7 +142,7 @@ class EditResult:
                 fig = self.figure()
                 fig.savefig(tmp / "figure.png", dpi=100, bbox_inches="tight")
                 plt.close(fig)
-            (tmp / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
+            write_result(tmp, self.to_dict())
         return out_dir
 
 
@@ -317,7 +318,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     check_prompt(prompt)
     if caption is not None:
         check_prompt(caption, "caption")
-    image = load_image(image)                # bad input fails before any model is loaded
+    source, image = image, load_image(image)  # bad input fails before any model is loaded
     warn_if_not_toy_scene(image, cfg)        # the toy world on a photo paints a blob: say so
     models = models or load_models(cfg)
     p = prepare(image, prompt, caption, cfg, models)
@@ -336,4 +337,4 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
         probs=probs.tolist(), scores={k: v.tolist() for k, v in scores.items()},
         attention=p.attn.mean(0), attention_heads=p.attn, history=hist, prompt=p.prompt,
         caption=p.caption, config=cfg, seconds=time.perf_counter() - t0, content=list(p.content),
-        candidates=p.C.cpu())
+        candidates=p.C.cpu(), input=input_record(source) if isinstance(source, (str, Path)) else None)

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from lrlib.regions import RGN, box_geometry, boxes_to_masks, gumbel_softmax, make_proposals, roi_pool

@@ -21,7 +21,6 @@ edits are shared by ours and its ablations and counted in each).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass, field
