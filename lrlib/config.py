@@ -41,6 +41,8 @@ class LRConfig:
     anchor_spacing: int = 2         # min Chebyshev distance between anchors, in patches
     anchor_refine: bool = True      # anchor = local attention centroid around each peak cell
                                     # (lrlib; False: the peak cell's centre, as the paper)
+    dino_size: int | None = 448     # DINO input px, real checkpoints (B/16: 28x28 patches, not
+                                    # 14x14; official B/8 at 256); None: own; toy/random: own
 
     # --- proposals and RGN ----------------------------------------------------------------
     M: int = 7                      # box proposals per anchor (paper: 7)

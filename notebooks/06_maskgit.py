@@ -177,15 +177,20 @@ plt.show()
 #
 # tokens hidden: few tokens are committed early, when the model knows little, and many at the
 # end, when most of the picture is there to condition on. $\cos(\pi/2) = 0$, so all are filled
-# after $T$ steps. By hand, checked against `mask_schedule`:
+# after $T$ steps. MaskGIT clamps each $n_t$ to $[1, n_{t-1} - 1]$ before the last step: every
+# step reveals at least one token and keeps one for the next (with few tokens and many steps the
+# bare formula would reveal nothing for several steps). By hand, checked against `mask_schedule`:
 
 # %%
 from lrlib.editors.maskgit import gumbel_noise, mask_schedule
 
 
 def my_schedule(N, T):
-    n = [math.floor(N * math.cos(math.pi / 2 * (t + 1) / T)) for t in range(T)]
-    return n[:-1] + [0]          # the last float is 6e-17, not 0: the last step fills everything
+    n, prev = [], N
+    for t in range(T - 1):
+        prev = max(1, min(prev - 1, math.floor(N * math.cos(math.pi / 2 * (t + 1) / T)))) if N else 0
+        n.append(prev)
+    return n + [0]               # cos(pi/2) as a float is 6e-17, not 0: the last step fills everything
 
 
 for N in (1, 7, int(tm.sum()), 256, 1000):
