@@ -74,6 +74,18 @@ def clip_arch_kwargs(name: str, pretrained: str | None) -> dict:
     return {"force_quick_gelu": True} if cfg.get("quick_gelu", False) else {}
 
 
+def clip_model(name: str, pretrained: str | None, weights: bool = True):
+    """The open_clip model for an architecture + pretrained tag (or a local folder), built as
+    the weights need (`clip_arch_kwargs`); weights=False builds the same network, randomly
+    initialised (what the tests check without a download)."""
+    import open_clip
+
+    if Path(name).is_dir():
+        return open_clip.create_model(f"local-dir:{name}", pretrained=None, load_weights=weights)
+    return open_clip.create_model(name, pretrained=pretrained if weights else None,
+                                  **clip_arch_kwargs(name, pretrained))
+
+
 def load_clip(name: str, pretrained: str | None = "openai", device="cpu") -> Clip:
     """open_clip architecture + pretrained tag (e.g. 'ViT-B-16', 'openai': built with QuickGELU,
     as those weights need) or a folder holding open_clip_config.json and
@@ -83,10 +95,8 @@ def load_clip(name: str, pretrained: str | None = "openai", device="cpu") -> Cli
     def build():
         local = Path(name).is_dir()
         model_id = f"local-dir:{name}" if local else name
-        tag = None if local else pretrained
         try:
-            model, _, _ = open_clip.create_model_and_transforms(
-                model_id, pretrained=tag, **clip_arch_kwargs(name, tag))
+            model = clip_model(name, pretrained)
             tok = open_clip.get_tokenizer(model_id)
         except Exception as e:
             raise checkpoint_error("CLIP", f"{name}" + ("" if local else f" ({pretrained})"), e,
@@ -181,8 +191,8 @@ def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
         from lrlib.tiny import random_world
         paths = random_world(tuple(k for k in ("dino", "clip") if k in parts)
                              + ((cfg.editor,) if "editor" in parts else ()))
-        dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
-        editor_name = paths[cfg.editor]
+        dino_name, clip_name, clip_tag = paths.get("dino"), paths.get("clip"), None
+        editor_name = paths.get(cfg.editor)
     else:
         dino_name, clip_name, clip_tag, editor_name = cfg.dino, cfg.clip, cfg.clip_pretrained, None
         if device.type == "cpu":

@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|smoke`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,10 @@ def main(argv=None) -> int:
     s.add_argument("--size", default="small", choices=["small", "full", "toy"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
+    m = sub.add_parser("smoke", help="every default architecture, random weights, one edit each")
+    m.add_argument("--size", default="full", choices=["full", "small"])
+    m.add_argument("--family", nargs="+", default=None,
+                   help="sd2 sd15 sdxl amused (default: all, in that order)")
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -45,6 +49,9 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "smoke":
+        from lrlib.bench.smoke import FAMILIES, run_smoke
+        run_smoke(args.size, args.family or FAMILIES)
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps))
