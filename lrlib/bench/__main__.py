@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|smoke`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|blend|smoke`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,10 @@ def main(argv=None) -> int:
     m.add_argument("--size", default="full", choices=["full", "small"])
     m.add_argument("--family", nargs="+", default=None,
                    help="sd2 sd15 sdxl amused (default: all, in that order)")
+    b = sub.add_parser("blend", help="seam and success of the paste for several blend_px")
+    b.add_argument("--n", type=int, default=50)
+    b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
+    b.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -52,6 +56,14 @@ def main(argv=None) -> int:
     elif args.cmd == "smoke":
         from lrlib.bench.smoke import FAMILIES, run_smoke
         run_smoke(args.size, args.family or FAMILIES)
+    elif args.cmd == "blend":
+        from lrlib.bench.blend import format_blend, run_blend
+        cfg = LRConfig.cpu(world="toy", editor=args.editor)
+        t0 = time.perf_counter()
+        summary = run_blend(args.n, args.blend, cfg)
+        print(f"blend benchmark: {args.n} held-out tasks, editor={args.editor}, K={cfg.K} "
+              f"M={cfg.M}, {time.perf_counter() - t0:.0f} s")
+        print(format_blend(summary))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps))

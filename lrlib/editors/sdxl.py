@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from lrlib.editors.prompts import PromptEncoder
 from lrlib.editors.sd import StableDiffusionEditor
-from lrlib.text import hf_chunk_ids
 
 DEFAULT_SDXL = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
 
@@ -34,36 +34,26 @@ DEFAULT_SDXL = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
 class StableDiffusionXLEditor(StableDiffusionEditor):
     pipeline_class = "StableDiffusionXLInpaintPipeline"
 
-    @torch.no_grad()
-    def _encode_one(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """One prompt -> hidden (n * 77, D_1 + D_2) and pooled (P,), n = its number of chunks."""
-        pipe = self.pipe
-        pairs = [(t, e) for t, e in ((pipe.tokenizer, pipe.text_encoder),
-                                     (pipe.tokenizer_2, pipe.text_encoder_2)) if e is not None]
-        hidden = []
-        for tok, enc in pairs:
-            ids, lengths = hf_chunk_ids(tok, prompt)                      # (n, 77), (n,)
-            out = enc(ids.to(enc.device), output_hidden_states=True)
-            hidden.append(out.hidden_states[-2])                          # (n, 77, D_e)
-        h = torch.cat(hidden, -1)
-        w = (lengths / lengths.sum()).to(h.device)[:, None]
-        pooled = (w * out.text_embeds.float()).sum(0).to(h.dtype)         # the last encoder's
-        return h.reshape(-1, h.shape[-1]), pooled
+    def __init__(self, pipe, **kwargs):
+        super().__init__(pipe, **kwargs)
+        # both encoders' penultimate layers; the pooled embedding from the second (with projection)
+        self.prompts = PromptEncoder(pipe.tokenizer, pipe.text_encoder, penultimate=True)
+        self.prompts_2 = PromptEncoder(pipe.tokenizer_2, pipe.text_encoder_2, penultimate=True,
+                                       pooled=True)
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]):
-        """(cond (B, 77 n, D), pooled (B, P), uncond (B, 77 n, D), uncond pooled (B, P));
-        shorter prompts padded with the empty prompt's chunk, as for SD."""
-        enc = {p: self._encode_one(p) for p in dict.fromkeys(prompts)}
-        e_h, e_p = self._encode_one("")                                   # (77, D), (P,)
-        n = max(h.shape[0] for h, _ in enc.values())
-        cond = torch.stack([torch.cat([enc[p][0]] + [e_h] * ((n - enc[p][0].shape[0]) // len(e_h)))
-                            for p in prompts])
-        pooled = torch.stack([enc[p][1] for p in prompts])
+        """(cond (B, 77 n, D_1 + D_2), pooled (B, P), uncond (B, 77 n, D), uncond pooled (B, P));
+        shorter prompts padded with the empty prompt's chunk, as for SD (both tokenizers share
+        CLIP's BPE, so both give the same chunks)."""
+        h1, _ = self.prompts(prompts)
+        h2, pooled = self.prompts_2(prompts)
+        cond = torch.cat([h1, h2], -1)
         if self.pipe.config.get("force_zeros_for_empty_prompt", True):
             return cond, pooled, torch.zeros_like(cond), torch.zeros_like(pooled)
-        uncond = e_h.repeat(n // len(e_h), 1)[None].expand(len(prompts), -1, -1)
-        return cond, pooled, uncond, e_p[None].expand(len(prompts), -1)
+        u1, _ = self.prompts.unconditional(len(prompts), cond.shape[1])
+        u2, u_pooled = self.prompts_2.unconditional(len(prompts), cond.shape[1])
+        return cond, pooled, torch.cat([u1, u2], -1), u_pooled
 
     def conditioning(self, prompts: list[str]) -> dict:
         cond, pooled, uncond, u_pooled = self.encode_prompts(prompts)
