@@ -34,8 +34,10 @@ class LRConfig:
                                               # "float16" | "bfloat16" | "float32"
 
     # --- image ---------------------------------------------------------------------------
-    size: int = 512                 # working resolution (square); the result is pasted back
-                                    # into the full-resolution input, outside the box untouched
+    size: int = 512                 # working canvas side S; a non-square input is letterboxed
+                                    # onto S x S (long side S, edge padding), and the result is
+                                    # pasted back into the full-resolution input, outside the
+                                    # box untouched
 
     # --- anchors (DINO) -------------------------------------------------------------------
     K: int = 9                      # anchor points (official README run: 9)

@@ -69,8 +69,9 @@ def load_image(src) -> Image.Image:
         raise LRError(f"the image is {w}x{h}; lrlib accepts at most {MAX_SIDE} px a side. "
                       "Downscale it first (img.thumbnail((2048, 2048))).")
     if max(w, h) / min(w, h) > MAX_ASPECT:
-        raise LRError(f"the image is {w}x{h} (aspect {max(w, h) / min(w, h):.1f}:1); lrlib works on a "
-                      f"square canvas and accepts up to {MAX_ASPECT:.0f}:1. Crop it first.")
+        raise LRError(f"the image is {w}x{h} (aspect {max(w, h) / min(w, h):.1f}:1); lrlib pads it "
+                      f"onto a square canvas, which beyond {MAX_ASPECT:.0f}:1 is mostly padding. "
+                      "Crop it first.")
     return img
 
 

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from lrlib.losses import EditLoss, L_clip, L_dir, L_str, augment, self_similarity
+from lrlib.losses import L_clip, L_dir, L_str, augment, edit_loss, embed, self_similarity
 
 
 def unit(v):
@@ -47,7 +47,8 @@ def test_augment_is_differentiable_and_seeded(scene):
 def test_edit_loss_on_tiny_models(clip, dino, scene):
     x = scene[None]
     for structure in ("dino", "clip"):
-        loss = EditLoss(clip, dino, x, "a blue square", "a red circle", n_aug=2, structure=structure)
+        emb = embed(clip, dino, x, "a blue square", "a red circle", structure)
+        loss = lambda e, g: edit_loss(e, g, emb=emb, clip=clip, dino=dino, n_aug=2)  # noqa: E731
         g = torch.Generator().manual_seed(0)
         same = loss(x, g)
         assert float(same["L_str"]) < 1e-10                  # identical image: no structure change

@@ -115,3 +115,28 @@ def test_widget_callback_runs_an_edit_with_its_controls(models, scene):
     assert r.config.tau == 0.5 and r.config.lambda_str == 0.0 and r.config.alpha == 1.0
     assert r.history.terms["L_str"] == [0.0] * CFG.iterations
     assert len(fig.axes) >= 6
+
+
+def test_ablation_changes_only_its_own_weight(models, scene):
+    """train_and_choose(p, cfg with lambda_dir=0) trains on L_clip + L_str of the same embeddings
+    and leaves p as it was. Catches a loss whose weights are mutated in place (the next full run
+    would silently train without L_dir), an ablation that also drops the term's value, and
+    embeddings recomputed or changed by a run."""
+    from lrlib.pipeline import loss_fn, prepare, train_and_choose
+    p = prepare(scene, "a blue square", "a red circle", CFG, models("sd"))
+    emb = {k: v.clone() for k, v in vars(p.emb).items() if torch.is_tensor(v)}
+    full, h_full = train_and_choose(p)
+    nodir, h_nodir = train_and_choose(p, CFG.replace(lambda_dir=0.0))
+    again, h_again = train_and_choose(p)
+    assert torch.equal(full, again) and h_full.loss == h_again.loss
+    assert not torch.equal(full, nodir)
+    assert all(torch.equal(getattr(p.emb, k), v) for k, v in emb.items())
+    e = p.C[:, 0]
+    a = loss_fn(p, CFG)(e, torch.Generator().manual_seed(0))
+    b = loss_fn(p, CFG.replace(lambda_dir=0.0))(e, torch.Generator().manual_seed(0))
+    for k in ("L_clip", "L_str", "L_dir"):
+        assert torch.equal(a[k], b[k]), k
+    assert float(a["L_dir"].abs().min()) > 0
+    torch.testing.assert_close(b["L"], a["L"] - CFG.lambda_dir * a["L_dir"])
+    torch.testing.assert_close(torch.tensor(h_nodir.loss[0]),
+                               torch.tensor(h_nodir.terms["L_clip"][0] + h_nodir.terms["L_str"][0]))

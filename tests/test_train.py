@@ -1,7 +1,10 @@
 """The claim the official code fails: the RGN receives a gradient and learns the better box."""
+import dataclasses
+from functools import partial
+
 import torch
 
-from lrlib.losses import EditLoss
+from lrlib.losses import edit_loss, embed
 from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals
 from lrlib.train import composites, train_rgn
 
@@ -83,12 +86,13 @@ def real_loss_case(clip, dino, seed):
         pooled = roi_pool(dino(x).feats, boxes, S, S, 4)
     torch.manual_seed(seed)
     rgn = RGN(pooled.shape[2], 4, 32, 64)
-    loss = EditLoss(clip, dino, x, "a yellow square", "a photo", n_aug=2)
+    emb = embed(clip, dino, x, "a yellow square", "a photo")
     target = x.clone()
     target[:, :, 8:56, 8:56] = cols[3][:, None, None]
     with torch.no_grad():
-        loss.E_T = clip.encode_image(target)[0]          # "the prompt": source + yellow square
-        loss.E_T_caption = loss.E_I_src                   # "the caption": the source itself
+        emb = dataclasses.replace(emb, E_T=clip.encode_image(target)[0],  # "the prompt": source + yellow square
+                                  E_T_caption=emb.E_I_src)                # "the caption": the source itself
+        loss = partial(edit_loss, emb=emb, clip=clip, dino=dino, n_aug=2)
         per = torch.stack([loss(C[:, j], torch.Generator().manual_seed(0))["L"] for j in range(M)], 1)
     return rgn, pooled, box_geometry(boxes, S, S), C, loss, per
 

@@ -22,6 +22,8 @@ def main(argv=None) -> int:
     t.add_argument("--scheduler", default=None, choices=["default", "dpm++"],
                    help="SD sampler (default: the checkpoint's; dpm++ = DPM-Solver++)")
     t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
+    t.add_argument("--aspect", type=float, default=1.0,
+                   help="scene width / height (2: landscape 2:1 scenes; default 1, square)")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
     s.add_argument("--size", default="small", choices=["small", "full", "toy"])
     s.add_argument("--device", default="auto")
@@ -46,11 +48,11 @@ def main(argv=None) -> int:
             cfg = cfg.replace(steps=args.steps)
         t0 = time.perf_counter()
         from lrlib.bench.toy import format_table, run_toy
-        summary = run_toy(args.n, cfg)
+        summary = run_toy(args.n, cfg, aspect=args.aspect)
         print(f"toy benchmark: {args.n} held-out tasks, editor={args.editor}, world={args.world}, "
               f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator} "
               f"gamma={cfg.gamma} anchor_refine={cfg.anchor_refine} "
-              f"sampler={cfg.scheduler}/{cfg.steps} steps, "
+              f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
     elif args.cmd == "smoke":
