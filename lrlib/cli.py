@@ -63,7 +63,7 @@ def _add_common(p):
     m.add_argument("--dino", help="DINO, timm (default vit_base_patch16_224.dino)")
     m.add_argument("--clip", help="CLIP, open_clip architecture (default ViT-B-16)")
     m.add_argument("--clip-pretrained", help="open_clip pretrained tag (default openai)")
-    m.add_argument("--sd-model", help="SD inpainting (default stabilityai/stable-diffusion-2-inpainting)")
+    m.add_argument("--sd-model", help="SD 1.x/2.x/SDXL inpainting id or folder (default sd2-community/stable-diffusion-2-inpainting)")
     m.add_argument("--maskgit-model", help="MaskGIT, aMUSEd (default amused/amused-256)")
 
 

@@ -29,7 +29,7 @@ class LRConfig:
     clip: str = "ViT-B-16"                    # open_clip architecture name or local folder
     clip_pretrained: str = "openai"           # open_clip pretrained tag (ignored for a folder)
     editor: str = "sd"                        # "sd" | "maskgit"
-    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"  # SD inpainting id or folder
+    sd_model: str = "sd2-community/stable-diffusion-2-inpainting"  # SD inpainting id or folder
     maskgit_model: str = "amused/amused-256"  # aMUSEd id or folder (or amused/amused-512)
     device: str = "auto"                      # "auto" (cuda if present) | "cpu" | "cuda" | "cuda:1"
     dtype: str = "auto"                       # editors: "auto" (fp16 on CUDA, fp32 on CPU) |
@@ -46,6 +46,8 @@ class LRConfig:
     anchor_spacing: int = 2         # min Chebyshev distance between anchors, in patches
     anchor_refine: bool = True      # anchor = local attention centroid around each peak cell
                                     # (lrlib; False: the peak cell's centre, as the paper)
+    dino_size: int | None = 448     # DINO input px, real checkpoints (B/16: 28x28 patches, not
+                                    # 14x14; official B/8 at 256); None: own; toy/random: own
 
     # --- proposals and RGN ----------------------------------------------------------------
     M: int = 7                      # box proposals per anchor (paper: 7)

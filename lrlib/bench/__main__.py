@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|blend|scenes`: the benchmarks' command line (lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|blend|scenes|smoke`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,12 @@ def main(argv=None) -> int:
     s.add_argument("--size", default="small", choices=["small", "full", "toy"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
+    m = sub.add_parser("smoke", help="every default architecture, random weights, one edit each")
+    m.add_argument("--sdxl-resolution", type=int, default=1024,
+                   help="SDXL working size (native 1024; CI uses 512 to fit its CPU time)")
+    m.add_argument("--size", default="full", choices=["full", "small"])
+    m.add_argument("--family", nargs="+", default=None,
+                   help="sd2 sd15 sdxl amused (default: all, in that order)")
     b = sub.add_parser("blend", help="seam and success of the paste for several blend_px")
     b.add_argument("--n", type=int, default=50)
     b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
@@ -53,6 +59,9 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "smoke":
+        from lrlib.bench.smoke import FAMILIES, run_smoke
+        run_smoke(args.size, args.family or FAMILIES, args.sdxl_resolution)
     elif args.cmd == "blend":
         from lrlib.bench.blend import format_blend, run_blend
         cfg = LRConfig.cpu(world="toy", editor=args.editor)
