@@ -136,7 +136,9 @@ def _from_array(a: np.ndarray) -> Image.Image:
         if a.min() < 0 or a.max() > 1:
             raise LRError(f"a float image must be in [0, 1], got {a.min():.4g}..{a.max():.4g}; "
                           "if it holds 0..255 values, divide by 255 first.")
-        a = (a.astype(np.float64) * 255 + 0.5).astype(np.uint8)
+        a = a.astype(np.float32) if a.itemsize < 4 else a    # float16: widen; float32 stays float32
+        a = (a * 255 + 0.5).astype(np.uint8)                  # as to_pil does: a tensor and its
+                                                              # to_pil() image read the same pixels
     elif a.dtype == np.uint16:
         warnings.warn("a 16-bit image array was rescaled to 8-bit.", stacklevel=4)
         a = (a / 257.0 + 0.5).astype(np.uint8)
