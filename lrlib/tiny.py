@@ -50,18 +50,24 @@ def make_tiny_clip(save_dir, size: int = 64, seed: int = 0) -> str:
     return str(save_dir)
 
 
+def _tiny_vae(size: int):
+    """The 4x-downsampling AutoencoderKL both tiny SD pipelines share (4 latent channels)."""
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=["DownEncoderBlock2D"] * 3,
+                         up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 16, 32],
+                         layers_per_block=1, norm_num_groups=8, sample_size=size)
+
+
 def make_tiny_sd(save_dir, size: int = 64, seed: int = 0) -> str:
     """StableDiffusionInpaintPipeline folder: UNet (9 in-channels), 4x VAE, CLIP text, DDIM."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from lrlib.tokenizers import build_clip_tokenizer
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 3,
-                        up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 16, 32],
-                        layers_per_block=1, norm_num_groups=8, sample_size=size)
+    vae = _tiny_vae(size)
     unet = UNet2DConditionModel(sample_size=size // 4, in_channels=9, out_channels=4,
                                 block_out_channels=(32, 64), layers_per_block=1,
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
@@ -83,7 +89,7 @@ def make_tiny_sdxl(save_dir, size: int = 64, seed: int = 0) -> str:
     """StableDiffusionXLInpaintPipeline folder: UNet (9 in-channels, "text_time" added embedding),
     4x VAE, two CLIP text encoders (the second with projection; its tokenizer pads with "!" as
     SDXL's does), Euler; force_zeros_for_empty_prompt as the SDXL checkpoints."""
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline,
+    from diffusers import (EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline,
                            UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -91,10 +97,7 @@ def make_tiny_sdxl(save_dir, size: int = 64, seed: int = 0) -> str:
 
     torch.manual_seed(seed)
     time_dim, width = 8, 32
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 3,
-                        up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 16, 32],
-                        layers_per_block=1, norm_num_groups=8, sample_size=size)
+    vae = _tiny_vae(size)
     unet = UNet2DConditionModel(sample_size=size // 4, in_channels=9, out_channels=4,
                                 block_out_channels=(32, 64), layers_per_block=1,
                                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
