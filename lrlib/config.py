@@ -41,6 +41,12 @@ class LRConfig:
     anchor_spacing: int = 2         # min Chebyshev distance between anchors, in patches
     anchor_refine: bool = True      # anchor = local attention centroid around each peak cell
                                     # (lrlib; False: the peak cell's centre, as the paper)
+    anchor_pool: int = 0            # > K: score this many attention peaks against the caption
+                                    # and keep the K best, one per object (lrlib, anchors.
+                                    # caption_anchors); 0: the top K peaks (paper)
+    anchor_context: float = 1.5     # caption score views: this times the fitted box's side
+    anchor_view: str = "crop"       # "crop": that square, resized; "keep": the image with all
+                                    # outside it filled with its median colour
 
     # --- proposals and RGN ----------------------------------------------------------------
     M: int = 7                      # box proposals per anchor (paper: 7)
@@ -51,6 +57,12 @@ class LRConfig:
     rgn_hidden: int = 256
     tau: float = 1.0                # Gumbel-Softmax temperature (official: 1, hard)
     hard: bool = True               # straight-through hard samples
+    proposals: str = "squares"      # "squares": M squares of box_sides centred on the anchor
+                                    # (paper); "fitted": the DINO-feature blob's box around the
+                                    # anchor scaled by M factors fit_min..fit_max (lrlib)
+    fit_level: float = 0.6          # "fitted": cosine to the anchor's feature that joins the blob
+    fit_min: float = 1.0            # "fitted": smallest / largest scale of the blob's box
+    fit_max: float = 1.6
 
     # --- training (test-time optimisation of the RGN) ------------------------------------
     epochs: int = 5                 # paper: 5 epochs
@@ -71,6 +83,8 @@ class LRConfig:
     beta: float = 1.0
     gamma: float = 0.0              # + gamma * S_dir, caption-aware (lrlib's option; paper: 0)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
+    score_scale: float | None = 1.0  # softmax temperature of S: 1.0 = raw cosines (official
+                                    # code); None = CLIP's logit scale (100 for OpenAI CLIP)
 
     # --- editors ---------------------------------------------------------------------------
     steps: int = 50                 # SD denoising steps (official: 50)
@@ -108,6 +122,14 @@ class LRConfig:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def paper(cls, **overrides) -> "LRConfig":
+        """The paper / official code's method exactly: straight-through Gumbel estimator, the
+        caption-blind score S = 2 S_t2i + S_i2i over raw cosines, the top-K attention peaks at
+        their cells' centres, M squares per anchor. Other fields (models, size) as `LRConfig()`;
+        `LRConfig.paper(**LRConfig.cpu().to_dict())`-style overrides apply on top."""
+        return cls(**{**PAPER_METHOD, **overrides})
+
     def replace(self, **changes) -> "LRConfig":
         return dataclasses.replace(self, **changes)
 
@@ -117,6 +139,13 @@ class LRConfig:
     @property
     def iterations(self) -> int:
         return self.epochs * self.iters_per_epoch
+
+    def fit_factors(self) -> list[float]:
+        """The M scales of the fitted box ("fitted" proposals), evenly spaced."""
+        if self.M == 1:
+            return [self.fit_min]
+        step = (self.fit_max - self.fit_min) / (self.M - 1)
+        return [self.fit_min + i * step for i in range(self.M)]
 
     def box_sides(self) -> list[float]:
         """The M box sides as fractions of the image side, evenly spaced."""
@@ -170,3 +199,8 @@ class LRConfig:
         if self.prompt_template is not None and "{}" not in self.prompt_template:
             bad(f"prompt_template={self.prompt_template!r} must contain '{{}}' where the prompt goes.")
         return self
+
+
+#: the method fields where the paper / official code differs from lrlib's defaults
+PAPER_METHOD = dict(estimator="st", gamma=0.0, anchor_refine=False, anchor_pool=0,
+                    proposals="squares", score_scale=1.0)

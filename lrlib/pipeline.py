@@ -21,12 +21,12 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
+from lrlib.anchors import caption_anchors, cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.config import LRConfig
 from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
 from lrlib.losses import EditLoss
 from lrlib.models import Models, load_models
-from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi_pool
+from lrlib.regions import RGN, box_geometry, boxes_to_masks, propose, roi_pool
 from lrlib.scoring import pick_best, quality_scores
 from lrlib.text import check_prompt
 from lrlib.train import History, composites, train_rgn
@@ -160,7 +160,10 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
         cells = top_k_anchors(A, cfg.K, cfg.anchor_spacing)
         anchors = (refine_anchors(A, cells, S, S) if cfg.anchor_refine
                    else cells_to_pixels(cells, d_out.attn.shape[-2:], S, S))
-    boxes = make_proposals(anchors, cfg.box_sides(), S, S)                  # 2. proposals
+        if cfg.anchor_pool > cfg.K and caption != cfg.default_caption:    # lrlib: caption-aware
+            anchors = caption_anchors(d_out.feats, A, x, models.clip,
+                                      models.clip.encode_text([caption])[0], cfg)
+    boxes = propose(anchors, d_out.feats, cfg, S, S)                        # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
     masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
@@ -197,7 +200,9 @@ def rank(p: Prepared, results: torch.Tensor, clip, cfg: LRConfig | None = None):
     cfg = cfg or p.cfg
     with torch.no_grad():
         scores = quality_scores(clip.encode_image(results), p.loss_fn.E_T, p.loss_fn.E_I_src,
-                                cfg.alpha, cfg.beta, clip.logit_scale, p.loss_fn.E_T_caption,
+                                cfg.alpha, cfg.beta,
+                                clip.logit_scale if cfg.score_scale is None else cfg.score_scale,
+                                p.loss_fn.E_T_caption,
                                 cfg.gamma)
     return scores, pick_best(scores, cfg.rank_top)
 
