@@ -1,10 +1,14 @@
-"""One config object holding every knob of the method, with the paper's defaults.
+"""One config object holding every knob of the method.
 
-`LRConfig()` is the paper / official-code setting for a GPU with real checkpoints.
+`LRConfig()` is lrlib's method for a GPU with real checkpoints: the paper's sizes and weights,
+with the choices the toy benchmark measured better (README "Does the method work?"): the exact
+expected-loss gradient, caption-aware anchors and ranking, boxes fitted to the object.
+`LRConfig.paper()` is the paper / official code's method exactly (`PAPER_METHOD` below).
 `LRConfig.cpu()` is the "I only have a laptop" setting: the same method on small models at 64 px
-(the shipped toy world once it exists, small random-weight stand-ins before that).
+(the shipped toy world, or small random-weight stand-ins).
 
     cfg = LRConfig(K=5, editor="maskgit")     # override any field
+    cfg = LRConfig.paper()                     # the paper's method, exactly
     cfg = LRConfig.cpu(seed=3)                 # CPU-sized, same code path
 """
 from __future__ import annotations
@@ -41,12 +45,12 @@ class LRConfig:
     anchor_spacing: int = 2         # min Chebyshev distance between anchors, in patches
     anchor_refine: bool = True      # anchor = local attention centroid around each peak cell
                                     # (lrlib; False: the peak cell's centre, as the paper)
-    anchor_pool: int = 0            # > K: score this many attention peaks against the caption
+    anchor_pool: int = 18           # > K: score this many attention peaks against the caption
                                     # and keep the K best, one per object (lrlib, anchors.
-                                    # caption_anchors); 0: the top K peaks (paper)
-    anchor_context: float = 1.5     # caption score views: this times the fitted box's side
-    anchor_view: str = "crop"       # "crop": that square, resized; "keep": the image with all
-                                    # outside it filled with its median colour
+                                    # caption_anchors; CPU: 8); 0: the top K peaks (paper)
+    anchor_context: float = 1.2     # caption score views: this times the fitted box's side
+    anchor_view: str = "keep"       # "keep": the image with all outside that box filled with
+                                    # its median colour; "crop": that square, resized
 
     # --- proposals and RGN ----------------------------------------------------------------
     M: int = 7                      # box proposals per anchor (paper: 7)
@@ -57,10 +61,11 @@ class LRConfig:
     rgn_hidden: int = 256
     tau: float = 1.0                # Gumbel-Softmax temperature (official: 1, hard)
     hard: bool = True               # straight-through hard samples
-    proposals: str = "squares"      # "squares": M squares of box_sides centred on the anchor
-                                    # (paper); "fitted": the DINO-feature blob's box around the
-                                    # anchor scaled by M factors fit_min..fit_max (lrlib)
-    fit_level: float = 0.6          # "fitted": cosine to the anchor's feature that joins the blob
+    proposals: str = "fitted"       # "fitted": the DINO-feature blob's box around the anchor
+                                    # scaled by M factors fit_min..fit_max (lrlib); "squares":
+                                    # M squares of box_sides centred on the anchor (paper)
+    fit_level: float = 0.8          # "fitted": cosine to the anchor's feature that joins the blob
+                                    # (measured on the toy DINO; 0.6: boxes too large)
     fit_min: float = 1.0            # "fitted": smallest / largest scale of the blob's box
     fit_max: float = 1.6
 
@@ -68,8 +73,8 @@ class LRConfig:
     epochs: int = 5                 # paper: 5 epochs
     iters_per_epoch: int = 10
     lr: float = 0.003               # paper: Adam, 0.003
-    estimator: str = "st"           # "st": straight-through Gumbel composite (paper);
-                                    # "expected": exact gradient of E_p[L] over cached candidates
+    estimator: str = "expected"     # "expected": exact gradient of E_p[L] over cached
+                                    # candidates (lrlib); "st": straight-through Gumbel (paper)
     lambda_clip: float = 1.0
     lambda_str: float = 1.0
     lambda_dir: float = 1.0
@@ -81,7 +86,7 @@ class LRConfig:
     # --- ranking -------------------------------------------------------------------------
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
     beta: float = 1.0
-    gamma: float = 0.0              # + gamma * S_dir, caption-aware (lrlib's option; paper: 0)
+    gamma: float = 3.0              # + gamma * S_dir, caption-aware (lrlib; paper: 0)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
     score_scale: float | None = 1.0  # softmax temperature of S: 1.0 = raw cosines (official
                                     # code); None = CLIP's logit scale (100 for OpenAI CLIP)
@@ -107,8 +112,8 @@ class LRConfig:
         weights are installed, else random stand-ins. The toy editors get the sampling settings
         they were measured with (SD: 10 DDIM steps, guidance 3; MaskGIT: 12 steps, guidance 4);
         random stand-ins get 4 steps (nothing to see).
-        The RGN is trained with the exact expected-loss gradient and the ranking reads the caption
-        (gamma = 3): on the toy benchmark both do better than the paper's settings (README).
+        The method's choices are `LRConfig()`'s (lrlib's, measured on the toy benchmark), with a
+        pool of 8 anchor candidates for K = 3.
         """
         from lrlib.world import toy_available
         world = (overrides.get("world") or os.environ.get("LRLIB_WORLD")
@@ -118,7 +123,7 @@ class LRConfig:
                     rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
                     steps=10 if toy else 4, guidance_scale=3.0, maskgit_steps=12 if toy else 4,
                     maskgit_guidance=4.0 if toy else 10.0, editor_batch_size=16, device="cpu",
-                    estimator="expected", gamma=3.0)
+                    anchor_pool=8)
         base.update(overrides)
         return cls(**base)
 

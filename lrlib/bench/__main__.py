@@ -18,8 +18,10 @@ def main(argv=None) -> int:
     t.add_argument("--set", default="first", choices=["first", "second", "tuning"],
                    help="task seeds: first = BENCHMARK_SEED0 + i (the README's table), second = "
                         "+50_000 + i (held out, never tuned on), tuning = +100_000 + i")
+    t.add_argument("--every", type=int, default=0,
+                   help="print the table so far after every N tasks (long runs)")
     t.add_argument("--rows", default=None,
-                   help="comma-separated subset of the rows (default: all; see lrlib/bench/toy.py)")
+                   help="subset of the rows, separated by | (default: all; see lrlib/bench/toy.py)")
     t.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
     t.add_argument("--world", default="toy", choices=["toy", "random"])
     t.add_argument("--estimator", default=None, choices=["st", "expected"])
@@ -43,11 +45,12 @@ def main(argv=None) -> int:
             cfg = cfg.replace(steps=args.steps)
         t0 = time.perf_counter()
         from lrlib.bench.toy import STRATEGIES, format_table, run_toy
-        rows = STRATEGIES if args.rows is None else tuple(r.strip() for r in args.rows.split(","))
+        rows = STRATEGIES if args.rows is None else tuple(r.strip() for r in args.rows.split("|"))
         unknown = [r for r in rows if r not in STRATEGIES]
         if unknown:
             ap.error(f"unknown rows {unknown}; choose from {list(STRATEGIES)}")
-        summary = run_toy(args.n, cfg, strategies=rows, tasks=args.set)
+        summary = run_toy(args.n, cfg, strategies=rows, tasks=args.set, every=args.every,
+                          report=lambda text: print(text, flush=True))
         print(f"toy benchmark: {args.n} tasks of the {args.set!r} set, editor={args.editor}, "
               f"world={args.world}, K={cfg.K} M={cfg.M} iterations={cfg.iterations} "
               f"estimator={cfg.estimator} gamma={cfg.gamma} score_scale={cfg.score_scale} "

@@ -55,7 +55,9 @@ STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anch
 # the fields prepare() reads: variants that agree on them share one prepare (and its edits)
 PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
                   "anchor_view", "proposals", "fit_level", "fit_min", "fit_max", "box_min",
-                  "box_max", "seed")
+                  "box_max", "seed", "roi_size", "n_aug", "structure")
+TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
+                "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
 CAUSES = ("no anchor on the object", "ranking chose another anchor", "right anchor, IoU < 0.5",
           "box fine, edit judged wrong")
 
@@ -149,10 +151,12 @@ def _edit_boxes(p, boxes_k, models, cfg, seed):
 
 
 def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bool = True,
-            strategies=STRATEGIES, images: dict | None = None, tasks: str = "first") -> dict[str, dict]:
+            strategies=STRATEGIES, images: dict | None = None, tasks: str = "first",
+            every: int = 0, report=print) -> dict[str, dict]:
     """Run every strategy on the first n tasks of the set `tasks` (see SETS); {strategy: summary}.
 
-    Pass a dict as `images` to receive {strategy: [(final (3,S,S), box), ...]} per task."""
+    Pass a dict as `images` to receive {strategy: [(final (3,S,S), box), ...]} per task.
+    every > 0: `report(text)` the table so far after every `every` tasks (long runs)."""
     from tqdm.auto import tqdm
 
     from lrlib.bench.peers import peer_boxes
@@ -169,6 +173,7 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
         rng = np.random.default_rng(i)
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
         prepared = {}                                     # PREPARE_FIELDS values -> (p, seconds)
+        trained = {}                                      # ... + TRAIN_FIELDS -> (probs, seconds)
         for name, c in variants.items():
             if name not in rows:
                 continue
@@ -179,7 +184,11 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
                 prepared[key] = (pc, time.perf_counter() - t0)
             pc, t_prep = prepared[key]
             t1 = time.perf_counter()
-            probs, _ = train_and_choose(pc, c)
+            tkey = key + tuple(getattr(c, f) for f in TRAIN_FIELDS)
+            if tkey not in trained:                       # ranking-only variants share it
+                trained[tkey] = (train_and_choose(pc, c)[0], time.perf_counter() - t1)
+            probs, t_train = trained[tkey]
+            t1 = time.perf_counter() - t_train
             chosen = probs.argmax(-1)
             results = pc.C[torch.arange(pc.K), chosen]
             _, best = rank(pc, results, models.clip, c)
@@ -226,6 +235,8 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             final, _ = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
             rows["oracle (GT box)"].add(task, final.cpu(), list(task.target_box), None,
                                         time.perf_counter() - t1)
+        if every and (i + 1) % every == 0 and i + 1 < n:
+            report(f"after {i + 1} tasks:\n" + format_table({k: r.summary() for k, r in rows.items()}))
     if images is not None:
         images.update({k: r.images for k, r in rows.items()})
     return {k: r.summary() for k, r in rows.items()}
