@@ -4,8 +4,10 @@
 with the choices the toy benchmark measured better (README "Does the method work?"): the exact
 expected-loss gradient, caption-aware anchors and ranking, boxes fitted to the object.
 `LRConfig.paper()` is the paper / official code's method exactly (`PAPER_METHOD` below).
-`LRConfig.cpu()` is the "I only have a laptop" setting: the same method on small models at 64 px
-(the shipped toy world, or small random-weight stand-ins).
+`LRConfig.cpu()` is the CPU-sized setting: the same method on the shipped toy world's small models
+at 64 px (it learns and is measured there; it knows only toy scenes, not photos).
+Which models a config runs is decided by `lrlib.world` (`choose_world`, `LRLIB_WORLD`); the config
+only holds the choice (`world`) as a value and never reads the disk or the environment.
 
     cfg = LRConfig(K=5, editor="maskgit")     # override any field
     cfg = LRConfig.paper()                     # the paper's method, exactly
@@ -14,7 +16,6 @@ expected-loss gradient, caption-aware anchors and ranking, boxes fitted to the o
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 
 from lrlib.errors import LRError
@@ -30,8 +31,8 @@ class LRConfig:
     clip: str = "ViT-B-16"                    # open_clip architecture name or local folder
     clip_pretrained: str = "openai"           # open_clip pretrained tag (ignored for a folder)
     editor: str = "sd"                        # "sd" | "maskgit"
-    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"
-    maskgit_model: str = "amused/amused-256"
+    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"  # SD inpainting id or folder
+    maskgit_model: str = "amused/amused-256"  # aMUSEd id or folder (or amused/amused-512)
     device: str = "auto"                      # "auto" (cuda if present) | "cpu" | "cuda" | "cuda:1"
     dtype: str = "auto"                       # editors: "auto" (fp16 on CUDA, fp32 on CPU) |
                                               # "float16" | "bfloat16" | "float32"
@@ -57,8 +58,8 @@ class LRConfig:
     box_min: float = 0.15           # smallest box side, fraction of the image side
     box_max: float = 0.75           # largest box side, fraction of the image side (<= 1)
     roi_size: int = 8               # ROI-align output (official: 8x8)
-    rgn_channels: int = 64
-    rgn_hidden: int = 256
+    rgn_channels: int = 64          # RGN conv channels over the pooled features
+    rgn_hidden: int = 256           # RGN hidden width before the M box logits
     tau: float = 1.0                # Gumbel-Softmax temperature (official: 1, hard)
     hard: bool = True               # straight-through hard samples
     proposals: str = "fitted"       # "fitted": the DINO-feature blob's box around the anchor
@@ -67,17 +68,18 @@ class LRConfig:
     fit_level: float = 0.8          # "fitted": cosine to the anchor's feature that joins the blob
                                     # (measured on the toy DINO; 0.6: boxes too large)
     fit_min: float = 1.0            # "fitted": smallest / largest scale of the blob's box
-    fit_max: float = 1.6
+    fit_max: float = 1.6            # (1.0: the blob's box itself; larger: a clean margin)
 
     # --- training (test-time optimisation of the RGN) ------------------------------------
-    epochs: int = 5                 # paper: 5 epochs
-    iters_per_epoch: int = 10
+    epochs: int = 5                 # paper: "5 epochs"; the official train.sh runs --epochs 1
+    iters_per_epoch: int = 10       # RGN updates per epoch (official --per_image_iteration 10);
+                                    # iterations = epochs * iters_per_epoch (official run: 10)
     lr: float = 0.003               # paper: Adam, 0.003
     estimator: str = "expected"     # "expected": exact gradient of E_p[L] over cached
                                     # candidates (lrlib); "st": straight-through Gumbel (paper)
-    lambda_clip: float = 1.0
-    lambda_str: float = 1.0
-    lambda_dir: float = 1.0
+    lambda_clip: float = 1.0        # weight of L_clip (paper: 1)
+    lambda_str: float = 1.0         # weight of L_str (paper: 1); 0 skips the structure loss
+    lambda_dir: float = 1.0         # weight of L_dir (paper: 1)
     n_aug: int = 4                  # augmented views for L_clip
     structure: str = "dino"         # "dino": DINO key self-similarity (Splicing ViT Features)
                                     # "clip": CLIP tokens before the last block (official code)
@@ -85,7 +87,7 @@ class LRConfig:
 
     # --- ranking -------------------------------------------------------------------------
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
-    beta: float = 1.0
+    beta: float = 1.0               # weight of S_i2i in the ranking score (official: 1)
     gamma: float = 3.0              # + gamma * S_dir, caption-aware (lrlib; paper: 0)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
     score_scale: float | None = 1.0  # softmax temperature of S: 1.0 = raw cosines (official
@@ -97,29 +99,26 @@ class LRConfig:
     scheduler: str = "default"      # "default": the checkpoint's own (SD2: PNDM/DDIM, 50 steps);
                                     # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster)
     prompt_template: str | None = None  # e.g. "a high quality image of {}." (official code)
-    maskgit_steps: int = 12
+    maskgit_steps: int = 12         # MaskGIT decoding steps (aMUSEd default: 12)
     maskgit_guidance: float = 10.0  # aMUSEd's default
     editor_batch_size: int = 8      # candidate edits per editor call
 
-    seed: int = 0
+    seed: int = 0                   # one seed: Gumbel noise, augmentations, editor noise
     progress: bool = True           # tqdm progress bars
 
     @classmethod
     def cpu(cls, **overrides) -> "LRConfig":
         """CPU-sized settings: small models, 64 px, few anchors; same method, same code.
 
-        World: `world=` if given, else $LRLIB_WORLD if set, else the shipped toy world when its
-        weights are installed, else random stand-ins. The toy editors get the sampling settings
-        they were measured with (SD: 10 DDIM steps, guidance 3; MaskGIT: 12 steps, guidance 4);
-        random stand-ins get 4 steps (nothing to see).
+        A pure function of its arguments (which models exist is `lrlib.world`'s business):
+        `world="toy"` (default, the shipped toy world) or `world="random"` (random stand-ins).
+        The toy editors get the sampling settings they were measured with (SD: 10 DDIM steps,
+        guidance 3; MaskGIT: 12 steps, guidance 4); random stand-ins get 4 steps (nothing to see).
         The method's choices are `LRConfig()`'s (lrlib's, measured on the toy benchmark), with a
         pool of 8 anchor candidates for K = 3.
         """
-        from lrlib.world import toy_available
-        world = (overrides.get("world") or os.environ.get("LRLIB_WORLD")
-                 or ("toy" if toy_available() else "random"))
-        toy = world == "toy"
-        base = dict(world=world, size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
+        toy = overrides.get("world", "toy") == "toy"
+        base = dict(world="toy", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
                     rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
                     steps=10 if toy else 4, guidance_scale=3.0, maskgit_steps=12 if toy else 4,
                     maskgit_guidance=4.0 if toy else 10.0, editor_batch_size=16, device="cpu",
@@ -134,6 +133,13 @@ class LRConfig:
         their cells' centres, M squares per anchor. Other fields (models, size) as `LRConfig()`;
         `LRConfig.paper(**LRConfig.cpu().to_dict())`-style overrides apply on top."""
         return cls(**{**PAPER_METHOD, **overrides})
+
+    @classmethod
+    def describe(cls, markdown: bool = False) -> str:
+        """Every knob: its meaning (the comment beside it in lrlib/config.py) and its value in
+        `LRConfig()` (GPU), `LRConfig.paper()` (the paper / official code, when defined) and
+        `LRConfig.cpu()` (the toy world). `print(LRConfig.describe())`."""
+        return knobs_table(cls, markdown)
 
     def replace(self, **changes) -> "LRConfig":
         return dataclasses.replace(self, **changes)
@@ -209,3 +215,39 @@ class LRConfig:
 #: the method fields where the paper / official code differs from lrlib's defaults
 PAPER_METHOD = dict(estimator="st", gamma=0.0, anchor_refine=False, anchor_pool=0,
                     proposals="squares", score_scale=1.0)
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """{field: its comment}, read from the class source: `name: type = value  # text` plus the
+    comment-only lines under it."""
+    import inspect
+    import re
+    out, last = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"    (\w+): [^=]+=.*?(?:#\s?(.*))?$", line)
+        if m:
+            last = m.group(1)
+            out[last] = (m.group(2) or "").strip()
+        elif last and re.match(r"\s+#", line):
+            out[last] += " " + line.strip()[1:].strip()
+        else:
+            last = None
+    return out
+
+
+def knobs_table(cls=None, markdown: bool = False) -> str:
+    cls = cls or LRConfig
+    cols = [("LRConfig()", cls())]
+    if hasattr(cls, "paper"):
+        cols.append(("paper()", cls.paper()))
+    cols.append(("cpu()", cls.cpu()))
+    notes = _field_comments(cls)
+    rows = [["knob"] + [c for c, _ in cols] + ["meaning"]]
+    for f in dataclasses.fields(cls):
+        rows.append([f.name] + [repr(getattr(v, f.name)) for _, v in cols] + [notes.get(f.name, "")])
+    if markdown:
+        fmt = lambda r: "| " + " | ".join(c.replace("|", "\\|") for c in r) + " |"
+        return "\n".join([fmt(rows[0]), "|" + "---|" * len(rows[0])] + [fmt(r) for r in rows[1:]])
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r[:-1])) + "  " + r[-1]
+                     for r in rows)

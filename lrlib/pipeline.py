@@ -30,6 +30,7 @@ from lrlib.regions import RGN, box_geometry, boxes_to_masks, propose, roi_pool
 from lrlib.scoring import pick_best, quality_scores
 from lrlib.text import check_prompt
 from lrlib.train import History, composites, train_rgn
+from lrlib.world import warn_if_not_toy_scene
 
 
 @dataclass
@@ -230,6 +231,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     if caption is not None:
         check_prompt(caption, "caption")
     image = load_image(image)                # bad input fails before any model is loaded
+    warn_if_not_toy_scene(image, cfg)        # the toy world on a photo paints a blob: say so
     models = models or load_models(cfg)
     p = prepare(image, prompt, caption, cfg, models)
     probs, hist = train_and_choose(p)
