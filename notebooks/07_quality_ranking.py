@@ -103,8 +103,9 @@ plt.show()
 # $$S_{dir}(k) = \mathrm{softmax}_k\Big(s \cos\big(E_I(e_k) - E_I(x),\ E_T(t) - E_T(c)\big)\Big),
 #   \qquad S = \alpha S_{t2i} + \beta S_{i2i} + \gamma S_{dir}.$$
 #
-# `LRConfig().gamma` is 0 (the paper's score); the CPU / toy settings use $\gamma = 3$, which
-# on the toy benchmark picks the anchor on the captioned object far more often (README).
+# `LRConfig.paper().gamma` is 0 (the paper's score); `LRConfig()` and the CPU / toy settings use
+# $\gamma = 3$, which on the toy benchmark picks the anchor on the captioned object far more
+# often (README).
 # By hand, from the exact images the pipeline ranked (`result.candidates` holds every
 # composite; the chosen one per anchor is the result):
 
