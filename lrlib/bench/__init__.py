@@ -6,5 +6,6 @@
 | module | what it measures |
 |---|---|
 | `toy.py` | the whole method on held-out toy tasks, one row per region strategy, graded by the judge |
+| `peers.py` | the peers' boxes (DiffEdit-style, CLIPSeg-style, DINO attention box) for toy.py |
 | `speed.py` | UNet image-evaluations, seconds and peak memory per edit, lrlib vs the official loop |
 """
