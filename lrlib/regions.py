@@ -1,7 +1,9 @@
 """Stage 2: box proposals, ROI-align, the Region Generation Network and Gumbel-Softmax.
 
 For every anchor C_i (pixel x, y) we place M square boxes B_ij of growing side s_j centred on it,
-clipped to the image. Each box pools the DINO patch features F (d x h x w):
+clipped to the image (to the picture's content rectangle, when a non-square photo is letterboxed
+onto the square canvas: no box reaches the padding). Each box pools the DINO patch features F
+(d x h x w):
 
     f_ij = ROIAlign(F, B_ij)                      (d x r x r, torchvision.ops.roi_align)
 
@@ -27,19 +29,23 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 
-def make_proposals(anchors_xy: torch.Tensor, sides: list[float], H: int, W: int) -> torch.Tensor:
-    """(K, 2) anchor pixels and M sides (fractions of min(H, W)) -> (K, M, 4) integer boxes.
+def make_proposals(anchors_xy: torch.Tensor, sides: list[float], H: int, W: int,
+                   content: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """(K, 2) anchor pixels and M sides (fractions of the shorter side) -> (K, M, 4) integer boxes.
 
-    Each box is the square of side s * min(H, W) centred on the anchor, clipped to the image
-    (so boxes at the border are cut, not shifted). At least 1 pixel wide.
+    Each box is the square of side s * min(h, w) centred on the anchor, clipped to the picture
+    (so boxes at the border are cut, not shifted). At least 1 pixel wide. The picture is the
+    H x W image, or `content` (x0, y0, x1, y1) inside it (w, h: its sides): the rectangle of a
+    letterboxed canvas that holds the photo, so that no box covers any padding.
     """
-    S = min(H, W)
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
+    S = min(X1 - X0, Y1 - Y0)
     half = torch.tensor(sides, dtype=torch.float32) * S / 2                      # (M,)
     cx, cy = anchors_xy[:, 0:1].float(), anchors_xy[:, 1:2].float()            # (K, 1)
-    x0 = (cx - half).round().clamp(0, W - 1)
-    y0 = (cy - half).round().clamp(0, H - 1)
-    x1 = torch.maximum((cx + half).round().clamp(1, W), x0 + 1)
-    y1 = torch.maximum((cy + half).round().clamp(1, H), y0 + 1)
+    x0 = (cx - half).round().clamp(X0, X1 - 1)
+    y0 = (cy - half).round().clamp(Y0, Y1 - 1)
+    x1 = torch.maximum((cx + half).round().clamp(X0 + 1, X1), x0 + 1)
+    y1 = torch.maximum((cy + half).round().clamp(Y0 + 1, Y1), y0 + 1)
     return torch.stack([x0, y0, x1, y1], -1).long()
 
 
@@ -159,40 +165,48 @@ def upsample(fmap: torch.Tensor, H: int, W: int) -> torch.Tensor:
 
 
 def scale_boxes(boxes: torch.Tensor, factors: list[float], H: int, W: int,
-                min_side: float = 1.0) -> torch.Tensor:
+                min_side: float = 1.0, content=None) -> torch.Tensor:
     """(K, 4) boxes -> (K, M, 4) integer boxes, each scaled about its centre by each factor
-    (sides at least `min_side` px), clipped to the image."""
+    (sides at least `min_side` px), clipped to the picture (the image, or `content`)."""
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
     b = boxes.float()[:, None]
     f = torch.tensor(factors, dtype=torch.float32)[None, :, None]
     c = (b[..., :2] + b[..., 2:]) / 2
     half = ((b[..., 2:] - b[..., :2]) * f).clamp(min=min_side) / 2
     lo = (c - half).round()
     hi = torch.maximum((c + half).round(), lo + 1)
-    lim = torch.tensor([W, H], dtype=torch.float32)
-    lo = torch.minimum(lo.clamp(min=0), lim - 1)
-    hi = torch.maximum(hi.clamp(max=lim), lo + 1)
+    lo0, lim = torch.tensor([X0, Y0], dtype=torch.float32), torch.tensor([X1, Y1], dtype=torch.float32)
+    lo = torch.minimum(torch.maximum(lo, lo0), lim - 1)
+    hi = torch.maximum(torch.minimum(hi, lim), lo + 1)
     return torch.cat([lo, hi], -1).long()
 
 
 def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
-                 W: int) -> torch.Tensor:
-    """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, 4) boxes B_a (see above)."""
+                 W: int, content=None) -> torch.Tensor:
+    """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, 4) boxes B_a (see above),
+    the blob kept inside the picture (the image, or `content`: no box reaches the padding)."""
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
     Fp = F.normalize(upsample(feats, H, W), dim=0)                          # (d, H, W)
     out = []
     for x, y in anchors_xy.tolist():
-        xi, yi = min(W - 1, max(0, int(x))), min(H - 1, max(0, int(y)))
-        sim = torch.einsum("d,dhw->hw", Fp[:, yi, xi], Fp)
+        xi, yi = min(X1 - 1, max(X0, int(x))), min(Y1 - 1, max(Y0, int(y)))
+        sim = torch.full((H, W), -2.0)
+        sim[Y0:Y1, X0:X1] = torch.einsum("d,dhw->hw", Fp[:, yi, xi], Fp[:, Y0:Y1, X0:X1])
         out.append(blob_box(sim, (xi, yi), level))
     return torch.tensor(out, dtype=torch.long)
 
 
-def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int) -> torch.Tensor:
+def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
+            content=None) -> torch.Tensor:
     """(K, 2) anchors and (1, d, h, w) DINO features -> the (K, M, 4) proposals cfg.proposals asks
-    for: "squares" (make_proposals of cfg.box_sides()) or "fitted" (the blob boxes, scaled)."""
+    for: "squares" (make_proposals of cfg.box_sides()) or "fitted" (the blob boxes, scaled),
+    inside the picture (the image, or `content`)."""
     if cfg.proposals == "squares":
-        return make_proposals(anchors_xy, cfg.box_sides(), H, W)
+        return make_proposals(anchors_xy, cfg.box_sides(), H, W, content)
     if cfg.proposals == "fitted":
-        b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W)
-        return scale_boxes(b, cfg.fit_factors(), H, W, min_side=cfg.box_min * min(H, W))
+        X0, Y0, X1, Y1 = content or (0, 0, W, H)
+        b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content)
+        return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * min(X1 - X0, Y1 - Y0),
+                           content)
     from lrlib.errors import LRError
     raise LRError(f"proposals={cfg.proposals!r}; use 'squares' (paper) or 'fitted' (lrlib).")

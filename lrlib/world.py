@@ -165,4 +165,14 @@ def warn_if_not_toy_scene(image, cfg: LRConfig, threshold: float = 0.85) -> None
         warnings.warn(f"this image does not look like a toy scene ({score:.0%} toy-like pixels): "
                       f"{TOY_LIMITS}. For a photo use real checkpoints on a GPU "
                       "(--world real / LRConfig(), see the README's 'Your own photo').",
-                      stacklevel=3)
+                      stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of the first caller outside lrlib, so a warning points at the user's line."""
+    import sys
+    root = str(Path(__file__).parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -94,6 +94,7 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
     chosen by the caption must hold an anchor on the named object at least as often as the
     paper's top-K peaks, and on every one-object task."""
     from lrlib.anchors import caption_anchors, cells_to_pixels, top_k_anchors
+    from lrlib.pipeline import anchor_pool
     from lrlib.bench.toy import inside
     cfg, models = toy
     cfg = cfg.replace(anchor_pool=8)
@@ -102,7 +103,8 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
         x = torch.from_numpy(t.scene.image).permute(2, 0, 1)[None].float()
         d = models.dino(x)
         A = d.attn_mean[0]
-        cap = caption_anchors(d.feats, A, x, models.clip,
+        pool = anchor_pool(A, (0, 0, 64, 64), 64, cfg)
+        cap = caption_anchors(pool, d.feats, x, models.clip,
                               models.clip.encode_text([t.source_caption])[0], cfg)
         top = cells_to_pixels(top_k_anchors(A, cfg.K, cfg.anchor_spacing), A.shape, 64, 64)
         assert cap.shape == (cfg.K, 2)

@@ -147,8 +147,9 @@ def test_toy_likeness_tells_a_toy_scene_from_a_photo():
     photo = np.stack([0.6 + 0.3 * np.sin(3 * xx), 0.45 + 0.2 * np.cos(2 * yy), 0.3 + 0.1 * xx], -1)
     photo = Image.fromarray((photo * 255).astype(np.uint8))
     assert world.toy_likeness(photo) < 0.5
-    with pytest.warns(UserWarning, match="only coloured shapes"):
+    with pytest.warns(UserWarning, match="only coloured shapes") as rec:
         world.warn_if_not_toy_scene(photo, LRConfig.cpu(world="toy"))
+    assert rec[0].filename == __file__          # points at the caller's line, not lrlib's
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         world.warn_if_not_toy_scene(photo, LRConfig.cpu(world="random"))

@@ -2,10 +2,16 @@
 
     python -m lrlib.bench toy --n 200            # region strategies and loss ablations, judged (toy.py)
     python -m lrlib.bench speed --size small     # UNet evaluations, seconds, memory per edit (speed.py)
+    python -m lrlib.bench smoke --size full      # every default architecture, one edit each (smoke.py)
+    python -m lrlib.bench blend --n 50           # does feathering the paste hide the box? (blend.py)
+    python -m lrlib.bench scenes                 # milliseconds to draw a toy scene (scenes.py)
 
 | module | what it measures |
 |---|---|
 | `toy.py` | the whole method on held-out toy tasks, one row per region strategy, graded by the judge |
 | `peers.py` | the peers' boxes (DiffEdit-style, CLIPSeg-style, DINO attention box) for toy.py |
 | `speed.py` | UNet image-evaluations, seconds and peak memory per edit, lrlib vs the official loop |
+| `smoke.py` | the real architectures (random weights) end to end on a photo: seconds and peak RSS |
+| `blend.py` | seam, success and preservation of the final paste for several `blend_px` |
+| `scenes.py` | wall-clock time to draw the toy world's scenes (render_batch) |
 """

@@ -135,7 +135,7 @@ def official_style_edit(image, prompt, cfg, models, T: int = 10):
 
     from lrlib.anchors import cells_to_pixels, top_k_anchors
     from lrlib.io import load_image, to_tensor
-    from lrlib.losses import EditLoss
+    from lrlib.losses import edit_loss, embed
     from lrlib.regions import RGN, box_geometry, boxes_to_masks, gumbel_softmax, make_proposals, roi_pool
     from lrlib.scoring import pick_best, quality_scores
 
@@ -150,7 +150,7 @@ def official_style_edit(image, prompt, cfg, models, T: int = 10):
     pooled = roi_pool(d.feats, boxes.to(dev), S, S, cfg.roi_size)
     rgn = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(dev)
     geom = box_geometry(boxes, S, S).to(dev)
-    loss_fn = EditLoss(models.clip, models.dino, x, prompt, cfg.default_caption, n_aug=cfg.n_aug)
+    emb = embed(models.clip, models.dino, x, prompt, cfg.default_caption)
     gen = torch.Generator().manual_seed(cfg.seed)
     K = cfg.K
 
@@ -162,10 +162,11 @@ def official_style_edit(image, prompt, cfg, models, T: int = 10):
     for _ in range(T):
         with torch.no_grad():
             g = gumbel_softmax(rgn(pooled, geom), cfg.tau, True, gen)
-            loss_fn(run(g.argmax(-1).cpu()), gen)                  # detached: nothing learns
+            edit_loss(run(g.argmax(-1).cpu()), gen, emb=emb, clip=models.clip, dino=models.dino,
+                      n_aug=cfg.n_aug)                       # detached: nothing learns
     with torch.no_grad():
         results = run(rgn(pooled, geom).argmax(-1).cpu())
-        scores = quality_scores(models.clip.encode_image(results), loss_fn.E_T, loss_fn.E_I_src,
+        scores = quality_scores(models.clip.encode_image(results), emb.E_T, emb.E_I_src,
                                 cfg.alpha, cfg.beta, models.clip.logit_scale)
     return float(scores["S_t2i"][pick_best(scores, cfg.rank_top)])
 

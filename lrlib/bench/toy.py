@@ -62,13 +62,14 @@ CAUSES = ("no anchor on the object", "ranking chose another anchor", "right anch
           "box fine, edit judged wrong")
 
 
-def task_set(n: int, which: str = "first", size: int = 64) -> list:
+def task_set(n: int, which: str = "first", size: int = 64, aspect: float = 1.0) -> list:
     """n tasks of the set `which` (SETS): task i = make_edit_task(BENCHMARK_SEED0 + offset + i),
     kinds in turn (the first set is exactly lrlib.toy.benchmark_tasks)."""
     from lrlib.errors import LRError
-    from lrlib.toy.scenes import BENCHMARK_SEED0, EDIT_KINDS, make_edit_task
+    from lrlib.toy.scenes import BENCHMARK_SEED0, EDIT_KINDS, aspect_size, make_edit_task
     if which not in SETS:
         raise LRError(f"task set {which!r} is unknown; use one of {', '.join(SETS)}.")
+    size = aspect_size(size, aspect)
     return [make_edit_task(BENCHMARK_SEED0 + SETS[which] + i, size, EDIT_KINDS[i % len(EDIT_KINDS)])
             for i in range(n)]
 
@@ -152,10 +153,12 @@ def _edit_boxes(p, boxes_k, models, cfg, seed):
 
 def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bool = True,
             strategies=STRATEGIES, images: dict | None = None, tasks: str = "first",
-            every: int = 0, report=print) -> dict[str, dict]:
+            every: int = 0, report=print, aspect: float = 1.0) -> dict[str, dict]:
     """Run every strategy on the first n tasks of the set `tasks` (see SETS); {strategy: summary}.
 
-    Pass a dict as `images` to receive {strategy: [(final (3,S,S), box), ...]} per task.
+    aspect: scene width / height (longer side cfg.size, so the letterboxed canvas holds the scene
+    at scale 1 and a box only shifts by the content's corner). Pass a dict as `images` to
+    receive {strategy: [(final (3, H, W), box), ...]} per task, in scene pixels.
     every > 0: `report(text)` the table so far after every `every` tasks (long runs)."""
     from tqdm.auto import tqdm
 
@@ -168,21 +171,32 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
     rows = {s: Row(images=[] if images is not None else None) for s in strategies}
     variants = {"ours": cfg, "ours, paper settings": cfg.replace(**PAPER),
                 **{k: cfg.replace(**v) for k, v in ABLATIONS.items()}}
-    for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size), desc="toy benchmark",
+    for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size, aspect), desc="toy benchmark",
                                   disable=not progress)):
         rng = np.random.default_rng(i)
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
         prepared = {}                                     # PREPARE_FIELDS values -> (p, seconds)
         trained = {}                                      # ... + TRAIN_FIELDS -> (probs, seconds)
-        for name, c in variants.items():
-            if name not in rows:
-                continue
+
+        def get_prepared(c):
             key = tuple(getattr(c, f) for f in PREPARE_FIELDS)
             if key not in prepared:
                 t0 = time.perf_counter()
-                pc = prepare(img, task.prompt, task.source_caption, c, models)
-                prepared[key] = (pc, time.perf_counter() - t0)
-            pc, t_prep = prepared[key]
+                prepared[key] = (prepare(img, task.prompt, task.source_caption, c, models),
+                                 time.perf_counter() - t0)
+            return key, prepared[key]
+
+        def add(name, p, final, box, anchor, seconds, anchors=None):   # canvas -> scene pixels
+            ox, oy, ox1, oy1 = p.content                  # the scene on the canvas, at scale 1
+            shift = lambda a: a and [a[0] - ox, a[1] - oy]
+            rows[name].add(task, final[:, oy:oy1, ox:ox1], [box[0] - ox, box[1] - oy, box[2] - ox,
+                           box[3] - oy], shift(anchor), seconds,
+                           anchors and [shift(a) for a in anchors])
+
+        for name, c in variants.items():
+            if name not in rows:
+                continue
+            key, (pc, t_prep) = get_prepared(c)
             t1 = time.perf_counter()
             tkey = key + tuple(getattr(c, f) for f in TRAIN_FIELDS)
             if tkey not in trained:                       # ranking-only variants share it
@@ -192,16 +206,11 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             chosen = probs.argmax(-1)
             results = pc.C[torch.arange(pc.K), chosen]
             _, best = rank(pc, results, models.clip, c)
-            rows[name].add(task, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
-                           pc.anchors[best].tolist(), t_prep + time.perf_counter() - t1,
-                           pc.anchors.tolist())
-        key = tuple(getattr(cfg, f) for f in PREPARE_FIELDS)
-        if key not in prepared:
-            t0 = time.perf_counter()
-            prepared[key] = (prepare(img, task.prompt, task.source_caption, cfg, models),
-                             time.perf_counter() - t0)
-        p, t_prep = prepared[key]
+            add(name, pc, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
+                pc.anchors[best].tolist(), t_prep + time.perf_counter() - t1, pc.anchors.tolist())
+        _, (p, t_prep) = get_prepared(cfg)
         K, M = p.K, p.M
+        ox, oy, ox1, oy1 = p.content
         if any(r in rows for r in PEER_ROWS):
             t1 = time.perf_counter()
             boxes = peer_boxes(p, models, cfg)
@@ -210,31 +219,32 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
                 if name in rows:
                     t1 = time.perf_counter()
                     final, _ = _edit_boxes(p, torch.tensor([box]), models, cfg, cfg.seed + 3)
-                    rows[name].add(task, final.cpu(), box, None, t_map + time.perf_counter() - t1)
+                    add(name, p, final.cpu(), box, None, t_map + time.perf_counter() - t1)
         if "DINO-anchor-random-size" in rows:
             t1 = time.perf_counter()
             chosen = torch.from_numpy(rng.integers(0, M, K))
             results = p.C[torch.arange(K), chosen]
             _, best = rank(p, results, models.clip, cfg)
-            rows["DINO-anchor-random-size"].add(
-                task, results[best].cpu(), p.boxes[best, chosen[best]].tolist(),
-                p.anchors[best].tolist(), t_prep + time.perf_counter() - t1)
+            add("DINO-anchor-random-size", p, results[best].cpu(),
+                p.boxes[best, chosen[best]].tolist(), p.anchors[best].tolist(),
+                t_prep + time.perf_counter() - t1)
         S = cfg.size
         if "random-anchor-random-size" in rows:
             t1 = time.perf_counter()
             anchors = torch.from_numpy(rng.uniform(0, S, (K, 2))).float()
-            sides = rng.choice(cfg.box_sides(), K)
-            boxes = torch.stack([make_proposals(anchors[k:k + 1], [float(sides[k])], S, S)[0, 0]
-                                 for k in range(K)])
+            if aspect != 1:                                # on the scene, not the padding
+                anchors = torch.tensor([ox, oy]) + anchors * torch.tensor([ox1 - ox, oy1 - oy]) / S
+            sides = rng.choice(cfg.replace(proposals="squares").box_sides(), K)
+            boxes = torch.stack([make_proposals(anchors[k:k + 1], [float(sides[k])], S, S,
+                                                p.content)[0, 0] for k in range(K)])
             final, best = _edit_boxes(p, boxes, models, cfg, cfg.seed + 1)
-            rows["random-anchor-random-size"].add(task, final.cpu(), boxes[best].tolist(),
-                                                  anchors[best].tolist(), time.perf_counter() - t1)
+            add("random-anchor-random-size", p, final.cpu(), boxes[best].tolist(),
+                anchors[best].tolist(), time.perf_counter() - t1)
         if "oracle (GT box)" in rows:
             t1 = time.perf_counter()
-            gt = torch.tensor([list(task.target_box)])
+            gt = torch.tensor([list(task.target_box)]) + torch.tensor([ox, oy, ox, oy])
             final, _ = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
-            rows["oracle (GT box)"].add(task, final.cpu(), list(task.target_box), None,
-                                        time.perf_counter() - t1)
+            add("oracle (GT box)", p, final.cpu(), gt[0].tolist(), None, time.perf_counter() - t1)
         if every and (i + 1) % every == 0 and i + 1 < n:
             report(f"after {i + 1} tasks:\n" + format_table({k: r.summary() for k, r in rows.items()}))
     if images is not None:
