@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from lrlib.config import LRConfig
 from lrlib.errors import CheckpointUnavailableError, LRError
+from lrlib.version import __version__
 
 if TYPE_CHECKING:  # names for the signature only: importing them loads torch
     from lrlib.models import Models
     from lrlib.pipeline import EditResult
 
-__version__ = "0.1.0"
 
 
 def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None = None,

@@ -385,7 +385,7 @@ def atomic_dir(path, overwrite: bool = True):
 def write_result(folder, data: dict) -> None:
     """folder/result.json: `data` with lrlib's marker and the list of the folder's files (what
     `is_result_dir` checks before lrlib replaces a folder)."""
-    from lrlib import __version__
+    from lrlib.version import __version__
     folder = Path(folder)
     files = sorted({e.name for e in folder.iterdir() if e.name != OWNER} | {RESULT_JSON})
     (folder / RESULT_JSON).write_text(json.dumps({"lrlib": __version__, "files": files, **data},

@@ -135,7 +135,7 @@ def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
     memory-efficient kernels on CUDA) by default."""
     dtype = editor_dtype(cfg, device)
     if cfg.editor == "sd":
-        from lrlib.editors.sd import load_sd_editor
+        from lrlib.editors.load import load_sd_editor
         name = replacement_id(name or cfg.sd_model)
         ed = _cached(("sd", name, str(device), dtype),
                      lambda: load_sd_editor(name, device=device, dtype=dtype))

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from lrlib.editors.sd import StableDiffusionEditor, image_generators, load_sd_editor
+from lrlib.editors.load import load_sd_editor
+from lrlib.editors.sd import StableDiffusionEditor, image_generators
 from lrlib.errors import CheckpointUnavailableError, LRError, checkpoint_error
 
 
@@ -109,7 +110,7 @@ def test_removed_hub_id_error_names_the_replacement():
 
 def test_removed_default_id_loads_its_mirror_with_a_warning(monkeypatch):
     """Catches an old config (the removed stabilityai id) failing where the mirror would load."""
-    import lrlib.editors.sd as sd
+    import lrlib.editors.load as sd
     from lrlib.config import LRConfig
     from lrlib.models import load_editor
 

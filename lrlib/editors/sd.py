@@ -14,7 +14,7 @@ inpainting weights (the `stabilityai/` repository was removed from the hub in No
 CUDA. Any SD 1.x / 2.x inpainting checkpoint in the diffusers layout works (e.g.
 `stable-diffusion-v1-5/stable-diffusion-inpainting`); an SDXL one
 (`diffusers/stable-diffusion-xl-1.0-inpainting-0.1`) is recognised by the pipeline class in its
-`model_index.json` and served by `lrlib.editors.sdxl`. Images are resized to `resolution` (the
+`model_index.json` (`lrlib.editors.load`) and served by `lrlib.editors.sdxl`. Images are resized to `resolution` (the
 UNet's own size: 512 for SD 1.x / 2, 1024 for SDXL) and back.
 
 **Mask crop** (optional, `crop_margin`; off by default, as for SD2): instead of the whole image,
@@ -47,21 +47,6 @@ def pipeline_class_name(name_or_path: str) -> str:
     """The pipeline class a diffusers checkpoint names in its model_index.json (hub id or folder)."""
     from diffusers import DiffusionPipeline
     return DiffusionPipeline.load_config(name_or_path)["_class_name"]
-
-
-def load_sd_editor(name_or_path: str = DEFAULT_SD, device=None, dtype=None,
-                   **kwargs) -> "StableDiffusionEditor":
-    """The right editor for an SD checkpoint: SDXL ones (their pipeline class says "XL") by
-    `StableDiffusionXLEditor`, SD 1.x / 2.x by `StableDiffusionEditor`."""
-    try:
-        xl = "XL" in pipeline_class_name(str(name_or_path))
-    except Exception as e:
-        raise checkpoint_error("Stable Diffusion inpainting", str(name_or_path), e,
-                               option="sd_model") from e
-    if xl:
-        from lrlib.editors.sdxl import StableDiffusionXLEditor
-        return StableDiffusionXLEditor.from_pretrained(name_or_path, device, dtype, **kwargs)
-    return StableDiffusionEditor.from_pretrained(name_or_path, device, dtype, **kwargs)
 
 
 def image_generators(generator: torch.Generator, n: int) -> list[torch.Generator]:

@@ -18,7 +18,7 @@ negative prompt: zeros when the checkpoint sets `force_zeros_for_empty_prompt` (
 the empty prompt's encoding.
 
 Checkpoint: `diffusers/stable-diffusion-xl-1.0-inpainting-0.1` (1024 px, fp16 on CUDA). It is
-chosen automatically (`lrlib.editors.sd.load_sd_editor`) when a checkpoint's `model_index.json`
+chosen automatically (`lrlib.editors.load.load_sd_editor`) when a checkpoint's `model_index.json`
 names an SDXL pipeline; `LRConfig.editor` stays "sd".
 """
 from __future__ import annotations
