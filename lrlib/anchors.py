@@ -163,3 +163,62 @@ def upsample_map(A: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """A (h, w) map -> (H, W), bilinear, for display over the image."""
     return F.interpolate(A[None, None].float(), size=(H, W), mode="bilinear",
                          align_corners=False)[0, 0]
+
+
+# ----------------------------------------------------------------------------- caption-aware
+# lrlib's anchors (anchor_pool > K): the paper takes the K attention peaks, blind to the caption,
+# so in a scene of several objects the named one may get no anchor at all. Instead take a pool
+# of P peaks, fit a box B_a around each (regions.fitted_boxes), and keep the K whose crop
+# matches the caption c best, one per object:
+#
+#     s_a = cos(E_I(crop(x, context * B_a)), E_T(c))       a crop of `context` times the box
+#
+# in decreasing s_a, skipping an anchor whose box overlaps a kept one (IoU > 0.5).
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of (..., 4) boxes a and b (broadcast)."""
+    a, b = a.float(), b.float()
+    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])
+    inter = iw * ih
+    return inter / (area(a) + area(b) - inter).clamp(min=1e-9)
+
+
+def crop_scores(clip, x: torch.Tensor, boxes: torch.Tensor, E_T: torch.Tensor,
+                context: float, mode: str = "crop") -> torch.Tensor:
+    """(1, 3, H, W) image, (P, 4) boxes, (E,) text -> (P,) cos of each view with the text.
+
+    mode "crop": a square of `context` times the box's longer side (kept inside the image),
+    resized to CLIP's input; "keep": the whole image with everything outside the box grown by
+    `context` replaced by the image's median colour (the object at its own size and place)."""
+    from lrlib.editors.base import crop_resize, crop_windows
+    from lrlib.regions import boxes_to_masks, scale_boxes
+    H, W = x.shape[-2:]
+    if mode == "keep":
+        m = boxes_to_masks(scale_boxes(boxes, [context], H, W)[:, 0], H, W)     # (P, 1, H, W)
+        fill = x.flatten(2).median(-1).values[..., None, None]
+        views = m * x + (1 - m) * fill
+    else:
+        wins = crop_windows(boxes_to_masks(boxes, H, W), context)
+        views = crop_resize(x.expand(len(wins), -1, -1, -1), wins, clip.image_size[0])
+    with torch.no_grad():
+        return clip.encode_image(views) @ E_T.to(views)
+
+
+def caption_anchors(pool_xy: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, clip,
+                    E_T_caption, cfg, content=None) -> torch.Tensor:
+    """(P, 2) candidate anchors (attention peaks), (1, d, h, w) features, (1, 3, H, W) image ->
+    (K, 2) pixel anchors: the caption-aware choice above (content: the picture's rectangle)."""
+    from lrlib.regions import fitted_boxes
+    H, W = x.shape[-2:]
+    boxes = fitted_boxes(feats[0].cpu(), pool_xy, cfg.fit_level, H, W, content)
+    s = crop_scores(clip, x, boxes.to(x.device), E_T_caption, cfg.anchor_context,
+                    cfg.anchor_view).cpu()
+    kept, rest = [], []
+    for i in torch.argsort(s, descending=True, stable=True).tolist():
+        if all(float(box_iou(boxes[i], boxes[j])) <= 0.5 for j in kept):
+            kept.append(i)
+        else:
+            rest.append(i)
+    return pool_xy[(kept + rest)[:cfg.K]]

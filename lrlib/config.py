@@ -1,12 +1,16 @@
-"""One config object holding every knob of the method, with the paper's defaults.
+"""One config object holding every knob of the method.
 
-`LRConfig()` is the paper / official-code setting for a GPU with real checkpoints.
+`LRConfig()` is lrlib's method for a GPU with real checkpoints: the paper's sizes and weights,
+with the choices the toy benchmark measured better (README "Does the method work?"): the exact
+expected-loss gradient, caption-aware anchors and ranking, boxes fitted to the object.
+`LRConfig.paper()` is the paper / official code's method exactly (`PAPER_METHOD` below).
 `LRConfig.cpu()` is the CPU-sized setting: the same method on the shipped toy world's small models
 at 64 px (it learns and is measured there; it knows only toy scenes, not photos).
 Which models a config runs is decided by `lrlib.world` (`choose_world`, `LRLIB_WORLD`); the config
 only holds the choice (`world`) as a value and never reads the disk or the environment.
 
     cfg = LRConfig(K=5, editor="maskgit")     # override any field
+    cfg = LRConfig.paper()                     # the paper's method, exactly
     cfg = LRConfig.cpu(seed=3)                 # CPU-sized, same code path
 """
 from __future__ import annotations
@@ -48,6 +52,12 @@ class LRConfig:
                                     # (lrlib; False: the peak cell's centre, as the paper)
     dino_size: int | None = 448     # DINO input px, real checkpoints (B/16: 28x28 patches, not
                                     # 14x14; official B/8 at 256); None: own; toy/random: own
+    anchor_pool: int = 18           # > K: score this many attention peaks against the caption
+                                    # and keep the K best, one per object (lrlib, anchors.
+                                    # caption_anchors; CPU: 8); 0: the top K peaks (paper)
+    anchor_context: float = 1.2     # caption score views: this times the fitted box's side
+    anchor_view: str = "keep"       # "keep": the image with all outside that box filled with
+                                    # its median colour; "crop": that square, resized
 
     # --- proposals and RGN ----------------------------------------------------------------
     M: int = 7                      # box proposals per anchor (paper: 7)
@@ -58,14 +68,21 @@ class LRConfig:
     rgn_hidden: int = 256           # RGN hidden width before the M box logits
     tau: float = 1.0                # Gumbel-Softmax temperature (official: 1, hard)
     hard: bool = True               # straight-through hard samples
+    proposals: str = "fitted"       # "fitted": the DINO-feature blob's box around the anchor
+                                    # scaled by M factors fit_min..fit_max (lrlib); "squares":
+                                    # M squares of box_sides centred on the anchor (paper)
+    fit_level: float = 0.8          # "fitted": cosine to the anchor's feature that joins the blob
+                                    # (measured on the toy DINO; 0.6: boxes too large)
+    fit_min: float = 1.0            # "fitted": smallest / largest scale of the blob's box
+    fit_max: float = 1.6            # (1.0: the blob's box itself; larger: a clean margin)
 
     # --- training (test-time optimisation of the RGN) ------------------------------------
     epochs: int = 5                 # paper: "5 epochs"; the official train.sh runs --epochs 1
     iters_per_epoch: int = 10       # RGN updates per epoch (official --per_image_iteration 10);
                                     # iterations = epochs * iters_per_epoch (official run: 10)
     lr: float = 0.003               # paper: Adam, 0.003
-    estimator: str = "st"           # "st": straight-through Gumbel composite (paper);
-                                    # "expected": exact gradient of E_p[L] over cached candidates
+    estimator: str = "expected"     # "expected": exact gradient of E_p[L] over cached
+                                    # candidates (lrlib); "st": straight-through Gumbel (paper)
     lambda_clip: float = 1.0        # weight of L_clip (paper: 1)
     lambda_str: float = 1.0         # weight of L_str (paper: 1); 0 skips the structure loss
     lambda_dir: float = 1.0         # weight of L_dir (paper: 1)
@@ -77,8 +94,10 @@ class LRConfig:
     # --- ranking -------------------------------------------------------------------------
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
     beta: float = 1.0               # weight of S_i2i in the ranking score (official: 1)
-    gamma: float = 0.0              # + gamma * S_dir, caption-aware (lrlib's option; paper: 0)
+    gamma: float = 3.0              # + gamma * S_dir, caption-aware (lrlib; paper: 0)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
+    score_scale: float | None = 1.0  # softmax temperature of S: 1.0 = raw cosines (official
+                                    # code); None = CLIP's logit scale (100 for OpenAI CLIP)
 
     # --- editors ---------------------------------------------------------------------------
     steps: int = 50                 # SD denoising steps (official: 50)
@@ -103,17 +122,25 @@ class LRConfig:
         `world="toy"` (default, the shipped toy world) or `world="random"` (random stand-ins).
         The toy editors get the sampling settings they were measured with (SD: 10 DDIM steps,
         guidance 3; MaskGIT: 12 steps, guidance 4); random stand-ins get 4 steps (nothing to see).
-        The RGN is trained with the exact expected-loss gradient and the ranking reads the caption
-        (gamma = 3): on the toy benchmark both do better than the paper's settings (README).
+        The method's choices are `LRConfig()`'s (lrlib's, measured on the toy benchmark), with a
+        pool of 8 anchor candidates for K = 3.
         """
         toy = overrides.get("world", "toy") == "toy"
         base = dict(world="toy", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
                     rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
                     steps=10 if toy else 4, guidance_scale=3.0, maskgit_steps=12 if toy else 4,
                     maskgit_guidance=4.0 if toy else 10.0, editor_batch_size=16, device="cpu",
-                    estimator="expected", gamma=3.0)
+                    anchor_pool=8)
         base.update(overrides)
         return cls(**base)
+
+    @classmethod
+    def paper(cls, **overrides) -> "LRConfig":
+        """The paper / official code's method exactly: straight-through Gumbel estimator, the
+        caption-blind score S = 2 S_t2i + S_i2i over raw cosines, the top-K attention peaks at
+        their cells' centres, M squares per anchor. Other fields (models, size) as `LRConfig()`;
+        `LRConfig.paper(**LRConfig.cpu().to_dict())`-style overrides apply on top."""
+        return cls(**{**PAPER_METHOD, **overrides})
 
     @classmethod
     def describe(cls, markdown: bool = False) -> str:
@@ -131,6 +158,13 @@ class LRConfig:
     @property
     def iterations(self) -> int:
         return self.epochs * self.iters_per_epoch
+
+    def fit_factors(self) -> list[float]:
+        """The M scales of the fitted box ("fitted" proposals), evenly spaced."""
+        if self.M == 1:
+            return [self.fit_min]
+        step = (self.fit_max - self.fit_min) / (self.M - 1)
+        return [self.fit_min + i * step for i in range(self.M)]
 
     def box_sides(self) -> list[float]:
         """The M box sides as fractions of the image side, evenly spaced."""
@@ -221,6 +255,11 @@ class LRConfig:
                                                  or "{}" not in self.prompt_template):
             bad(f"prompt_template={self.prompt_template!r} must contain '{{}}' where the prompt goes.")
         return self
+
+
+#: the method fields where the paper / official code differs from lrlib's defaults
+PAPER_METHOD = dict(estimator="st", gamma=0.0, anchor_refine=False, anchor_pool=0,
+                    proposals="squares", score_scale=1.0)
 
 
 def _field_comments(cls) -> dict[str, str]:

@@ -28,14 +28,14 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
+from lrlib.anchors import caption_anchors, cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.blend import feather
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
 from lrlib.io import atomic_dir, input_record, load_image, to_pil, to_tensor, write_result
 from lrlib.losses import Embeddings, edit_loss, embed
 from lrlib.models import Models, load_models
-from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi_pool
+from lrlib.regions import RGN, box_geometry, boxes_to_masks, propose, roi_pool
 from lrlib.scoring import pick_best, quality_scores
 from lrlib.text import check_prompt
 from lrlib.train import History, composites, train_rgn
@@ -231,6 +231,17 @@ def content_anchors(A: torch.Tensor, content, S: int, K: int, spacing: int,
     return cells_to_pixels(cells, (h, w), S, S)
 
 
+def anchor_pool(A: torch.Tensor, content, S: int, cfg: LRConfig) -> torch.Tensor:
+    """Up to cfg.anchor_pool content anchors (as many as the spacing lets fit, at least K): the
+    candidates that lrlib's caption-aware anchors choose from (anchors.caption_anchors)."""
+    for n in range(cfg.anchor_pool, cfg.K, -1):
+        try:
+            return content_anchors(A, content, S, n, cfg.anchor_spacing, cfg.anchor_refine)
+        except LRError:
+            continue
+    return content_anchors(A, content, S, cfg.K, cfg.anchor_spacing, cfg.anchor_refine)
+
+
 def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Models,
             anchors: torch.Tensor | None = None) -> Prepared:
     """Validate, find anchors (or use the given (K, 2) pixel anchors), propose boxes, pool
@@ -246,9 +257,13 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     with torch.no_grad():
         d_out = models.dino(x)                                              # 1. DINO
     if anchors is None:
-        anchors = content_anchors(d_out.attn_mean[0].cpu(), content, S, cfg.K,
-                                  cfg.anchor_spacing, cfg.anchor_refine)
-    boxes = make_proposals(anchors, cfg.box_sides(), S, S, content)         # 2. proposals
+        A = d_out.attn_mean[0].cpu()
+        anchors = content_anchors(A, content, S, cfg.K, cfg.anchor_spacing, cfg.anchor_refine)
+        if cfg.anchor_pool > cfg.K and caption != cfg.default_caption:    # lrlib: caption-aware
+            pool = anchor_pool(A, content, S, cfg)
+            anchors = caption_anchors(pool, d_out.feats, x, models.clip,
+                                      models.clip.encode_text([caption])[0], cfg, content)
+    boxes = propose(anchors, d_out.feats, cfg, S, S, content)               # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
     masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
@@ -288,7 +303,9 @@ def rank(p: Prepared, results: torch.Tensor, clip, cfg: LRConfig | None = None):
     cfg = cfg or p.cfg
     with torch.no_grad():
         scores = quality_scores(clip.encode_image(results), p.emb.E_T, p.emb.E_I_src,
-                                cfg.alpha, cfg.beta, clip.logit_scale, p.emb.E_T_caption,
+                                cfg.alpha, cfg.beta,
+                                clip.logit_scale if cfg.score_scale is None else cfg.score_scale,
+                                p.emb.E_T_caption,
                                 cfg.gamma)
     return scores, pick_best(scores, cfg.rank_top)
 

@@ -115,3 +115,98 @@ def gumbel_softmax(logits: torch.Tensor, tau: float = 1.0, hard: bool = True,
         return y
     y_hard = F.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
     return y_hard - y.detach() + y
+
+
+# ----------------------------------------------------------------------------- fitted proposals
+# lrlib's proposals (proposals="fitted"): boxes shaped like the object, not squares. Around
+# anchor a (pixel), the DINO features say which pixels belong with it:
+#
+#     sim_a(p) = cos(F(a), F(p))        F bilinearly upsampled from the patch grid to pixels
+#     R_a      = the connected blob of {p : sim_a(p) >= level} that holds a
+#     B_a      = the tight box of R_a;   proposals: B_a scaled about its centre by each factor
+#
+# so the M proposals are rectangles of the object's size and position (and a few larger ones,
+# which repaint a clean margin around it).
+
+def grow(seed: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """The connected blobs (4-neighbourhood) of the (H, W) bool mask `allowed` touching `seed`."""
+    m = seed & allowed
+    while True:
+        g = m.clone()
+        g[1:] |= m[:-1]
+        g[:-1] |= m[1:]
+        g[:, 1:] |= m[:, :-1]
+        g[:, :-1] |= m[:, 1:]
+        g &= allowed
+        if torch.equal(g, m):
+            return m
+        m = g
+
+
+def blob_box(score: torch.Tensor, xy, level: float) -> list[int]:
+    """Tight box (x0, y0, x1, y1) of the connected blob of {score >= level} holding pixel xy of
+    the (H, W) map; the pixel's own 1 x 1 box when it is below the level."""
+    H, W = score.shape
+    x, y = min(W - 1, max(0, int(xy[0]))), min(H - 1, max(0, int(xy[1])))
+    seed = torch.zeros(H, W, dtype=torch.bool)
+    seed[y, x] = True
+    m = grow(seed, score >= level)
+    if not m.any():
+        return [x, y, x + 1, y + 1]
+    rows, cols = torch.nonzero(m.any(1))[:, 0], torch.nonzero(m.any(0))[:, 0]
+    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+
+
+def upsample(fmap: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(d, h, w) or (h, w) map -> (d, H, W) / (H, W), bilinear (cell i's value at pixel centre)."""
+    z = fmap[None].float() if fmap.ndim == 3 else fmap[None, None].float()
+    out = F.interpolate(z, size=(H, W), mode="bilinear", align_corners=False)[0]
+    return out if fmap.ndim == 3 else out[0]
+
+
+def scale_boxes(boxes: torch.Tensor, factors: list[float], H: int, W: int,
+                min_side: float = 1.0, content=None) -> torch.Tensor:
+    """(K, 4) boxes -> (K, M, 4) integer boxes, each scaled about its centre by each factor
+    (sides at least `min_side` px), clipped to the picture (the image, or `content`)."""
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
+    b = boxes.float()[:, None]
+    f = torch.tensor(factors, dtype=torch.float32)[None, :, None]
+    c = (b[..., :2] + b[..., 2:]) / 2
+    half = ((b[..., 2:] - b[..., :2]) * f).clamp(min=min_side) / 2
+    lo = (c - half).round()
+    hi = torch.maximum((c + half).round(), lo + 1)
+    lo0, lim = torch.tensor([X0, Y0], dtype=torch.float32), torch.tensor([X1, Y1], dtype=torch.float32)
+    lo = torch.minimum(torch.maximum(lo, lo0), lim - 1)
+    hi = torch.maximum(torch.minimum(hi, lim), lo + 1)
+    return torch.cat([lo, hi], -1).long()
+
+
+def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
+                 W: int, content=None) -> torch.Tensor:
+    """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, 4) boxes B_a (see above),
+    the blob kept inside the picture (the image, or `content`: no box reaches the padding)."""
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
+    Fp = F.normalize(upsample(feats, H, W), dim=0)                          # (d, H, W)
+    out = []
+    for x, y in anchors_xy.tolist():
+        xi, yi = min(X1 - 1, max(X0, int(x))), min(Y1 - 1, max(Y0, int(y)))
+        sim = torch.full((H, W), -2.0)
+        sim[Y0:Y1, X0:X1] = torch.einsum("d,dhw->hw", Fp[:, yi, xi], Fp[:, Y0:Y1, X0:X1])
+        out.append(blob_box(sim, (xi, yi), level))
+    return torch.tensor(out, dtype=torch.long)
+
+
+def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
+            content=None) -> torch.Tensor:
+    """(K, 2) anchors and (1, d, h, w) DINO features -> the (K, M, 4) proposals cfg.proposals asks
+    for: "squares" (make_proposals of cfg.box_sides()) or "fitted" (the blob boxes, scaled),
+    inside the picture (the image, or `content`)."""
+    if cfg.proposals == "squares":
+        return make_proposals(anchors_xy, cfg.box_sides(), H, W, content)
+    if cfg.proposals == "fitted":
+        X0, Y0, X1, Y1 = content or (0, 0, W, H)
+        b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content)
+        return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * min(X1 - X0, Y1 - Y0),
+                           content)
+    from lrlib.errors import LRError
+    raise LRError(f"proposals={cfg.proposals!r}; use 'squares' (paper) or 'fitted' (lrlib).")

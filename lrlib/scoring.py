@@ -1,7 +1,7 @@
 """Stage 5: rank the K edited images with the quality score (paper Sec. 3, official code).
 
-With CLIP unit embeddings of the K results e_k, the prompt t and the source x, and CLIP's logit
-scale s (100 for OpenAI CLIP):
+With CLIP unit embeddings of the K results e_k, the prompt t and the source x, and a score
+scale s (`LRConfig.score_scale`; the official code uses the raw cosines, s = 1):
 
     S_t2i = softmax_k( s * cos(E_I(e_k), E_T(t)) )     how well each result matches the prompt
     S_i2i = softmax_k( s * cos(E_I(e_k), E_I(x)) )     how much of the source each result keeps
@@ -16,6 +16,12 @@ The paper's S never reads the caption, so when a scene holds several objects it 
 an edit of the object the caption names from the same edit of its neighbour; S_dir (the
 directional score L_dir is built on) can. See the toy benchmark in the README for its effect.
 
+The scale never changes an order within one softmax (softmax is monotone); it changes how the
+two terms trade off. At s = 1 both softmaxes stay near 1/K and S ~ const + (alpha cos_t2i +
+beta cos_i2i) / K, a linear trade-off of the cosines; at s = 100 (CLIP's logit scale, which an
+earlier lrlib used) each is nearly one-hot and S is a vote between the result most like the
+prompt and the one most like the source. The toy benchmark measures both (README).
+
 The official rule keeps the best S among the `top` (= 3) results with the highest S_t2i, so a
 result that barely changed the image (high S_i2i) cannot win without matching the prompt.
 """
@@ -25,7 +31,7 @@ import torch
 
 
 def quality_scores(E_I: torch.Tensor, E_T: torch.Tensor, E_I_src: torch.Tensor, alpha: float,
-                   beta: float, scale: float = 100.0, E_T_caption: torch.Tensor | None = None,
+                   beta: float, scale: float = 1.0, E_T_caption: torch.Tensor | None = None,
                    gamma: float = 0.0) -> dict[str, torch.Tensor]:
     """(K, E) results, (E,) prompt, (E,) source [, (E,) caption] -> dict of (K,) S_t2i, S_i2i,
     S (and S_dir when gamma != 0)."""

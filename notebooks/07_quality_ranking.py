@@ -4,7 +4,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/learnable-regions/lrlib/blob/main/notebooks/07_quality_ranking.ipynb)
 #
 # **You will learn** how the method picks one result among its K per-anchor edits: two CLIP
-# scores turned into softmaxes over the K results with CLIP's logit scale, their trade-off
+# scores turned into softmaxes over the K results (raw cosines in the official code), their trade-off
 # $\alpha$ / $\beta$, and the official "best S among the top 3 by $S_{t2i}$" rule. We recompute
 # every number of a real `lrlib.edit` run by hand and check it.
 #
@@ -81,8 +81,8 @@ plt.show()
 # %% [markdown]
 # ## The scores
 # With unit CLIP embeddings $E_I(e_k)$ of the K results, $E_T(t)$ of the prompt and $E_I(x)$ of
-# the source, and CLIP's logit scale $s$ (100 for OpenAI CLIP: the inverse temperature CLIP was
-# trained with):
+# the source, and a score scale $s$ (`LRConfig.score_scale`: the official code uses the raw
+# cosines, $s = 1$; `score_scale=None` takes CLIP's logit scale instead, 100 for OpenAI CLIP):
 #
 # $$S_{t2i}(k) = \frac{\exp\big(s \cos(E_I(e_k), E_T(t))\big)}{\sum_{l=1}^{K} \exp\big(s \cos(E_I(e_l), E_T(t))\big)}
 #   \qquad \text{does result } k \text{ show the prompt?}$$
@@ -103,8 +103,9 @@ plt.show()
 # $$S_{dir}(k) = \mathrm{softmax}_k\Big(s \cos\big(E_I(e_k) - E_I(x),\ E_T(t) - E_T(c)\big)\Big),
 #   \qquad S = \alpha S_{t2i} + \beta S_{i2i} + \gamma S_{dir}.$$
 #
-# `LRConfig().gamma` is 0 (the paper's score); the CPU / toy settings use $\gamma = 3$, which
-# on the toy benchmark picks the anchor on the captioned object far more often (README).
+# `LRConfig.paper().gamma` is 0 (the paper's score); `LRConfig()` and the CPU / toy settings use
+# $\gamma = 3$, which on the toy benchmark picks the anchor on the captioned object far more
+# often (README).
 # By hand, from the exact images the pipeline ranked (`result.candidates` holds every
 # composite; the chosen one per anchor is the result):
 
@@ -121,7 +122,7 @@ with torch.no_grad():
     E_I = clip.encode_image(results.to(models.device)).cpu()                 # (K, E) unit vectors
     E_T, E_c = clip.encode_text([task.prompt, result.caption]).cpu()         # (E,) each
     E_src = clip.encode_image(x.to(models.device))[0].cpu()                 # (E,)
-s = clip.logit_scale
+s = clip.logit_scale if cfg.score_scale is None else cfg.score_scale
 
 cos_t, cos_i = E_I @ E_T, E_I @ E_src
 my = {"S_t2i": torch.softmax(s * cos_t, 0), "S_i2i": torch.softmax(s * cos_i, 0)}
@@ -135,19 +136,30 @@ lib = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, s, E_c, cfg.gamma)
 for name in my:
     torch.testing.assert_close(my[name], lib[name])
     torch.testing.assert_close(my[name], torch.tensor(result.scores[name]), atol=1e-4, rtol=1e-4)
-print(f"logit scale s = {s:.2f}, gamma = {cfg.gamma}: hand-written {sorted(my)} == quality_scores "
+print(f"score scale s = {s:.2f}, gamma = {cfg.gamma}: hand-written {sorted(my)} == quality_scores "
       "== the pipeline's")
 print("cos(result, prompt):", [round(v, 3) for v in cos_t.tolist()])
 print("cos(result, source):", [round(v, 3) for v in cos_i.tolist()])
 
 # %% [markdown]
-# ### Why the logit scale
-# Cosines of CLIP embeddings sit in a narrow band, so without the scale the softmax would be
-# almost uniform and rank nothing. $s$ stretches the differences to what CLIP's own contrastive
-# training used. The same cosines through softmaxes of different sharpness:
+# ### What the scale changes, and what it does not
+# A softmax never changes an order: for any $s > 0$, $S_{t2i}$ ranks the K results exactly as
+# the raw cosines do, so the scale cannot make a ranking "rank nothing". What it changes is the
+# *sum* $\alpha S_{t2i} + \beta S_{i2i}$. At $s = 1$ (official) cosines sit in a narrow band, both
+# softmaxes stay near $1/K$, and $S \approx \text{const} + (\alpha \cos_t + \beta \cos_i) / K$: a
+# linear trade-off of the two cosines. At CLIP's $s$ (100) each softmax is nearly one-hot, and
+# $S$ becomes a vote between "the result most like the prompt" and "the result most like the
+# source". The same cosines through softmaxes of different sharpness, and the winner each gives
+# (the bench's row "ours, score scale = CLIP's (100)" measures it on the toy tasks):
 
 # %%
-scales = [1.0, s / 4, s, 4 * s]
+s_clip = clip.logit_scale
+scales = [1.0, s_clip / 4, s_clip, 4 * s_clip]
+for sc in scales:
+    sc_scores = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, sc, E_c, cfg.gamma)
+    order = torch.argsort(sc_scores["S_t2i"], descending=True).tolist()
+    print(f"s = {sc:6.1f}: S_t2i order {order} (the cosines' order "
+          f"{torch.argsort(cos_t, descending=True).tolist()}), winner #{pick_best(sc_scores, cfg.rank_top)}")
 fig, ax = plt.subplots(1, 2, figsize=(10, 3))
 width = 0.8 / len(scales)
 for j, sc in enumerate(scales):
@@ -155,9 +167,9 @@ for j, sc in enumerate(scales):
 ax[0].axhline(1 / K, color="k", lw=0.6, ls=":")
 ax[0].set_xticks(np.arange(K) + 0.4, [f"#{k}" for k in range(K)])
 ax[0].set_title("S_t2i over the K results"); ax[0].legend(fontsize=7)
-grid = np.geomspace(0.5, 20 * s, 80)
+grid = np.geomspace(0.5, 20 * s_clip, 80)
 ent = [float(-(p * p.clamp_min(1e-30).log()).sum()) for p in (torch.softmax(g * cos_t, 0) for g in grid)]
-ax[1].semilogx(grid, ent); ax[1].axvline(s, color="r", ls="--", lw=0.8, label="CLIP's s")
+ax[1].semilogx(grid, ent); ax[1].axvline(s_clip, color="r", ls="--", lw=0.8, label="CLIP's s")
 ax[1].axhline(np.log(K), color="k", ls=":", lw=0.6, label="uniform")
 ax[1].set_xlabel("scale"); ax[1].set_ylabel("entropy of S_t2i"); ax[1].legend(fontsize=7)
 plt.show()

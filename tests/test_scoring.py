@@ -44,3 +44,28 @@ def test_S_dir_prefers_the_edit_that_moves_from_caption_to_prompt():
         assert "E_T_caption" in str(e)
     else:
         raise AssertionError("gamma without a caption embedding must raise")
+
+
+def test_official_scale_is_the_raw_cosines_and_changes_the_trade_off_not_the_order():
+    """Catches a score that still multiplies by CLIP's logit scale by default (the official
+    code's softmax is over raw cosines), and a scale that reorders one softmax: the scale may
+    only change which result wins the alpha / beta trade-off."""
+    # result 0: clearly the best prompt match, far from the source; result 1: a little worse on
+    # the prompt, much closer to the source
+    cos_t, cos_i = torch.tensor([0.30, 0.27, 0.10]), torch.tensor([0.50, 0.80, 0.20])
+    g = torch.Generator().manual_seed(0)
+    E = F.normalize(torch.randn(3, 8, generator=g), dim=-1)
+    T, X = (F.normalize(torch.randn(8, generator=g), dim=0) for _ in range(2))
+    s1 = quality_scores(E, T, X, 2.0, 1.0)
+    torch.testing.assert_close(s1["S_t2i"], torch.softmax(E @ T, 0))        # default scale 1
+    torch.testing.assert_close(s1["S_i2i"], torch.softmax(E @ X, 0))
+    # hand-made cosines through quality_scores' own formula, at two scales
+    sc = lambda s: {"S_t2i": torch.softmax(s * cos_t, 0), "S_i2i": torch.softmax(s * cos_i, 0)}
+    for s in (1.0, 100.0):
+        d = sc(s)
+        assert torch.argsort(d["S_t2i"]).tolist() == torch.argsort(cos_t).tolist()
+    lo, hi = sc(1.0), sc(100.0)
+    lo["S"], hi["S"] = 2 * lo["S_t2i"] + lo["S_i2i"], 2 * hi["S_t2i"] + hi["S_i2i"]
+    # s = 1: linear trade-off, 2 * 0.03 < 0.30, the source-like result 1 wins;
+    # s = 100: result 0 takes nearly all of S_t2i (weight 2) and wins
+    assert pick_best(lo, top=3) == 1 and pick_best(hi, top=3) == 0

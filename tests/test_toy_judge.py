@@ -121,3 +121,67 @@ def test_seam_flags_a_visible_patch(tasks):
         img, _ = paint_object(img, t.target_shape, t.target_colour, t.target_box)
         assert seam(t.scene.image, img) > 0.04
         assert abs(seam(t.scene.image, ground_truth_edit(t))) < 0.01
+
+
+# ----------------------------------------------------------------------------- judge_task
+
+def _neighbour_task(prompt_shape="square", prompt_colour="yellow"):
+    """A red circle 2 px (the generator's minimum gap) left of a blue cross; edit the circle."""
+    from lrlib.toy.scenes import EditTask
+    s = render_scene(7, objects=[("circle", "red", (10, 12, 32, 34)),
+                                 ("cross", "blue", (34, 12, 56, 34))])
+    o = s.objects[0]
+    return EditTask(s, "the red circle", f"a {prompt_colour} {prompt_shape}", 0, o.box,
+                    prompt_shape, prompt_colour, "multi", 7)
+
+
+def _paint(task, box):
+    """Restore the background in `box`, then paint the prompt's object filling it."""
+    x0, y0, x1, y1 = box
+    img = task.scene.image.copy()
+    img[y0:y1, x0:x1] = render_background(task.scene.background, task.scene.size)[y0:y1, x0:x1]
+    return paint_object(img, task.target_shape, task.target_colour, box)[0]
+
+
+def test_new_judge_sees_an_object_next_to_a_neighbour():
+    """Catches the ring defect: judge_region's threshold comes from a ring just outside the box,
+    and a box that reaches the neighbour (here: the source box grown by 2 px) puts the vivid
+    neighbour in the ring and goes blind. judge_task thresholds on the source's background."""
+    from lrlib.toy.judge import judge_task
+    t = _neighbour_task()
+    edited = ground_truth_edit(t)
+    x0, y0, x1, y1 = t.target_box
+    grown = (x0 - 2, y0 - 2, x1 + 2, y1 + 2)
+    assert judge_region(edited, grown).shape is None        # the old judge, blind
+    r = judge_task(t, edited)
+    assert r["success"] and (r["verdict"].colour, r["verdict"].shape) == ("yellow", "square"), r
+
+
+def test_new_judge_fails_a_left_behind_object():
+    """Catches the union defect: an edit that paints the right object beside the old one (the
+    box missed a third of it) used to be credited; the old object must be gone."""
+    from lrlib.toy.judge import judge_task
+    t = _neighbour_task()
+    x0, y0, x1, y1 = t.target_box
+    shift = (x1 - x0) // 3
+    r = judge_task(t, _paint(t, (x0 - shift, y0, x1 - shift, y1)))
+    assert r["present"] and not r["old_gone"] and not r["success"], r
+
+
+def test_new_judge_fails_an_edit_that_clips_the_neighbour():
+    """Catches an edit box reaching into another object: the neighbour must still be itself."""
+    from lrlib.toy.judge import judge_task
+    t = _neighbour_task()
+    x0, y0, x1, y1 = t.target_box
+    r = judge_task(t, _paint(t, (x0, y0, x1 + 8, y1)))
+    assert r["old_gone"] and not r["others_kept"] and not r["success"], r
+
+
+def test_new_judge_on_the_benchmark_ground_truth_and_on_doing_nothing(tasks):
+    """Catches a judge that is too strict (fails the ideal edit) or fooled (passes no edit, or an
+    erased object)."""
+    from lrlib.toy.judge import judge_task
+    for t in tasks[:80]:
+        assert judge_task(t, ground_truth_edit(t))["success"], t
+        assert not judge_task(t, t.scene.image)["success"]
+        assert not judge_task(t, blanked(t))["present"]

@@ -1,8 +1,10 @@
 """The whole method in the shipped toy world, graded by the procedural judge (not by a model):
 learned regions beat random ones on held-out tasks, and the demo edit is right.
 
-Bars are loose (a few dozen tasks); the 200-task figures are in the README
-(`python -m lrlib.bench toy --n 200`)."""
+Bars sit under the figures measured on exactly these tasks (the first 20 of the benchmark, the
+bench's "after 20 tasks" table in the README: `python -m lrlib.bench toy --n 200 --every 10`),
+with a margin of about two tasks: the run is deterministic, the margin absorbs numerical drift
+across machines and library versions, not luck."""
 import json
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 
 from lrlib.config import LRConfig
 
-N_TASKS = 24
+N_TASKS = 20
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,13 +46,17 @@ def test_toy_config_uses_the_measured_sampler(toy_cfg):
 
 
 def test_learned_regions_beat_random_regions(summary):
+    """Catches anchors, proposals or ranking that stopped working (learned regions no better than
+    random ones), and a success metric that credits random boxes. Measured on these 20 tasks:
+    ours anchor on object 0.65, IoU 0.41, success 0.55; random anchor and size 0.15, 0.09,
+    0.05; DINO anchor, random size 0.65, 0.38, 0.45."""
     ours, dino_rand, rand = (summary[k] for k in ("ours", "DINO-anchor-random-size",
                                                   "random-anchor-random-size"))
-    assert ours["anchor_on_obj"] >= 0.5, summary
-    assert ours["IoU"] > rand["IoU"] + 0.1, summary
-    assert ours["IoU"] > dino_rand["IoU"], summary
-    assert ours["success"] > rand["success"] + 0.1, summary
-    assert ours["success"] >= 0.4, summary
+    assert ours["anchor_on_obj"] >= 0.55, summary
+    assert ours["IoU"] >= 0.33 and ours["IoU"] > rand["IoU"] + 0.2, summary
+    assert ours["success"] >= 0.45 and ours["success"] > rand["success"] + 0.3, summary
+    assert rand["success"] <= 0.15, summary          # the new judge does not credit random boxes
+    assert ours["by kind"]["single"] >= 0.8, summary  # measured 1.00 on the 5 one-object tasks
 
 
 def test_demo_edits_the_red_circle_into_a_purple_cross(toy_cfg, tmp_path):

@@ -9,6 +9,7 @@
 | module | what it measures |
 |---|---|
 | `toy.py` | the whole method on held-out toy tasks, one row per region strategy, graded by the judge |
+| `peers.py` | the peers' boxes (DiffEdit-style, CLIPSeg-style, DINO attention box) for toy.py |
 | `speed.py` | UNet image-evaluations, seconds and peak memory per edit, lrlib vs the official loop |
 | `smoke.py` | the real architectures (random weights) end to end on a photo: seconds and peak RSS |
 | `blend.py` | seam, success and preservation of the final paste for several `blend_px` |

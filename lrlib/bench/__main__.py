@@ -15,6 +15,13 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("toy", help="region strategies and loss ablations in the toy world")
     t.add_argument("--n", type=int, default=200)
+    t.add_argument("--set", default="first", choices=["first", "second", "tuning"],
+                   help="task seeds: first = BENCHMARK_SEED0 + i (the README's table), second = "
+                        "+50_000 + i (held out, never tuned on), tuning = +100_000 + i")
+    t.add_argument("--every", type=int, default=0,
+                   help="print the table so far after every N tasks (long runs)")
+    t.add_argument("--rows", default=None,
+                   help="subset of the rows, separated by | (default: all; see lrlib/bench/toy.py)")
     t.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
     t.add_argument("--world", default="toy", choices=["toy", "random"])
     t.add_argument("--estimator", default=None, choices=["st", "expected"])
@@ -51,11 +58,17 @@ def main(argv=None) -> int:
         if args.steps:
             cfg = cfg.replace(steps=args.steps)
         t0 = time.perf_counter()
-        from lrlib.bench.toy import format_table, run_toy
-        summary = run_toy(args.n, cfg, aspect=args.aspect)
-        print(f"toy benchmark: {args.n} held-out tasks, editor={args.editor}, world={args.world}, "
-              f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator} "
-              f"gamma={cfg.gamma} anchor_refine={cfg.anchor_refine} "
+        from lrlib.bench.toy import STRATEGIES, format_table, run_toy
+        rows = STRATEGIES if args.rows is None else tuple(r.strip() for r in args.rows.split("|"))
+        unknown = [r for r in rows if r not in STRATEGIES]
+        if unknown:
+            ap.error(f"unknown rows {unknown}; choose from {list(STRATEGIES)}")
+        summary = run_toy(args.n, cfg, strategies=rows, tasks=args.set, every=args.every,
+                          report=lambda text: print(text, flush=True), aspect=args.aspect)
+        print(f"toy benchmark: {args.n} tasks of the {args.set!r} set, editor={args.editor}, "
+              f"world={args.world}, K={cfg.K} M={cfg.M} iterations={cfg.iterations} "
+              f"estimator={cfg.estimator} gamma={cfg.gamma} score_scale={cfg.score_scale} "
+              f"anchor_pool={cfg.anchor_pool} proposals={cfg.proposals} "
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))

@@ -1,23 +1,29 @@
-"""The method in the toy world, judged: `python -m lrlib.bench toy --n 200`.
+"""The method in the toy world, judged: `python -m lrlib.bench toy --n 200 [--set second]`.
 
-Each held-out task (`lrlib.toy.benchmark_tasks`) says which object to change and into what; the
-procedural judge (`lrlib.toy.judge`, no model) grades the result. Strategies, on the same scene:
+Each held-out task says which object to change and into what; the procedural judge
+(`lrlib.toy.judge`, no model) grades the result. Task sets (seeds, `task_set`): "first" =
+BENCHMARK_SEED0 + i (the README's table), "second" = BENCHMARK_SEED0 + 50_000 + i (held out:
+no tuning ever ran on it), "tuning" = BENCHMARK_SEED0 + 100_000 + i (where every design choice
+was measured). Rows, on the same scene, editor and judge:
 
 | row | region |
 |---|---|
-| ours | DINO anchors, RGN-chosen box per anchor, ranked by S (the config's settings) |
-| ours, paper settings | the same with the paper's choices where lrlib differs: straight-through estimator, S without S_dir, anchors at peak-cell centres |
-| ours without L_dir / without L_str | the same candidates, the RGN trained without that term |
-| DINO-anchor-random-size | DINO anchors, a uniformly random box size per anchor, ranked by S |
-| random-anchor-random-size | uniformly random anchors and sizes, ranked by S |
-| oracle | the ground-truth box of the source object |
+| ours | the config's settings (lrlib's choices: caption-aware anchors, fitted boxes, ...) |
+| ours, paper settings | the paper / official code's choices (`LRConfig.paper()`'s method fields) |
+| ours w/o X | ours with one lrlib choice (or loss term) switched back: its ablation |
+| DiffEdit / CLIPSeg / DINO box | the peers (`lrlib.bench.peers`): one box from a map, one edit |
+| DINO-anchor-random-size | ours' anchors and proposals, a uniformly random proposal per anchor |
+| random-anchor-random-size | uniformly random anchors and square sizes, ranked by S |
+| oracle (GT box) | the ground-truth box of the source object |
 
 Columns: `anchor_on_obj` (the winning anchor lies inside the source object's box), `IoU` (final
-box vs the source object's box), `success` (the judge finds the prompt's colour and shape in the
-union of the final box and the source object's box: an object painted elsewhere while the
-source object stays does not count), `psnr_out` (source vs result outside the source object's
-box, dB; higher = better preserved; inf = untouched), `s/edit` (wall seconds; the candidate
-edits are shared by ours and its ablations and counted in each).
+box vs the source object's box), `success` (`judge_task`: the prompt's object is where the source
+object was, the old object is gone, every other object is still itself), `old success` (the
+previous metric: colour and shape judged in the union of the final and the source box; it
+credits an edit that leaves the old object beside the new, and goes blind next to a neighbour),
+`psnr_out` (source vs result outside the source object's box, dB; inf shown as 99), `s/edit`
+(wall seconds; shared candidate edits are counted in every row that uses them).
+Under the table: success per edit kind, and ours' failures by their first cause.
 """
 from __future__ import annotations
 
@@ -28,14 +34,44 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lrlib.config import PAPER_METHOD as PAPER  # the paper's method fields
 from lrlib.config import LRConfig
 from lrlib.io import to_pil
 from lrlib.regions import boxes_to_masks, make_proposals
 from lrlib.train import composites
 
-PAPER = dict(estimator="st", gamma=0.0, anchor_refine=False)  # the paper's choices, where lrlib differs
-STRATEGIES = ("ours", "ours, paper settings", "ours w/o L_dir", "ours w/o L_str", "DINO-anchor-random-size",
+SETS = {"first": 0, "second": 50_000, "tuning": 100_000}   # seed offsets from BENCHMARK_SEED0
+# one row per lrlib choice switched back (or loss term dropped); each shares ours' work when it can
+ABLATIONS = {"ours w/o caption anchors": dict(anchor_pool=0),
+             "ours w/o fitted boxes": dict(proposals="squares"),
+             "ours w/o S_dir (gamma=0)": dict(gamma=0.0),
+             "ours, score scale = CLIP's (100)": dict(score_scale=None),
+             "ours, straight-through": dict(estimator="st"),
+             "ours w/o L_dir": dict(lambda_dir=0.0),
+             "ours w/o L_str": dict(lambda_str=0.0)}
+PEER_ROWS = ("DiffEdit-style mask", "CLIPSeg-style mask", "DINO attention box")
+STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anchor-random-size",
               "random-anchor-random-size", "oracle (GT box)")
+# the fields prepare() reads: variants that agree on them share one prepare (and its edits)
+PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
+                  "anchor_view", "proposals", "fit_level", "fit_min", "fit_max", "box_min",
+                  "box_max", "seed", "roi_size", "n_aug", "structure")
+TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
+                "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
+CAUSES = ("no anchor on the object", "ranking chose another anchor", "right anchor, IoU < 0.5",
+          "box fine, edit judged wrong")
+
+
+def task_set(n: int, which: str = "first", size: int = 64, aspect: float = 1.0) -> list:
+    """n tasks of the set `which` (SETS): task i = make_edit_task(BENCHMARK_SEED0 + offset + i),
+    kinds in turn (the first set is exactly lrlib.toy.benchmark_tasks)."""
+    from lrlib.errors import LRError
+    from lrlib.toy.scenes import BENCHMARK_SEED0, EDIT_KINDS, aspect_size, make_edit_task
+    if which not in SETS:
+        raise LRError(f"task set {which!r} is unknown; use one of {', '.join(SETS)}.")
+    size = aspect_size(size, aspect)
+    return [make_edit_task(BENCHMARK_SEED0 + SETS[which] + i, size, EDIT_KINDS[i % len(EDIT_KINDS)])
+            for i in range(n)]
 
 
 def iou(a, b) -> float:
@@ -55,29 +91,46 @@ class Row:
     anchor_on_obj: list = field(default_factory=list)
     iou: list = field(default_factory=list)
     success: list = field(default_factory=list)
+    old_success: list = field(default_factory=list)
     psnr_out: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    kinds: list = field(default_factory=list)
+    causes: list = field(default_factory=list)     # per task: None (success) or one of CAUSES
     images: list | None = None
 
-    def add(self, task, final, box, anchor, seconds):
-        from lrlib.toy.judge import judge_edit
+    def add(self, task, final, box, anchor, seconds, anchors=None):
+        """Grade one result; `anchors` (all K) lets a failure be put down to its first cause."""
+        from lrlib.toy.judge import judge_edit, judge_task
         if self.images is not None:
             self.images.append((final, list(box)))
         src = task.scene.image
         t = task.target_box
         union = (min(t[0], box[0]), min(t[1], box[1]), max(t[2], box[2]), max(t[3], box[3]))
-        j = judge_edit(src, final, _Target(union, task.target_shape, task.target_colour))
-        j_out = judge_edit(src, final, task)                 # psnr outside the source object
+        old = judge_edit(src, final, _Target(union, task.target_shape, task.target_colour))
+        ok = judge_task(task, final)["success"]
         self.anchor_on_obj.append(float(inside(anchor, t)) if anchor is not None else math.nan)
         self.iou.append(iou(box, t))
-        self.success.append(float(j["success"]))
-        self.psnr_out.append(min(j_out["psnr_outside"], 99.0))   # inf (untouched) shown as 99
+        self.success.append(float(ok))
+        self.old_success.append(float(old["success"]))
+        self.psnr_out.append(min(judge_edit(src, final, task)["psnr_outside"], 99.0))
         self.seconds.append(seconds)
+        self.kinds.append(task.kind)
+        cause = None
+        if not ok and anchors is not None:
+            cause = (CAUSES[0] if not any(inside(a, t) for a in anchors) else
+                     CAUSES[1] if not inside(anchor, t) else
+                     CAUSES[2] if self.iou[-1] < 0.5 else CAUSES[3])
+        self.causes.append(cause)
 
     def summary(self) -> dict:
         m = lambda v: float(np.nanmean(v)) if len(v) and not all(map(math.isnan, v)) else math.nan
-        return {"anchor_on_obj": m(self.anchor_on_obj), "IoU": m(self.iou),
-                "success": m(self.success), "psnr_out": m(self.psnr_out), "s/edit": m(self.seconds)}
+        out = {"anchor_on_obj": m(self.anchor_on_obj), "IoU": m(self.iou), "success": m(self.success),
+               "old success": m(self.old_success), "psnr_out": m(self.psnr_out),
+               "s/edit": m(self.seconds)}
+        out["by kind"] = {k: m([s for s, kk in zip(self.success, self.kinds) if kk == k])
+                          for k in dict.fromkeys(self.kinds)}
+        out["causes"] = {c: sum(x == c for x in self.causes) for c in CAUSES}
+        return out
 
 
 @dataclass
@@ -99,60 +152,80 @@ def _edit_boxes(p, boxes_k, models, cfg, seed):
 
 
 def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bool = True,
-            strategies=STRATEGIES, images: dict | None = None,
-            aspect: float = 1.0) -> dict[str, dict]:
-    """Run every strategy on the first n benchmark tasks; {strategy: summary}.
+            strategies=STRATEGIES, images: dict | None = None, tasks: str = "first",
+            every: int = 0, report=print, aspect: float = 1.0) -> dict[str, dict]:
+    """Run every strategy on the first n tasks of the set `tasks` (see SETS); {strategy: summary}.
 
     aspect: scene width / height (longer side cfg.size, so the letterboxed canvas holds the scene
     at scale 1 and a box only shifts by the content's corner). Pass a dict as `images` to
-    receive {strategy: [(final (3, H, W), box), ...]} per task, in scene pixels."""
+    receive {strategy: [(final (3, H, W), box), ...]} per task, in scene pixels.
+    every > 0: `report(text)` the table so far after every `every` tasks (long runs)."""
     from tqdm.auto import tqdm
 
+    from lrlib.bench.peers import peer_boxes
     from lrlib.models import load_models
     from lrlib.pipeline import prepare, rank, train_and_choose
-    from lrlib.toy import benchmark_tasks
 
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
     rows = {s: Row(images=[] if images is not None else None) for s in strategies}
-    for i, task in enumerate(tqdm(benchmark_tasks(n, cfg.size, aspect), desc="toy benchmark",
+    variants = {"ours": cfg, "ours, paper settings": cfg.replace(**PAPER),
+                **{k: cfg.replace(**v) for k, v in ABLATIONS.items()}}
+    for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size, aspect), desc="toy benchmark",
                                   disable=not progress)):
         rng = np.random.default_rng(i)
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
-        t0 = time.perf_counter()
-        p = prepare(img, task.prompt, task.source_caption, cfg, models)
-        t_prep = time.perf_counter() - t0
-        K, M = p.K, p.M
-        ox, oy, ox1, oy1 = p.content                      # the scene on the canvas, at scale 1
+        prepared = {}                                     # PREPARE_FIELDS values -> (p, seconds)
+        trained = {}                                      # ... + TRAIN_FIELDS -> (probs, seconds)
 
-        def add(name, final, box, anchor, seconds):       # canvas -> scene pixels
+        def get_prepared(c):
+            key = tuple(getattr(c, f) for f in PREPARE_FIELDS)
+            if key not in prepared:
+                t0 = time.perf_counter()
+                prepared[key] = (prepare(img, task.prompt, task.source_caption, c, models),
+                                 time.perf_counter() - t0)
+            return key, prepared[key]
+
+        def add(name, p, final, box, anchor, seconds, anchors=None):   # canvas -> scene pixels
+            ox, oy, ox1, oy1 = p.content                  # the scene on the canvas, at scale 1
+            shift = lambda a: a and [a[0] - ox, a[1] - oy]
             rows[name].add(task, final[:, oy:oy1, ox:ox1], [box[0] - ox, box[1] - oy, box[2] - ox,
-                           box[3] - oy], anchor and [anchor[0] - ox, anchor[1] - oy], seconds)
-        learned = [("ours", cfg, p), ("ours w/o L_dir", cfg.replace(lambda_dir=0.0), p),
-                   ("ours w/o L_str", cfg.replace(lambda_str=0.0), p)]
-        if "ours, paper settings" in rows:   # its own anchors, hence its own candidates
-            t1 = time.perf_counter()
-            c = cfg.replace(**PAPER)
-            learned.append(("ours, paper settings", c,
-                            prepare(img, task.prompt, task.source_caption, c, models)))
-            t_paper = time.perf_counter() - t1
-        for name, c, pc in learned:
+                           box[3] - oy], shift(anchor), seconds,
+                           anchors and [shift(a) for a in anchors])
+
+        for name, c in variants.items():
             if name not in rows:
                 continue
+            key, (pc, t_prep) = get_prepared(c)
             t1 = time.perf_counter()
-            probs, _ = train_and_choose(pc, c)
+            tkey = key + tuple(getattr(c, f) for f in TRAIN_FIELDS)
+            if tkey not in trained:                       # ranking-only variants share it
+                trained[tkey] = (train_and_choose(pc, c)[0], time.perf_counter() - t1)
+            probs, t_train = trained[tkey]
+            t1 = time.perf_counter() - t_train
             chosen = probs.argmax(-1)
-            results = pc.C[torch.arange(K), chosen]
+            results = pc.C[torch.arange(pc.K), chosen]
             _, best = rank(pc, results, models.clip, c)
-            add(name, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
-                pc.anchors[best].tolist(),
-                (t_paper if pc is not p else t_prep) + time.perf_counter() - t1)
+            add(name, pc, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
+                pc.anchors[best].tolist(), t_prep + time.perf_counter() - t1, pc.anchors.tolist())
+        _, (p, t_prep) = get_prepared(cfg)
+        K, M = p.K, p.M
+        ox, oy, ox1, oy1 = p.content
+        if any(r in rows for r in PEER_ROWS):
+            t1 = time.perf_counter()
+            boxes = peer_boxes(p, models, cfg)
+            t_map = (time.perf_counter() - t1) / len(boxes)
+            for name, box in boxes.items():
+                if name in rows:
+                    t1 = time.perf_counter()
+                    final, _ = _edit_boxes(p, torch.tensor([box]), models, cfg, cfg.seed + 3)
+                    add(name, p, final.cpu(), box, None, t_map + time.perf_counter() - t1)
         if "DINO-anchor-random-size" in rows:
             t1 = time.perf_counter()
             chosen = torch.from_numpy(rng.integers(0, M, K))
             results = p.C[torch.arange(K), chosen]
             _, best = rank(p, results, models.clip, cfg)
-            add("DINO-anchor-random-size", results[best].cpu(),
+            add("DINO-anchor-random-size", p, results[best].cpu(),
                 p.boxes[best, chosen[best]].tolist(), p.anchors[best].tolist(),
                 t_prep + time.perf_counter() - t1)
         S = cfg.size
@@ -161,28 +234,39 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             anchors = torch.from_numpy(rng.uniform(0, S, (K, 2))).float()
             if aspect != 1:                                # on the scene, not the padding
                 anchors = torch.tensor([ox, oy]) + anchors * torch.tensor([ox1 - ox, oy1 - oy]) / S
-            sides = rng.choice(cfg.box_sides(), K)
+            sides = rng.choice(cfg.replace(proposals="squares").box_sides(), K)
             boxes = torch.stack([make_proposals(anchors[k:k + 1], [float(sides[k])], S, S,
                                                 p.content)[0, 0] for k in range(K)])
             final, best = _edit_boxes(p, boxes, models, cfg, cfg.seed + 1)
-            add("random-anchor-random-size", final.cpu(), boxes[best].tolist(),
+            add("random-anchor-random-size", p, final.cpu(), boxes[best].tolist(),
                 anchors[best].tolist(), time.perf_counter() - t1)
         if "oracle (GT box)" in rows:
             t1 = time.perf_counter()
             gt = torch.tensor([list(task.target_box)]) + torch.tensor([ox, oy, ox, oy])
             final, _ = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
-            add("oracle (GT box)", final.cpu(), gt[0].tolist(), None, time.perf_counter() - t1)
+            add("oracle (GT box)", p, final.cpu(), gt[0].tolist(), None, time.perf_counter() - t1)
+        if every and (i + 1) % every == 0 and i + 1 < n:
+            report(f"after {i + 1} tasks:\n" + format_table({k: r.summary() for k, r in rows.items()}))
     if images is not None:
         images.update({k: r.images for k, r in rows.items()})
     return {k: r.summary() for k, r in rows.items()}
 
 
 def format_table(summary: dict[str, dict]) -> str:
-    cols = ["anchor_on_obj", "IoU", "success", "psnr_out", "s/edit"]
+    """The main table, then success per edit kind, then ours' failures by cause."""
+    cols = ["anchor_on_obj", "IoU", "success", "old success", "psnr_out", "s/edit"]
+    fmt = lambda v, c: "-" if math.isnan(v) else (f"{v:.1f}" if c == "psnr_out" else f"{v:.2f}")
     w = max(len(k) for k in summary) + 2
-    lines = ["strategy".ljust(w) + "".join(c.rjust(14) for c in cols)]
-    for k, r in summary.items():
-        cells = ["-" if math.isnan(r[c]) else (f"{r[c]:.2f}" if c != "psnr_out" else f"{r[c]:.1f}")
-                 for c in cols]
-        lines.append(k.ljust(w) + "".join(c.rjust(14) for c in cells))
+    lines = ["strategy".ljust(w) + "".join(c.rjust(13) for c in cols)]
+    lines += [k.ljust(w) + "".join(fmt(r[c], c).rjust(13) for c in cols) for k, r in summary.items()]
+    kinds = list(next(iter(summary.values()))["by kind"])
+    lines += ["", "success by kind".ljust(w) + "".join(k.rjust(13) for k in kinds)]
+    lines += [k.ljust(w) + "".join(fmt(r["by kind"][kk], "").rjust(13) for kk in kinds)
+              for k, r in summary.items()]
+    for name in ("ours", "ours, paper settings"):
+        if name in summary:
+            r = summary[name]
+            fails = sum(r["causes"].values())
+            lines += ["", f"{name}: failures by first cause ({fails})"]
+            lines += [f"  {c:32s} {v}" for c, v in r["causes"].items()]
     return "\n".join(lines)

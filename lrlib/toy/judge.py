@@ -26,6 +26,20 @@ knows only the toy palette and upright toy shapes, and reads a blurry blob by it
 
 `judge_edit` grades a whole edit against an `EditTask`: right colour, right shape, PSNR outside
 the box (did the rest of the image survive?) and `seam` (does the edited patch show?), see `seam`.
+
+`judge_task` grades what a user sees, with no box at all (the benchmark's success):
+
+    success = present  and  old_gone  and  others_kept
+
+* present: the edited image's foreground (threshold from the *source's* background, so it never
+  goes blind next to another object), minus the pixels of the other objects, grown from the
+  source object's box into whole connected blobs, is the prompt's colour and shape, and that
+  object covers at least half of the smaller of its box and the source object's box (it sits
+  where the source object was).
+* old_gone: at most 10% of the source object's pixels are untouched (|edited - source| <= 2/255):
+  a box that leaves part of the old object outside fails even when the new object is right.
+* others_kept: at most 10% of each other object's pixels moved by more than 0.1 (an edit box
+  that repaints or clips a neighbour fails).
 """
 from __future__ import annotations
 
@@ -143,11 +157,17 @@ def judge_region(image, box) -> Verdict:
     """Name the colour and shape of the object in `box` (x0, y0, x1, y1; x1, y1 exclusive)."""
     img = to_hwc(image)
     fg = foreground(img, box)
-    n = int(fg.sum())
-    if n < max(12, 0.05 * fg.size):
-        return Verdict(None, None, 0.0, 0.0, 0.0, 0.0, 0.0, n)
+    if int(fg.sum()) < max(12, 0.05 * fg.size):
+        return Verdict(None, None, 0.0, 0.0, 0.0, 0.0, 0.0, int(fg.sum()))
     x0, y0, x1, y1 = _clip_box(box, *img.shape[:2])
-    hues = hue(img[y0:y1, x0:x1][fg])
+    return classify(img[y0:y1, x0:x1], fg)
+
+
+def classify(img: np.ndarray, fg: np.ndarray) -> Verdict:
+    """Colour (hue votes) and shape (features of the mask's own box) of the foreground fg (H, W)
+    of img (H, W, 3); fg must hold at least one pixel."""
+    n = int(fg.sum())
+    hues = hue(img[fg])
     names = list(PALETTE_HUES)
     ref = np.array([PALETTE_HUES[c] for c in names])
     d = np.abs(hues[:, None] - ref[None, :]) % 360
@@ -250,3 +270,58 @@ def judge_edit(source, edited, task) -> dict:
     return dict(colour_ok=colour_ok, shape_ok=shape_ok, success=colour_ok and shape_ok,
                 psnr_outside=psnr(src, edt, outside), seam=seam(src, edt),
                 verdict=v)
+
+
+def _grow(seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The connected blobs (4-neighbourhood) of `allowed` that touch `seed` (both (H, W) bool)."""
+    m = seed & allowed
+    while True:
+        g = m.copy()
+        g[1:] |= m[:-1]
+        g[:-1] |= m[1:]
+        g[:, 1:] |= m[:, :-1]
+        g[:, :-1] |= m[:, 1:]
+        g &= allowed
+        if (g == m).all():
+            return m
+        m = g
+
+
+def _box_of(m: np.ndarray) -> tuple:
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def judge_task(task, edited) -> dict:
+    """What a user sees (see the module doc): present, old_gone, others_kept, success, and the
+    Verdict of the new object (None when there is none). Needs the task's scene, not a box."""
+    scene = task.scene
+    src, edt = to_hwc(scene.image), to_hwc(edited)
+    if src.shape != edt.shape:
+        raise LRError(f"edited image {edt.shape} differs from the scene {src.shape}: "
+                      "judge the result at the scene's own size.")
+    near = _dilate(np.any([o.mask for o in scene.objects], 0), RING)
+    thr = max(MIN_SAT, float(np.percentile(saturation(src)[~near], 95)) + SAT_MARGIN) \
+        if (~near).any() else MIN_SAT
+    fg = (saturation(edt) > thr) & (edt.max(-1) > MIN_VALUE)
+    others = [o for k, o in enumerate(scene.objects) if k != task.target_index]
+    if others:
+        fg &= ~_dilate(np.any([o.mask for o in others], 0), 1)
+    x0, y0, x1, y1 = task.target_box
+    seed = np.zeros_like(fg)
+    seed[y0:y1, x0:x1] = True
+    blob = _grow(seed, fg)
+    verdict, present = None, False
+    if blob.sum() >= 12:
+        verdict = classify(edt, blob)
+        b = _box_of(blob)
+        ix = max(0, min(b[2], x1) - max(b[0], x0)) * max(0, min(b[3], y1) - max(b[1], y0))
+        small = min((b[2] - b[0]) * (b[3] - b[1]), (x1 - x0) * (y1 - y0))
+        present = (verdict.colour, verdict.shape) == (task.target_colour, task.target_shape) \
+            and ix >= 0.5 * small
+    moved = np.abs(edt - src).max(-1)
+    old = scene.objects[task.target_index].mask
+    old_gone = float((moved[old] <= CHANGED).mean()) <= 0.1
+    others_kept = all(float((moved[o.mask] > 0.1).mean()) <= 0.1 for o in others)
+    return dict(present=present, old_gone=old_gone, others_kept=others_kept,
+                success=present and old_gone and others_kept, verdict=verdict)
