@@ -258,7 +258,7 @@ class LRConfig:
 
 
 #: the method fields where the paper / official code differs from lrlib's defaults
-PAPER_METHOD = dict(estimator="st", gamma=0.0, anchor_refine=False, anchor_pool=0,
+PAPER_METHOD = dict(estimator="st", gamma=0.0, anchor_refine=False, anchor_pool=0, blend_px=0,
                     proposals="squares", score_scale=1.0)
 
 
