@@ -65,6 +65,8 @@ class LRConfig:
     structure: str = "dino"         # "dino": DINO key self-similarity (Splicing ViT Features)
                                     # "clip": CLIP tokens before the last block (official code)
     default_caption: str = "a photo"  # source text for L_dir when no caption is given
+    table_views: int = 16           # "expected": L_clip views per candidate, loss table computed
+                                    # once (lrlib; official: 16; CPU: 16; 0: redrawn every iteration)
 
     # --- ranking -------------------------------------------------------------------------
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
@@ -81,6 +83,10 @@ class LRConfig:
     maskgit_steps: int = 12
     maskgit_guidance: float = 10.0  # aMUSEd's default
     editor_batch_size: int = 8      # candidate edits per editor call
+    draft_steps: int = 0            # > 0: candidates drafted with DPM-Solver++ at this many steps,
+                                    # the winner regenerated at `steps` (lrlib; paper: 0; CPU: 0)
+    lora: str | None = None         # LoRA fused into the SD UNet (id or folder), e.g. "latent-
+                                    # consistency/lcm-lora-sdv1-5" + scheduler="lcm", steps=4 (paper: none)
 
     seed: int = 0
     progress: bool = True           # tqdm progress bars
@@ -157,8 +163,12 @@ class LRConfig:
             bad("epochs and iters_per_epoch must be >= 0.")
         if self.dtype not in ("auto", "float16", "bfloat16", "float32"):
             bad(f"dtype={self.dtype!r}; use 'auto', 'float16', 'bfloat16' or 'float32'.")
-        if self.scheduler not in ("default", "dpm++"):
-            bad(f"scheduler={self.scheduler!r}; use 'default' or 'dpm++'.")
+        if self.scheduler not in ("default", "dpm++", "pndm", "lcm"):
+            bad(f"scheduler={self.scheduler!r}; use 'default', 'dpm++', 'pndm' or 'lcm' (with an "
+                "LCM-LoRA in lora=).")
+        if self.draft_steps < 0 or ((self.draft_steps or self.lora) and self.editor != "sd"):
+            bad(f"draft_steps={self.draft_steps}, lora={self.lora!r}: both are SD options "
+                "(editor='sd'), draft_steps >= 0.")
         if self.estimator not in ("st", "expected"):
             bad(f"estimator={self.estimator!r}; use 'st' (straight-through) or 'expected'.")
         if self.n_aug < 1:

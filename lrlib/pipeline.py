@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.config import LRConfig
+from lrlib.draft import batch_generator, drafting, regenerate
 from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
 from lrlib.losses import EditLoss
 from lrlib.models import Models, load_models
@@ -110,7 +111,7 @@ def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=Tru
     starts = range(0, n, batch_size)
     for b, s in enumerate(tqdm(starts, desc="candidate edits", disable=not progress, leave=False)):
         m = masks[s:s + batch_size]
-        gen = torch.Generator().manual_seed(seed * 100_003 + b)
+        gen = batch_generator(seed, b)
         out.append(editor.inpaint(x.expand(m.shape[0], -1, -1, -1), m, [prompt] * m.shape[0], gen))
     return torch.cat(out)
 
@@ -186,7 +187,7 @@ def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Te
         loss_fn.lam = dict(clip=cfg.lambda_clip, str=cfg.lambda_str, dir=cfg.lambda_dir)
     gen = torch.Generator().manual_seed(cfg.seed)
     hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn, cfg.iterations, cfg.lr, cfg.tau,
-                     cfg.hard, gen, cfg.progress, cfg.estimator)
+                     cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views)
     with torch.no_grad():
         probs = torch.softmax(rgn(p.pooled, p.geom), -1)
     return probs, hist
@@ -226,13 +227,18 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
         check_prompt(caption, "caption")
     image = load_image(image)                # bad input fails before any model is loaded
     models = models or load_models(cfg)
-    p = prepare(image, prompt, caption, cfg, models)
+    with drafting(models.editor, cfg.draft_steps):          # cheap candidates (lrlib.draft)
+        p = prepare(image, prompt, caption, cfg, models)
     probs, hist = train_and_choose(p)
     K = p.K
     chosen = probs.argmax(-1)
     results = p.C[torch.arange(K), chosen]                                   # (K, 3, S, S)
     scores, best = rank(p, results, models.clip)
-    final = paste_back(p.x_full, results[best], p.masks[best, chosen[best]])
+    win = results[best]
+    if cfg.draft_steps:                                      # the winner again, at full quality
+        win = regenerate(models.editor, p.x, p.masks[best, chosen[best]], p.prompt, cfg.seed,
+                         best * p.M + int(chosen[best]), cfg.editor_batch_size)
+    final = paste_back(p.x_full, win, p.masks[best, chosen[best]])
     return EditResult(
         image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
         best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),

@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|draft`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -23,9 +23,14 @@ def main(argv=None) -> int:
                    help="SD sampler (default: the checkpoint's; dpm++ = DPM-Solver++)")
     t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
-    s.add_argument("--size", default="small", choices=["small", "full", "toy"])
+    s.add_argument("--size", default="toy", choices=["toy", "small", "full"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--n", type=int, default=None, help="edits per mode (toy: held-out tasks, 3)")
+    s.add_argument("--draft-steps", type=int, default=5, help="DPM++ steps of the draft row")
+    d = sub.add_parser("draft", help="toy benchmark: drafts + regenerated winner vs full candidates")
+    d.add_argument("--n", type=int, default=200)
+    d.add_argument("--draft-steps", type=int, nargs="+", default=[5])
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -45,9 +50,12 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "draft":
+        from lrlib.bench.speed import run_draft
+        print(run_draft(args.n, draft_steps=tuple(args.draft_steps)))
     else:
         from lrlib.bench.speed import run_speed
-        print(run_speed(args.size, args.device, args.steps))
+        print(run_speed(args.size, args.device, args.steps, n=args.n, fast_steps=args.draft_steps))
     return 0
 
 
