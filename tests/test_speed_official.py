@@ -5,7 +5,7 @@ and LoRA options of issue 14."""
 import pytest
 import torch
 
-from lrlib.bench.speed import configured, official_edit
+from lrlib.bench.speed import configured, official_style_edit
 from lrlib.config import LRConfig
 
 
@@ -48,7 +48,8 @@ def test_official_loop_counts_come_from_diffusers_pndm(models, scene):
     cfg = LRConfig.cpu(K=K, steps=steps, guidance_scale=3.0, progress=False)
     hooks = Hooks(m.editor.pipe.unet, m.clip.model.visual)
     try:
-        final, box, anchor = official_edit(scene, "a blue square", "a red disc", cfg, m, T=T)
+        final, box, anchor = official_style_edit(scene, "a blue square", cfg, m, T=T,
+                                                 caption="a red disc")
     finally:
         hooks.close()
     assert hooks.calls == pndm * (T + 1)      # one SD run per iteration + the final one
@@ -74,7 +75,7 @@ def test_lrlib_candidates_and_drafts_count_from_diffusers(models, scene):
     for c in (cfg, cfg.replace(draft_steps=d)):
         hooks = Hooks(m.editor.pipe.unet, m.clip.model.visual)
         try:
-            lrlib_edit(scene, "a blue square", None, c, m)
+            lrlib_edit(scene, "a blue square", c, m)
         finally:
             hooks.close()
         counts.append(hooks.unet)

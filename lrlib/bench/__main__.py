@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     d = sub.add_parser("draft", help="toy benchmark: drafts + regenerated winner vs full candidates")
     d.add_argument("--n", type=int, default=200)
     d.add_argument("--draft-steps", type=int, nargs="+", default=[5])
+    d.add_argument("--start", type=int, default=0, help="skip the first tasks (split a long run)")
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
         print(format_table(summary))
     elif args.cmd == "draft":
         from lrlib.bench.speed import run_draft
-        print(run_draft(args.n, draft_steps=tuple(args.draft_steps)))
+        print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps, n=args.n, fast_steps=args.draft_steps))

@@ -95,11 +95,12 @@ class Counter:
     """Counts UNet image evaluations and CLIP image forwards (batch items, via forward hooks on
     the real modules) and samples peak memory during a `with` block."""
 
-    def __init__(self, unet, clip_visual, device):
+    def __init__(self, unet, device, clip_visual=None):
         self.n = self.clip = 0
         self.device, self.peak = device, 0
-        self._hooks = [unet.register_forward_pre_hook(self._unet, with_kwargs=True),
-                       clip_visual.register_forward_pre_hook(self._clip, with_kwargs=True)]
+        self._hooks = [unet.register_forward_pre_hook(self._unet, with_kwargs=True)]
+        if clip_visual is not None:
+            self._hooks.append(clip_visual.register_forward_pre_hook(self._clip, with_kwargs=True))
 
     def remove(self):
         """Take the hooks off the modules (they may be cached and reused)."""
@@ -186,7 +187,7 @@ def official_loss(loss_fn, x: torch.Tensor, e: torch.Tensor, generator,
 
 
 @torch.no_grad()
-def official_edit(image, prompt, caption, cfg: LRConfig, models, T: int = 10):
+def official_style_edit(image, prompt, cfg: LRConfig, models, T: int = 10, caption=None):
     """The official loop (module docstring) at cfg's K, steps, guidance and seed, with the
     official boxes, views, template, scheduler and score -> (final (3, S, S), box, anchor)."""
     oc = cfg.replace(**OFFICIAL)
@@ -228,7 +229,7 @@ def _official(image, prompt, caption, oc, models, T):
     return results[best], p.boxes[best, choice[best]].tolist(), p.anchors[best].tolist()
 
 
-def lrlib_edit(image, prompt, caption, cfg: LRConfig, models):
+def lrlib_edit(image, prompt, cfg: LRConfig, models, caption=None):
     """lrlib.edit itself -> (final (3, S, S) at the working size, box, anchor)."""
     import torch.nn.functional as F
 
@@ -279,13 +280,13 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
         tasks = [(DEMO_IMAGE, DEMO_PROMPT, DEMO_CAPTION, None)] * (n or 1)
     if steps:
         cfg = cfg.replace(steps=steps)
-    counter = Counter(models.editor.pipe.unet, models.clip.model.visual, dev)
+    counter = Counter(models.editor.pipe.unet, dev, models.clip.model.visual)
     with counter:          # warm-up (kernels, caches), not timed
-        lrlib_edit(tasks[0][0], tasks[0][1], tasks[0][2],
-                   cfg.replace(K=1, M=2, steps=2, epochs=1, iters_per_epoch=1), models)
+        lrlib_edit(tasks[0][0], tasks[0][1],
+                   cfg.replace(K=1, M=2, steps=2, epochs=1, iters_per_epoch=1), models, tasks[0][2])
     rows = [("official loop (M=6, 16 views, PNDM, template)",
-             lambda im, pr, ca: official_edit(im, pr, ca, cfg, models, T))]
-    rows += [(name, (lambda c: lambda im, pr, ca: lrlib_edit(im, pr, ca, c, models))(c))
+             lambda im, pr, ca: official_style_edit(im, pr, cfg, models, T, ca))]
+    rows += [(name, (lambda c: lambda im, pr, ca: lrlib_edit(im, pr, c, models, ca))(c))
              for name, c in modes(cfg, fast_steps)]
     out = []
     for name, fn in rows:
@@ -336,13 +337,14 @@ def raw_cosine(clip, final, prompt) -> float:
 
 
 def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
-              progress: bool = True, every: int = 10) -> str:
+              progress: bool = True, every: int = 10, start: int = 0) -> str:
     """The toy benchmark's tasks, three ways on the same scene: full-quality candidates with the
     loss table redrawn every iteration (lrlib before), with the table computed once, and drafts
     at each of `draft_steps` DPM-Solver++ steps with the winner regenerated at full quality.
     Reports the judge's success of each final image, how often a draft run chose the same anchor
     and box as the full one (and the IoU of the two boxes), UNet evaluations and CLIP forwards
-    per edit. With progress, the table so far is printed every `every` tasks."""
+    per edit, on tasks start .. n - 1. With progress, the table so far is printed every `every`
+    tasks."""
     from tqdm.auto import tqdm
 
     from lrlib.bench.toy import Row, iou
@@ -354,13 +356,13 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
 
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False, draft_steps=0)
     models = load_models(cfg)
-    counter = Counter(models.editor.pipe.unet, models.clip.model.visual, models.device)
+    counter = Counter(models.editor.pipe.unet, models.device, models.clip.model.visual)
     names = ("full, table redrawn", "full, table once") + tuple(
         f"drafts {d} steps + winner" for d in draft_steps)
     rows = {k: Row() for k in names}
     evals, clips = {k: [] for k in names}, {k: [] for k in names}
     same, box_iou = {k: [] for k in names[2:]}, {k: [] for k in names[2:]}
-    table = lambda done: _draft_table(done, cfg, names, rows, evals, clips, same, box_iou)
+    table = lambda done: _draft_table(done, start, cfg, names, rows, evals, clips, same, box_iou)
 
     def choose(p, c):
         with counter:
@@ -370,8 +372,8 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
             _, best = rank(p, results, models.clip, c)
         return chosen, results, best, counter.clip
 
-    for i, task in enumerate(tqdm(benchmark_tasks(n, size=cfg.size), desc="draft benchmark",
-                                  disable=not progress)):
+    for i, task in enumerate(tqdm(benchmark_tasks(n, size=cfg.size)[start:],
+                                  desc="draft benchmark", disable=not progress)):
         if progress and i and i % every == 0:
             print(table(i), flush=True)
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
@@ -401,12 +403,12 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
             evals[name].append(d_evals + counter.n), clips[name].append(d_clip + n_clip)
             same[name].append(float(picks[names[1]][:2] == (best, j)))
             box_iou[name].append(iou(picks[names[1]][2], box))
-    return table(n)
+    return table(n - start)
 
 
-def _draft_table(n, cfg, names, rows, evals, clips, same, box_iou) -> str:
+def _draft_table(n, start, cfg, names, rows, evals, clips, same, box_iou) -> str:
     mean = lambda v: sum(v) / max(len(v), 1)
-    lines = [f"draft benchmark: {n} toy tasks, K={cfg.K} M={cfg.M} iterations={cfg.iterations} "
+    lines = [f"draft benchmark: {n} toy tasks (from {start}), K={cfg.K} M={cfg.M} iterations={cfg.iterations} "
              f"steps={cfg.steps} ({cfg.scheduler}) drafts: DPM++ "
              f"table_views={cfg.table_views} n_aug={cfg.n_aug}",
              f"{'mode':28s}{'success':>9s}{'IoU':>7s}{'UNet evals':>12s}{'CLIP fwd':>10s}"
