@@ -6,17 +6,43 @@
 
 Stages, one module each: anchors (DINO) -> regions (proposals, ROI-align, RGN, Gumbel) ->
 editors (SD inpainting, MaskGIT) -> losses (L_clip, L_dir, L_str) -> train -> scoring.
+`help(lrlib.edit)`, `help(lrlib.EditResult)` and `help(lrlib.LRConfig)` document the API.
 """
+from __future__ import annotations
+
 from lrlib.config import LRConfig
 from lrlib.errors import CheckpointUnavailableError, LRError
 
 __version__ = "0.1.0"
 
 
-def edit(*args, **kwargs):
-    """See `lrlib.pipeline.edit`."""
+def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None = None,
+         models: Models | None = None) -> EditResult:
+    """Edit `image` so that the region the prompt is about shows `prompt`; no mask needed.
+
+    image    a path, PIL image, numpy array (H, W, 3) or tensor (3, H, W) in [0, 1]; any size
+             (worked on at config.size, pasted back into the input at its own resolution)
+    prompt   what the edited region should show, e.g. "a bowl of ramen" (any length: prompts
+             over CLIP's 77 tokens are encoded in chunks, not cut)
+    caption  a few words of what is being changed, e.g. "salad"; it only steers L_dir (and the
+             ranking when config.gamma != 0). Default: config.default_caption ("a photo")
+    config   an LRConfig: default LRConfig(), the paper's settings with real checkpoints;
+             LRConfig.cpu() is the CPU-sized toy world (synthetic shapes only)
+    models   lrlib.models.load_models(config), to reuse across edits (default: loaded here)
+
+    Returns an EditResult: `.image` (the edit, input size), `.best_box`, `.scores`,
+    `.save(folder)` (final.png, figure.png, result.json, ...), `.figure()`; see
+    help(lrlib.EditResult). Bad input raises an LRError before any model is loaded.
+    """
     from lrlib.pipeline import edit as _edit
-    return _edit(*args, **kwargs)
+    return _edit(image, prompt, caption=caption, config=config, models=models)
 
 
-__all__ = ["LRConfig", "LRError", "CheckpointUnavailableError", "edit"]
+def __getattr__(name):            # EditResult without importing torch at `import lrlib`
+    if name == "EditResult":
+        from lrlib.pipeline import EditResult
+        return EditResult
+    raise AttributeError(f"module 'lrlib' has no attribute {name!r}")
+
+
+__all__ = ["LRConfig", "LRError", "CheckpointUnavailableError", "EditResult", "edit"]

@@ -20,7 +20,11 @@ from lrlib.logs import quiet_libraries
 
 
 def _config(args) -> LRConfig:
-    cfg = LRConfig.cpu() if (args.cpu or args.cmd == "demo") else LRConfig()
+    """The world by lrlib.world's one rule (--world, then $LRLIB_WORLD, then auto), its settings,
+    then the flags given."""
+    from lrlib.world import choose_world, config_for
+    world = choose_world(args.world, args.editor or "sd", allow_real=not args.cpu)
+    cfg = config_for(world)
     over = {k: getattr(args, k) for k in ("K", "M", "seed", "steps", "editor", "device", "size")
             if getattr(args, k, None) is not None}
     if args.epochs is not None:
@@ -29,8 +33,13 @@ def _config(args) -> LRConfig:
 
 
 def _add_common(p):
+    p.add_argument("--world", choices=["auto", "real", "toy", "random"], default=None,
+                   help="which models run: real checkpoints (GPU + hub), the shipped toy world, "
+                        "or random stand-ins; default $LRLIB_WORLD, else auto (real only on a "
+                        "GPU that reaches the hub, else toy)")
+    p.add_argument("--cpu", action="store_true",
+                   help="never the real checkpoints: auto picks the toy world (CPU-sized settings)")
     p.add_argument("--editor", choices=["sd", "maskgit"])
-    p.add_argument("--cpu", action="store_true", help="CPU-sized settings (LRConfig.cpu())")
     p.add_argument("--K", type=int, help="anchors")
     p.add_argument("--M", type=int, help="box proposals per anchor")
     p.add_argument("--seed", type=int)
@@ -117,13 +126,17 @@ def main(argv=None) -> int:
     b.add_argument("--images", default=None, help="folder of the images (default: the jobs file's)")
     b.add_argument("--out", default="outputs")
     _add_common(b)
-    d = sub.add_parser("demo", help="one edit on the built-in scene (CPU-sized settings)")
+    d = sub.add_parser("demo", help="one edit on the built-in scene (world: the same rule)")
     d.add_argument("--out", default="outputs/demo")
     _add_common(d)
     args = ap.parse_args(argv)
     quiet_libraries()
+    import warnings
+    warnings.formatwarning = lambda msg, *a, **k: f"warning: {msg}\n"   # no file:line for users
     try:
         cfg = _config(args)
+        from lrlib.world import banner
+        print(banner(cfg), flush=True)
         if args.cmd == "demo":
             from lrlib.demo import run_demo
             print(run_demo(args.out, cfg))

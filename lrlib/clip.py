@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lrlib.text import MAX_PROMPT_TOKENS, check_prompt, chunk_lengths, chunk_token_ids, weighted_mean_normalized
+from lrlib.text import MAX_PROMPT_TOKENS, check_prompt, open_clip_chunk_ids, weighted_mean_normalized
 
 
 def chunked(fn, x: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -68,13 +68,10 @@ class Clip(torch.nn.Module):
         dev = self.mean.device
         out = []
         for t in texts:
-            t = check_prompt(t)
-            ids = self.tokenizer.encode(t)
-            rows = chunk_token_ids(ids, self.tokenizer.sot_token_id, self.tokenizer.eot_token_id,
-                                   0, self.context)
+            rows, lengths = open_clip_chunk_ids(self.tokenizer, check_prompt(t), self.context)
             with torch.no_grad():
                 e = self.model.encode_text(rows.to(dev))
-            out.append(weighted_mean_normalized(e, chunk_lengths(len(ids), self.context - 2, rows.shape[0])))
+            out.append(weighted_mean_normalized(e, lengths))
         return torch.stack(out)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:

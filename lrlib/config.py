@@ -1,8 +1,10 @@
 """One config object holding every knob of the method, with the paper's defaults.
 
 `LRConfig()` is the paper / official-code setting for a GPU with real checkpoints.
-`LRConfig.cpu()` is the "I only have a laptop" setting: the same method on small models at 64 px
-(the shipped toy world once it exists, small random-weight stand-ins before that).
+`LRConfig.cpu()` is the CPU-sized setting: the same method on the shipped toy world's small models
+at 64 px (it learns and is measured there; it knows only toy scenes, not photos).
+Which models a config runs is decided by `lrlib.world` (`choose_world`, `LRLIB_WORLD`); the config
+only holds the choice (`world`) as a value and never reads the disk or the environment.
 
     cfg = LRConfig(K=5, editor="maskgit")     # override any field
     cfg = LRConfig.cpu(seed=3)                 # CPU-sized, same code path
@@ -10,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 
 from lrlib.errors import LRError
@@ -26,8 +27,8 @@ class LRConfig:
     clip: str = "ViT-B-16"                    # open_clip architecture name or local folder
     clip_pretrained: str = "openai"           # open_clip pretrained tag (ignored for a folder)
     editor: str = "sd"                        # "sd" | "maskgit"
-    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"
-    maskgit_model: str = "amused/amused-256"
+    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"  # SD inpainting id or folder
+    maskgit_model: str = "amused/amused-256"  # aMUSEd id or folder (or amused/amused-512)
     device: str = "auto"                      # "auto" (cuda if present) | "cpu" | "cuda" | "cuda:1"
     dtype: str = "auto"                       # editors: "auto" (fp16 on CUDA, fp32 on CPU) |
                                               # "float16" | "bfloat16" | "float32"
@@ -47,20 +48,21 @@ class LRConfig:
     box_min: float = 0.15           # smallest box side, fraction of the image side
     box_max: float = 0.75           # largest box side, fraction of the image side (<= 1)
     roi_size: int = 8               # ROI-align output (official: 8x8)
-    rgn_channels: int = 64
-    rgn_hidden: int = 256
+    rgn_channels: int = 64          # RGN conv channels over the pooled features
+    rgn_hidden: int = 256           # RGN hidden width before the M box logits
     tau: float = 1.0                # Gumbel-Softmax temperature (official: 1, hard)
     hard: bool = True               # straight-through hard samples
 
     # --- training (test-time optimisation of the RGN) ------------------------------------
-    epochs: int = 5                 # paper: 5 epochs
-    iters_per_epoch: int = 10
+    epochs: int = 5                 # paper: "5 epochs"; the official train.sh runs --epochs 1
+    iters_per_epoch: int = 10       # RGN updates per epoch (official --per_image_iteration 10);
+                                    # iterations = epochs * iters_per_epoch (official run: 10)
     lr: float = 0.003               # paper: Adam, 0.003
     estimator: str = "st"           # "st": straight-through Gumbel composite (paper);
                                     # "expected": exact gradient of E_p[L] over cached candidates
-    lambda_clip: float = 1.0
-    lambda_str: float = 1.0
-    lambda_dir: float = 1.0
+    lambda_clip: float = 1.0        # weight of L_clip (paper: 1)
+    lambda_str: float = 1.0         # weight of L_str (paper: 1); 0 skips the structure loss
+    lambda_dir: float = 1.0         # weight of L_dir (paper: 1)
     n_aug: int = 4                  # augmented views for L_clip
     structure: str = "dino"         # "dino": DINO key self-similarity (Splicing ViT Features)
                                     # "clip": CLIP tokens before the last block (official code)
@@ -70,7 +72,7 @@ class LRConfig:
 
     # --- ranking -------------------------------------------------------------------------
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
-    beta: float = 1.0
+    beta: float = 1.0               # weight of S_i2i in the ranking score (official: 1)
     gamma: float = 0.0              # + gamma * S_dir, caption-aware (lrlib's option; paper: 0)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
 
@@ -80,39 +82,45 @@ class LRConfig:
     scheduler: str = "default"      # "default": the checkpoint's own (SD2: PNDM/DDIM, 50 steps);
                                     # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster)
     prompt_template: str | None = None  # e.g. "a high quality image of {}." (official code)
-    maskgit_steps: int = 12
+    maskgit_steps: int = 12         # MaskGIT decoding steps (aMUSEd default: 12)
     maskgit_guidance: float = 10.0  # aMUSEd's default
     editor_batch_size: int = 8      # candidate edits per editor call
     draft_steps: int = 0            # > 0: candidates drafted with DPM-Solver++ at this many steps,
                                     # the winner regenerated at `steps` (lrlib; paper: 0; CPU: 0)
     lora: str | None = None         # LoRA fused into the SD UNet (id or folder), e.g. "latent-
                                     # consistency/lcm-lora-sdv1-5" + scheduler="lcm", steps=4 (paper: none)
+    blend_px: int = 3               # feather the paste over the box's last px (lrlib.blend; outside
+                                    # stays the input; 0: hard paste; paper: none; CPU: 3; README)
 
-    seed: int = 0
+    seed: int = 0                   # one seed: Gumbel noise, augmentations, editor noise
     progress: bool = True           # tqdm progress bars
 
     @classmethod
     def cpu(cls, **overrides) -> "LRConfig":
         """CPU-sized settings: small models, 64 px, few anchors; same method, same code.
 
-        World: `world=` if given, else $LRLIB_WORLD if set, else the shipped toy world when its
-        weights are installed, else random stand-ins. The toy editors get the sampling settings
-        they were measured with (SD: 10 DDIM steps, guidance 3; MaskGIT: 12 steps, guidance 4);
-        random stand-ins get 4 steps (nothing to see).
+        A pure function of its arguments (which models exist is `lrlib.world`'s business):
+        `world="toy"` (default, the shipped toy world) or `world="random"` (random stand-ins).
+        The toy editors get the sampling settings they were measured with (SD: 10 DDIM steps,
+        guidance 3; MaskGIT: 12 steps, guidance 4); random stand-ins get 4 steps (nothing to see).
         The RGN is trained with the exact expected-loss gradient and the ranking reads the caption
         (gamma = 3): on the toy benchmark both do better than the paper's settings (README).
         """
-        from lrlib.world import toy_available
-        world = (overrides.get("world") or os.environ.get("LRLIB_WORLD")
-                 or ("toy" if toy_available() else "random"))
-        toy = world == "toy"
-        base = dict(world=world, size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
+        toy = overrides.get("world", "toy") == "toy"
+        base = dict(world="toy", size=64, K=3, anchor_spacing=2, M=5, roi_size=4,
                     rgn_channels=32, rgn_hidden=64, epochs=2, iters_per_epoch=10, n_aug=2,
                     steps=10 if toy else 4, guidance_scale=3.0, maskgit_steps=12 if toy else 4,
                     maskgit_guidance=4.0 if toy else 10.0, editor_batch_size=16, device="cpu",
                     estimator="expected", gamma=3.0)
         base.update(overrides)
         return cls(**base)
+
+    @classmethod
+    def describe(cls, markdown: bool = False) -> str:
+        """Every knob: its meaning (the comment beside it in lrlib/config.py) and its value in
+        `LRConfig()` (GPU), `LRConfig.paper()` (the paper / official code, when defined) and
+        `LRConfig.cpu()` (the toy world). `print(LRConfig.describe())`."""
+        return knobs_table(cls, markdown)
 
     def replace(self, **changes) -> "LRConfig":
         return dataclasses.replace(self, **changes)
@@ -180,3 +188,39 @@ class LRConfig:
         if self.prompt_template is not None and "{}" not in self.prompt_template:
             bad(f"prompt_template={self.prompt_template!r} must contain '{{}}' where the prompt goes.")
         return self
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """{field: its comment}, read from the class source: `name: type = value  # text` plus the
+    comment-only lines under it."""
+    import inspect
+    import re
+    out, last = {}, None
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"    (\w+): [^=]+=.*?(?:#\s?(.*))?$", line)
+        if m:
+            last = m.group(1)
+            out[last] = (m.group(2) or "").strip()
+        elif last and re.match(r"\s+#", line):
+            out[last] += " " + line.strip()[1:].strip()
+        else:
+            last = None
+    return out
+
+
+def knobs_table(cls=None, markdown: bool = False) -> str:
+    cls = cls or LRConfig
+    cols = [("LRConfig()", cls())]
+    if hasattr(cls, "paper"):
+        cols.append(("paper()", cls.paper()))
+    cols.append(("cpu()", cls.cpu()))
+    notes = _field_comments(cls)
+    rows = [["knob"] + [c for c, _ in cols] + ["meaning"]]
+    for f in dataclasses.fields(cls):
+        rows.append([f.name] + [repr(getattr(v, f.name)) for _, v in cols] + [notes.get(f.name, "")])
+    if markdown:
+        fmt = lambda r: "| " + " | ".join(c.replace("|", "\\|") for c in r) + " |"
+        return "\n".join([fmt(rows[0]), "|" + "---|" * len(rows[0])] + [fmt(r) for r in rows[1:]])
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w[i]) for i, c in enumerate(r[:-1])) + "  " + r[-1]
+                     for r in rows)

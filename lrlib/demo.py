@@ -14,12 +14,11 @@ DEMO_CAPTION, DEMO_PROMPT = "the red circle", "a purple cross"   # toy task seed
 
 
 def run_demo(out_dir, cfg: LRConfig | None = None) -> str:
-    """One edit on the embedded default scene, with a banner saying which models ran."""
+    """One edit on the embedded default scene (`cfg` default: the world by lrlib.world's rule)."""
     from lrlib.pipeline import edit
+    from lrlib.world import choose_world, config_for
 
-    from lrlib.world import banner
-    cfg = cfg or LRConfig.cpu()
-    print(banner(cfg))
+    cfg = cfg or config_for(choose_world())
     r = edit(DEMO_IMAGE, DEMO_PROMPT, caption=DEMO_CAPTION, config=cfg)
     out = r.save(out_dir)
     return (f"demo: '{DEMO_CAPTION}' -> '{DEMO_PROMPT}' | world={cfg.world} editor={cfg.editor} | "

@@ -5,7 +5,7 @@ folder. When neither works (offline, HF_HUB_OFFLINE=1, wrong id, missing folder)
 the checkpoint and says how to fix it (lrlib.errors.checkpoint_error).
 
     models = load_models(LRConfig())            # real checkpoints, CUDA if present
-    models = load_models(LRConfig.cpu())        # small stand-ins of the same classes, CPU
+    models = load_models(LRConfig.cpu())        # the shipped toy world, CPU
 
 Loaded models are cached per (kind, name, device), so repeated edits (widgets, batch runs) do
 not reload them.
@@ -25,6 +25,7 @@ from lrlib.clip import Clip
 from lrlib.config import LRConfig
 from lrlib.editors.base import Editor
 from lrlib.errors import LRError, checkpoint_error
+from lrlib.world import model_sources
 
 _CACHE: dict[tuple, object] = {}
 
@@ -122,46 +123,18 @@ class Models:
     world: str
 
 
-TOY_WEIGHTS = Path(__file__).parent / "toy" / "weights"
-
-
-TOY_CORE = ("dino", "clip", "sd")  # what the toy world needs; its MaskGIT is optional
-
-
-def toy_paths(names=TOY_CORE) -> dict[str, str]:
-    """Folders of the shipped toy-world models `names`; LRError if this install lacks one."""
-    paths = {k: TOY_WEIGHTS / k for k in names}
-    missing = [k for k, p in paths.items() if not p.is_dir()]
-    if missing:
-        raise LRError(f"the toy-world weights {missing} are not in this install ({TOY_WEIGHTS}); "
-                      "reinstall lrlib from the repository, retrain them with "
-                      "`python -m lrlib.toy train <name>`, or use LRConfig(world='random').")
-    return {k: str(p) for k, p in paths.items()}
-
-
 def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
-    """The models the config asks for: real checkpoints, the shipped toy world, or small
-    random-weight stand-ins (built once, cached on disk). `parts` limits what is loaded (e.g. a
-    notebook about anchors needs no editor); the others are None."""
+    """The models the config asks for (`lrlib.world.model_sources`): real checkpoints, the
+    shipped toy world, or small random-weight stand-ins (built once, cached on disk). `parts`
+    limits what is loaded (e.g. a notebook about anchors needs no editor); the others are None."""
     cfg.validate()
     device = pick_device(cfg.device)
-    if cfg.world == "toy":
-        paths = toy_paths(("dino", "clip", cfg.editor))
-        dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
-        editor_name = paths[cfg.editor]
-    elif cfg.world == "random":
-        from lrlib.tiny import random_world
-        paths = random_world(tuple(k for k in ("dino", "clip") if k in parts)
-                             + ((cfg.editor,) if "editor" in parts else ()))
-        dino_name, clip_name, clip_tag = paths["dino"], paths["clip"], None
-        editor_name = paths[cfg.editor]
-    else:
-        dino_name, clip_name, clip_tag, editor_name = cfg.dino, cfg.clip, cfg.clip_pretrained, None
-        if device.type == "cpu":
-            warnings.warn("running real checkpoints on the CPU: expect minutes to hours per edit. "
-                          "Use a CUDA GPU (e.g. Colab), or LRConfig.cpu() for the small CPU world.",
-                          stacklevel=2)
-    return Models(dino=load_dino(dino_name, device) if "dino" in parts else None,
-                  clip=load_clip(clip_name, clip_tag, device) if "clip" in parts else None,
-                  editor=load_editor(cfg, device, editor_name) if "editor" in parts else None,
+    src = model_sources(cfg, parts)                       # ids or folders, per cfg.world
+    if cfg.world == "real" and device.type == "cpu":
+        warnings.warn("running real checkpoints on the CPU: expect minutes to hours per edit. "
+                      "Use a CUDA GPU (e.g. Colab), or --world toy / LRConfig.cpu() for the small "
+                      "CPU world.", stacklevel=2)
+    return Models(dino=load_dino(src["dino"], device) if "dino" in parts else None,
+                  clip=load_clip(src["clip"], src["clip_pretrained"], device) if "clip" in parts else None,
+                  editor=load_editor(cfg, device, src["editor"]) if "editor" in parts else None,
                   device=device, world=cfg.world)

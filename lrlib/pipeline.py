@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
+from lrlib.blend import feather
 from lrlib.config import LRConfig
 from lrlib.draft import batch_generator, drafting, regenerate
 from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
@@ -31,10 +32,35 @@ from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi
 from lrlib.scoring import pick_best, quality_scores
 from lrlib.text import check_prompt
 from lrlib.train import History, composites, train_rgn
+from lrlib.world import warn_if_not_toy_scene
 
 
 @dataclass
 class EditResult:
+    """What `edit` returns: the final image and everything the method decided on the way.
+
+    image            the final edit (PIL) at the input's own resolution: the winner pasted into
+                     the input; outside the box the input, bit for bit
+    source           the input resized to the working resolution (config.size)
+    results          the K per-anchor results (PIL, working resolution), each anchor's chosen box
+                     filled by the editor
+    best             index of the winner among the K (`best_box`, `best_box_image`: its box)
+    anchors          (K, 2) anchor points, pixel (x, y) in the working image
+    boxes            (K, M, 4) box proposals (x0, y0, x1, y1), working pixels, x1/y1 exclusive
+    chosen           (K,) the proposal each anchor's trained RGN picked (argmax of probs)
+    probs            (K, M) RGN box probabilities after training
+    scores           {"S_t2i", "S_i2i", "S"} (+ "S_dir" when config.gamma != 0): (K,) lists,
+                     S the ranking score (lrlib.scoring)
+    attention        (h, w) DINO [CLS] attention, head-averaged; attention_heads (heads, h, w)
+    history          the training run (lrlib.train.History): loss and terms per iteration, the
+                     sampled boxes and the probabilities
+    prompt, caption  the texts used (caption: config.default_caption when none was given)
+    config           the LRConfig the edit ran with
+    seconds          wall-clock seconds of the whole edit, model loading included
+    candidates       (K, M, 3, S, S) tensor of every composite the RGN chose among
+
+    `save(folder)` writes the pictures and result.json (see the README), `figure()` draws it.
+    """
     image: Image.Image                 # final edit at the input's full resolution
     source: Image.Image                # the input at the working resolution
     results: list[Image.Image]         # the K per-anchor results (working resolution)
@@ -76,8 +102,17 @@ class EditResult:
                 "config": self.config.to_dict()}
 
     def figure(self):
+        """The matplotlib Figure of figure.png: inputs, anchors, boxes, K results, training."""
         from lrlib.viz import result_figure
         return result_figure(self)
+
+    def __repr__(self) -> str:
+        p = self.prompt if len(self.prompt) <= 60 else self.prompt[:57] + "..."
+        W, H = self.image.size
+        return (f"EditResult(prompt={p!r}, best={self.best} of K={len(self.results)}, "
+                f"box={self.best_box} (working px; {self.best_box_image} in the {W}x{H} input), "
+                f"S={self.scores['S'][self.best]:.3f}, seconds={self.seconds:.1f}, "
+                f"world={self.config.world!r}, editor={self.config.editor!r})")
 
     def save(self, out_dir, overwrite: bool = True, figure: bool = True) -> Path:
         """Write final.png, source.png, boxes.png, anchor_{k}.png, figure.png and result.json,
@@ -226,6 +261,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     if caption is not None:
         check_prompt(caption, "caption")
     image = load_image(image)                # bad input fails before any model is loaded
+    warn_if_not_toy_scene(image, cfg)        # the toy world on a photo paints a blob: say so
     models = models or load_models(cfg)
     with drafting(models.editor, cfg.draft_steps):          # cheap candidates (lrlib.draft)
         p = prepare(image, prompt, caption, cfg, models)
@@ -238,7 +274,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     if cfg.draft_steps:                                      # the winner again, at full quality
         win = regenerate(models.editor, p.x, p.masks[best, chosen[best]], p.prompt, cfg.seed,
                          best * p.M + int(chosen[best]), cfg.editor_batch_size)
-    final = paste_back(p.x_full, win, p.masks[best, chosen[best]])
+    final = paste_back(p.x_full, win, feather(p.masks[best, chosen[best]], cfg.blend_px))
     return EditResult(
         image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
         best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),

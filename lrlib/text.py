@@ -57,6 +57,14 @@ def hf_chunk_ids(tokenizer, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, chunk_lengths(len(ids), context - 2, rows.shape[0])
 
 
+def open_clip_chunk_ids(tokenizer, text: str,
+                        context: int = 77) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunks for an open_clip tokenizer (pad id 0): returns (ids (n, context), lengths (n,))."""
+    ids = tokenizer.encode(text)
+    rows = chunk_token_ids(ids, tokenizer.sot_token_id, tokenizer.eot_token_id, 0, context)
+    return rows, chunk_lengths(len(ids), context - 2, rows.shape[0])
+
+
 def chunk_lengths(n_tokens: int, body: int, n_chunks: int) -> torch.Tensor:
     """Number of real tokens in each chunk (at least 1 so an empty chunk still has weight)."""
     lens = [min(body, n_tokens - i * body) for i in range(n_chunks)]

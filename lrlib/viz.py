@@ -1,6 +1,8 @@
 """Pictures: boxes on images, and one figure that tells the story of an edit."""
 from __future__ import annotations
 
+import textwrap
+
 from PIL import Image, ImageDraw
 
 from lrlib.anchors import upsample_map
@@ -28,35 +30,95 @@ def draw_boxes(img: Image.Image, boxes, best: int | None = None, anchors=None, i
     return out
 
 
+def legend_text(r, width: int = 100) -> str:
+    """What the figure's colours, star and scores mean, for this result's config."""
+    c = r.config
+    S = ("S = alpha S_t2i + beta S_i2i" + (" + gamma S_dir" if c.gamma else "")
+         + f",  alpha = {c.alpha:g}, beta = {c.beta:g}"
+         + (f", gamma = {c.gamma:g}" if c.gamma else ""))
+    lines = [
+        "box colour = candidate #k (its anchor, the dot); thick box and \u2605 = the winner",
+        S,
+        "  S_t2i, S_i2i" + (", S_dir" if c.gamma else "")
+        + ": softmax over the K candidates of CLIP cosine to the prompt, to the source"
+        + (", and of the edit direction to caption -> prompt" if c.gamma else ""),
+        f"  the winner: best S among the top {c.rank_top} by S_t2i (official rule)",
+        "final: the winner pasted into the input at full resolution; outside the box = the input",
+        (f"  blended over the box's last {c.blend_px} px (blend_px)" if c.blend_px > 1
+         else f"  hard paste (blend_px = {c.blend_px})"),
+        f"world {c.world}, editor {c.editor}, K={len(r.results)} M={len(r.boxes[0])}, "
+        f"{c.iterations} iterations ({c.estimator}), seed {c.seed}, {r.seconds:.1f} s",
+    ]
+    return "\n".join(textwrap.fill(t, width, subsequent_indent="    ") for t in lines)
+
+
 def result_figure(r):
-    """Source + anchors + chosen boxes | attention | each of the K results (scores) | final."""
+    """The story of an edit, for any K: the caption and prompt in full; source | anchors and the
+    box each anchor chose | DINO attention | final; the K candidates with their scores (the star
+    marks the winner); the training loss, each anchor's box probability, and a legend."""
     import matplotlib.pyplot as plt
 
     K = len(r.results)
-    cols = max(3, K)
-    fig, ax = plt.subplots(2, cols, figsize=(2.4 * cols, 5.2))
-    for a in ax.flat:
-        a.axis("off")
+    cols = max(4, K)
+    width = 2.6 * cols
+    wrap = int(width * 11)                                   # characters per line at fontsize 9
+    head = (textwrap.fill(f"caption: {r.caption}", wrap) + "\n"
+            + textwrap.fill(f"prompt: {r.prompt}", wrap))
+    n_head = head.count("\n") + 1
+    fig = plt.figure(figsize=(width, 8.4 + 0.17 * n_head))
+    gs = fig.add_gridspec(4, cols, height_ratios=[0.07 * n_head + 0.05, 1, 1, 0.9])
+    top = fig.add_subplot(gs[0, :])
+    top.axis("off")
+    top.text(0, 1, head, va="top", ha="left", fontsize=9, transform=top.transAxes)
+
     boxes = [b[c] for b, c in zip(r.boxes, r.chosen)]
-    ax[0, 0].imshow(draw_boxes(r.source, boxes, r.best, r.anchors))
-    ax[0, 0].set_title("anchors + chosen boxes", fontsize=9)
-    S = r.source.size[0]
-    ax[0, 1].imshow(r.source)
-    ax[0, 1].imshow(upsample_map(r.attention, S, S).numpy(), cmap="inferno", alpha=0.6)
-    ax[0, 1].set_title("DINO [CLS] attention", fontsize=9)
-    ax[0, 2].imshow(r.image)
-    ax[0, 2].set_title(f"final: {r.prompt[:30]}", fontsize=9)
-    if cols > 3 and r.history.loss:
-        a = ax[0, 3]
-        a.axis("on")
-        a.plot(r.history.loss, label="L")
-        for k, v in r.history.terms.items():
-            a.plot(v, label=k, lw=0.8)
-        a.legend(fontsize=6)
-        a.set_title("training loss", fontsize=9)
+    W, H = r.source.size
+    images = [(r.source, "source (working size)"),
+              (draw_boxes(r.source, boxes, r.best, r.anchors), "anchors + chosen boxes"),
+              (r.source, "DINO [CLS] attention"),
+              (r.image, f"final ({r.image.size[0]}x{r.image.size[1]})")]
+    for j, (im, title) in enumerate(images):
+        a = fig.add_subplot(gs[1, j])
+        a.imshow(im)
+        if j == 2:
+            a.imshow(upsample_map(r.attention, H, W).numpy(), cmap="inferno", alpha=0.6)
+        a.set_title(title, fontsize=9)
+        a.axis("off")
     for k, im in enumerate(r.results):
-        ax[1, k].imshow(draw_boxes(im, [boxes[k]], 0, [r.anchors[k]], ids=[k]))
-        star = " *" if k == r.best else ""
-        ax[1, k].set_title(f"#{k} S={r.scores['S'][k]:.2f}{star}", fontsize=9)
+        a = fig.add_subplot(gs[2, k])
+        a.imshow(draw_boxes(im, [boxes[k]], 0, [r.anchors[k]], ids=[k]))
+        star = " \u2605" if k == r.best else ""
+        a.set_title(f"#{k} S={r.scores['S'][k]:.2f}{star}", fontsize=9,
+                    color=COLOURS[k % len(COLOURS)])
+        a.axis("off")
+
+    a = fig.add_subplot(gs[3, 0])
+    if r.history.loss:
+        a.plot(r.history.loss, "k", label="L")
+        for name, v in r.history.terms.items():
+            a.plot(v, label=name, lw=0.8)
+        a.legend(fontsize=6)
+    else:
+        a.text(0.5, 0.5, "no training\n(0 iterations)", ha="center", va="center", fontsize=8)
+    a.set_xlabel("iteration", fontsize=8)
+    a.tick_params(labelsize=7)
+    a.set_title("training loss", fontsize=9)
+
+    a = fig.add_subplot(gs[3, 1])
+    for k, c in enumerate(r.chosen):           # the chosen box's probability, during and after
+        p = [it[k][c] for it in r.history.probs] + [r.probs[k][c]]
+        a.plot(p, color=COLOURS[k % len(COLOURS)], marker="." if len(p) == 1 else None,
+               lw=2 if k == r.best else 1, label=f"#{k}")
+    a.set_ylim(0, 1)
+    a.set_xlabel("iteration", fontsize=8)
+    a.tick_params(labelsize=7)
+    a.legend(fontsize=6)
+    a.set_title("p(chosen box) per anchor", fontsize=9)
+
+    a = fig.add_subplot(gs[3, 2:])
+    a.axis("off")
+    a.text(0, 1, legend_text(r, int((cols - 2) * 2.6 * 15)), va="top", ha="left", fontsize=7.5,
+           transform=a.transAxes)
+    a.set_title("legend", fontsize=9, loc="left")
     fig.tight_layout()
     return fig

@@ -1,8 +1,9 @@
 """Prompt experiments with ipywidgets: every knob of an edit as a control.
 
 `edit_from_controls(...)` is the callback: a plain, tested function that runs one edit and
-returns its figure. `make_ui(image)` wires it to ipywidgets with `interact`, which calls it once
-with the defaults (so a headless run of the notebook exercises it) and again on every change.
+returns its figure. `make_ui(image)` wires it to ipywidgets with a Run button (`interactive`,
+manual): nothing runs until the button is pressed, so a notebook run headless (nbconvert, nbmake)
+never waits on a widget; show a first edit with a plain `edit_from_controls` call.
 """
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ def edit_from_controls(image, prompt: str, caption: str = "", K: int = 3, M: int
 
 def make_ui(image, base: LRConfig | None = None, models=None, prompt: str = "a blue square",
             caption: str = "the red circle"):
-    """An `interact` panel over `edit_from_controls` (runs once with the defaults headless).
-
-    Controls start from `base` (and the given prompt/caption); the last EditResult is kept in
-    the returned panel's `.last["result"]`."""
+    """An ipywidgets panel over `edit_from_controls`: the controls start from `base` (and the
+    given prompt/caption); each press of "Run edit" runs one edit and shows its figure below.
+    Display it (last expression of a cell, or `display(panel)`). The last EditResult is kept in
+    `panel.last["result"]`; `panel.values()` gives the controls' current values."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
@@ -47,8 +48,8 @@ def make_ui(image, base: LRConfig | None = None, models=None, prompt: str = "a b
         plt.close(fig)
         print(f"best anchor {r.best}, box {r.best_box}, S = {r.scores['S'][r.best]:.3f}")
 
-    panel = W.interact(
-        run,
+    panel = W.interactive(
+        run, {"manual": True, "manual_name": "Run edit"},
         prompt=W.Text(value=prompt), caption=W.Text(value=caption),
         K=W.IntSlider(value=base.K, min=1, max=9), M=W.IntSlider(value=base.M, min=2, max=9),
         tau=W.FloatLogSlider(value=base.tau, base=10, min=-1, max=1),
@@ -58,4 +59,5 @@ def make_ui(image, base: LRConfig | None = None, models=None, prompt: str = "a b
         alpha=W.FloatSlider(value=base.alpha, min=0, max=4), beta=W.FloatSlider(value=base.beta, min=0, max=4),
         editor=W.Dropdown(options=["sd", "maskgit"], value=base.editor))
     panel.last = last
+    panel.values = lambda: {w._kwarg: w.value for w in panel.kwargs_widgets}
     return panel

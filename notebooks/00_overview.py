@@ -53,6 +53,9 @@ print(banner(cfg))
 # %%
 from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
 from lrlib.io import load_image
+from lrlib.logs import quiet_libraries
+
+quiet_libraries()                 # no library warnings or loading bars in the outputs
 
 image = load_image(DEMO_IMAGE)
 prompt, caption = DEMO_PROMPT, DEMO_CAPTION
@@ -70,14 +73,19 @@ fig = result.figure()
 plt.show()
 
 # %% [markdown]
-# Top row: the anchors (dots) and the box the RGN chose for each, the DINO attention they came
-# from, the final edit (pasted into the input at full resolution: outside the box nothing
-# changes). Bottom row: the K per-anchor results with their quality score S; the star marks the
-# winner.
+# The figure (also `figure.png` of `result.save(folder)`) reads top to bottom: the caption and
+# prompt; the source, the anchors (dots) with the box the RGN chose for each (one colour per
+# candidate, the winner's thicker), the DINO attention they came from, the final edit (pasted
+# into the input at full resolution: outside the box nothing changes; inside, the last
+# `blend_px` = 3 pixels fade into the input so the box's border does not show); the K
+# per-anchor results with their quality score S (the star marks the winner); the training
+# loss, each anchor's probability of its chosen box during training, and a legend.
 #
-# What the method decided, in numbers:
+# `result` is an `EditResult` (`help(lrlib.EditResult)` lists its fields); printed, it says what
+# was decided:
 
 # %%
+print(result)
 print("anchors (x, y):", [[round(v, 1) for v in a] for a in result.anchors])
 print("chosen box per anchor:", [result.boxes[k][c] for k, c in enumerate(result.chosen)])
 print("RGN probabilities of the chosen boxes:",

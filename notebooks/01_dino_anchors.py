@@ -14,7 +14,7 @@
 #
 # | stage | this notebook | lrlib |
 # |---|---|---|
-# | DINO [CLS] attention → K anchors | here | `lrlib.anchors`: `Dino`, `top_k_anchors`, `cells_to_pixels` |
+# | DINO [CLS] attention → K anchors | here | `lrlib.anchors`: `Dino`, `top_k_anchors`, `refine_anchors` (`cells_to_pixels`: the paper's) |
 
 # %%
 # Install on Colab only (locally: `make install` in the repository)
@@ -50,8 +50,10 @@ print(banner(cfg))
 # every head of the last block, the patch features (notebook 02) and the keys (notebook 04).
 
 # %%
+from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
 
+quiet_libraries()                 # no library warnings or loading bars in the outputs
 models = load_models(cfg)
 dino, dev = models.dino, models.device
 S = cfg.size                      # the working resolution: 64 px in the small worlds, 512 real
@@ -273,6 +275,69 @@ for a, (c, title) in zip(axes, ((cells_free, "no spacing"), (cells, f"spacing {s
 fig.tight_layout(); plt.show()
 
 # %% [markdown]
+# ## What `lrlib.edit` really uses: the refined anchor
+# The patch centre is the paper's anchor. A patch is 8 px in the toy world (16 px for the real
+# DINO at 512 px: 32 px of the image), so the centre of the peak cell can sit half a patch away
+# from the object it points at, and the boxes are centred on it. lrlib therefore moves each
+# anchor to the attention-weighted centroid of the 3 x 3 cells around its peak
+# (`refine_anchors`, `LRConfig.anchor_refine`, on by default), with weights shifted so the
+# window's lowest cell counts 0:
+#
+# $$a_k = \frac{\sum_c w_c\, p_c}{\sum_c w_c}, \qquad w_c = A_c - \min_{\text{window}} A,
+# \qquad p_c = \big((c_x + \tfrac12)\tfrac{W}{w},\ (c_y + \tfrac12)\tfrac{H}{h}\big).$$
+#
+# This is the rule of `lrlib.pipeline.prepare`, the function `lrlib.edit` calls:
+#
+# ```python
+# anchors = (refine_anchors(A, cells, S, S) if cfg.anchor_refine
+#            else cells_to_pixels(cells, A.shape, S, S))
+# ```
+#
+# By hand for every anchor, checked against `refine_anchors`:
+
+# %%
+from lrlib.anchors import refine_anchors
+
+
+def refine_by_hand(A, cell, S):
+    r0, c0 = cell
+    rows = range(max(0, r0 - 1), min(A.shape[0], r0 + 2))
+    cols = range(max(0, c0 - 1), min(A.shape[1], c0 + 2))
+    win = torch.tensor([[float(A[r, c]) for c in cols] for r in rows])
+    wgt = win - win.min()
+    if wgt.sum() <= 0:                                   # a flat window keeps the cell centre
+        return [(c0 + 0.5) * S / A.shape[1], (r0 + 0.5) * S / A.shape[0]]
+    xs = torch.tensor([(c + 0.5) * S / A.shape[1] for c in cols])
+    ys = torch.tensor([(r + 0.5) * S / A.shape[0] for r in rows])
+    total = wgt.sum()
+    return [float((wgt * xs[None, :]).sum() / total), float((wgt * ys[:, None]).sum() / total)]
+
+
+def pipeline_anchors(A, K=cfg.K, spacing=cfg.anchor_spacing):
+    """The (K, 2) pixel anchors `lrlib.edit` uses for the attention map A."""
+    c = top_k_anchors(A, K, spacing)
+    return refine_anchors(A, c, S, S) if cfg.anchor_refine else cells_to_pixels(c, A.shape, S, S)
+
+
+refined = refine_anchors(A, cells, S, S)
+torch.testing.assert_close(refined, torch.tensor([refine_by_hand(A, c, S) for c in cells.tolist()]))
+moved = (refined - anchors).norm(dim=1)
+print(f"anchor_refine = {cfg.anchor_refine}; refined == by hand; each anchor moved by "
+      f"{[round(float(d), 1) for d in moved]} px (a patch is {S / w:.0f} px)")
+
+fig, ax = plt.subplots(figsize=(3.8, 3.8))
+ax.imshow(scene.image); ax.imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.45)
+draw_gt(ax, scene)
+ax.scatter(anchors[:, 0], anchors[:, 1], c="white", s=50, edgecolors="k",
+           label="patch centre (paper)")
+ax.scatter(refined[:, 0], refined[:, 1], c="cyan", s=50, marker="P", edgecolors="k",
+           label="refined (lrlib.edit)")
+for p, q in zip(anchors.tolist(), refined.tolist()):
+    ax.annotate("", q, p, arrowprops=dict(arrowstyle="->", color="w"))
+ax.legend(fontsize=7, loc="lower left"); ax.axis("off")
+plt.show()
+
+# %% [markdown]
 # ## The failure mode: anchors on the background
 # The method can only edit where it puts an anchor. If the attention peak is on the background,
 # the anchor is too, and whatever the RGN and the editor do afterwards happens in the wrong
@@ -288,10 +353,13 @@ with torch.no_grad():
     maps = dino(xs.to(dev)).attn_mean.cpu()                               # (30, h, w)
 
 on_object = torch.zeros(len(scenes), K, dtype=torch.bool)                # [scene, anchor rank]
+on_centre = torch.zeros(len(scenes), K, dtype=torch.bool)                # the paper's patch centres
 coverage = []
 for i, (sc, Ai) in enumerate(zip(scenes, maps)):
-    xy = cells_to_pixels(top_k_anchors(Ai, K, spacing), (h, w), S, S)
+    xy = pipeline_anchors(Ai)                                              # what lrlib.edit uses
     on_object[i] = torch.tensor([inside_any(p, sc) for p in xy.tolist()])
+    xy_c = cells_to_pixels(top_k_anchors(Ai, K, spacing), (h, w), S, S)
+    on_centre[i] = torch.tensor([inside_any(p, sc) for p in xy_c.tolist()])
     covered = np.zeros((S, S), bool)
     for o in sc.objects:
         covered[o.box[1]:o.box[3], o.box[0]:o.box[2]] = True
@@ -299,13 +367,16 @@ for i, (sc, Ai) in enumerate(zip(scenes, maps)):
 
 chance = float(np.mean(coverage))
 rate = on_object.float().mean(0)
-print(f"{len(scenes)} scenes, K = {K}: anchors on an object {float(on_object.float().mean()):.0%} "
-      f"(chance {chance:.0%}); scenes whose FIRST anchor is on the background: "
-      f"{int((~on_object[:, 0]).sum())}; scenes with no anchor on any object: "
-      f"{int((~on_object.any(1)).sum())}")
+print(f"{len(scenes)} scenes, K = {K}, the anchors lrlib.edit uses: on an object "
+      f"{float(on_object.float().mean()):.0%} (chance {chance:.0%}); scenes whose FIRST anchor "
+      f"is on the background: {int((~on_object[:, 0]).sum())}; scenes with no anchor on any "
+      f"object: {int((~on_object.any(1)).sum())}")
+print(f"the paper's patch centres instead: on an object {float(on_centre.float().mean()):.0%}, "
+      f"first anchor on the background in {int((~on_centre[:, 0]).sum())} scenes")
 
 fig, ax = plt.subplots(figsize=(4, 2.6))
-ax.bar(range(K), rate, color="tab:green")
+ax.bar(np.arange(K) - 0.2, on_centre.float().mean(0), 0.4, color="tab:gray", label="patch centre")
+ax.bar(np.arange(K) + 0.2, rate, 0.4, color="tab:green", label="lrlib.edit's anchors")
 ax.axhline(chance, color="k", ls="--", lw=1, label="chance (box coverage)")
 ax.set_xlabel("anchor rank (0 = highest attention)"); ax.set_ylabel("on an object")
 ax.set_ylim(0, 1); ax.legend(fontsize=8); ax.set_title("where the anchors land", fontsize=9)
@@ -323,7 +394,7 @@ show = order[:4]
 fig, axes = plt.subplots(1, len(show), figsize=(2.6 * len(show), 2.8))
 for a, i in zip(np.atleast_1d(axes), show):
     sc = scenes[i]
-    xy = cells_to_pixels(top_k_anchors(maps[i], K, spacing), (h, w), S, S)
+    xy = pipeline_anchors(maps[i])
     a.imshow(sc.image)
     a.imshow(upsample_map(maps[i], S, S), cmap="inferno", alpha=0.45)
     draw_gt(a, sc)
@@ -341,7 +412,8 @@ fig.tight_layout(); plt.show()
 #   torch from that block's q and k, and `Dino` gives exactly that.
 # * Anchors are greedy top-K cells with a minimum spacing; without it, one broad peak takes
 #   all K.
-# * Cells are (row, col); pixels are (x, y) = (col, row) + ½, times the patch size.
+# * Cells are (row, col); pixels are (x, y) = (col, row) + ½, times the patch size. `lrlib.edit`
+#   then moves each anchor to the attention centroid around its peak (`anchor_refine`).
 # * An anchor outside every object is an edit in the wrong place, whatever comes later; the
 #   ground truth of the toy world measures how often that happens against chance.
 #

@@ -6,8 +6,8 @@
 # **You will learn** how the editor (b) of the method fills a box with discrete tokens instead of
 # denoising: an image becomes a grid of codebook ids, the box becomes the token cells it touches,
 # and a bidirectional transformer fills the hidden cells in a few parallel steps on a cosine
-# schedule. We write the decoding loop by hand, check it against lrlib's token for token, and
-# watch the grid fill in.
+# schedule. We write the schedule and the decoding loop from the MaskGIT paper, check them
+# against lrlib's token for token, and watch the grid fill in.
 #
 # **Needs**: about 1 CPU-minute in the toy world (the default without a GPU or hub access);
 # a GPU with internet for the real checkpoint (`amused/amused-256`, aMUSEd = open Muse).
@@ -48,10 +48,12 @@ print(banner(cfg))
 
 # %%
 from lrlib.io import load_image, to_tensor
+from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
 from lrlib.regions import boxes_to_masks
 from lrlib.toy import judge_edit, make_edit_task
 
+quiet_libraries()                                  # no library warnings or loading bars
 ed = load_models(cfg).editor                       # a lrlib.editors.maskgit.MaskGITEditor
 crop_margin, ed.crop_margin = ed.crop_margin, None # the whole image first; the crop comes last
 S = cfg.size
@@ -170,76 +172,115 @@ for a, (m, name) in zip(ax, [(sq, "box"), (disc, "disc")]):
 plt.show()
 
 # %% [markdown]
-# ## The cosine schedule
-# MaskGIT fills the $N$ hidden tokens in $T$ steps. After step $t$ ($t = 0..T-1$) it keeps
+# ## The cosine schedule, from the paper
+# MaskGIT (Chang et al. 2022, Sec. 3.2) fills the $N$ hidden tokens in $T$ steps and decides, by
+# a mask scheduling function $\gamma$, how many stay hidden after each step $t = 1..T$:
 #
-# $$n_t = \left\lfloor N \cos\!\left(\frac{\pi}{2}\,\frac{t + 1}{T}\right) \right\rfloor$$
+# $$n_t = N\,\gamma\!\left(\frac{t}{T}\right), \qquad \gamma(r) = \cos\!\left(\frac{\pi r}{2}\right),$$
 #
-# tokens hidden: few tokens are committed early, when the model knows little, and many at the
-# end, when most of the picture is there to condition on. $\cos(\pi/2) = 0$, so all are filled
-# after $T$ steps. By hand, checked against `mask_schedule`:
+# decreasing from $\gamma(0) = 1$ (all hidden) to $\gamma(1) = 0$ (all filled): few tokens are
+# committed early, when the model knows little, and many at the end, when most of the picture is
+# there to condition on. The paper writes $\lceil\cdot\rceil$; the released MaskGIT code and
+# diffusers' `AmusedScheduler` take $\lfloor\cdot\rfloor$ and clamp it, so that every step
+# reveals at least one token and keeps at least one hidden for the next:
+# $n_t \leftarrow \max(1, \min(n_{t-1} - 1, n_t))$ for $t < T$.
+#
+# Written from those sentences, not from lrlib's code, and then compared with lrlib's
+# `mask_schedule` over many $(N, T)$:
 
 # %%
-from lrlib.editors.maskgit import gumbel_noise, mask_schedule
+from lrlib.editors.maskgit import mask_schedule
 
 
-def my_schedule(N, T):
-    n = [math.floor(N * math.cos(math.pi / 2 * (t + 1) / T)) for t in range(T)]
-    return n[:-1] + [0]          # the last float is 6e-17, not 0: the last step fills everything
+def gamma(r):
+    return math.cos(math.pi * r / 2)
 
 
-for N in (1, 7, int(tm.sum()), 256, 1000):
-    for T in (1, 4, 8, 12, 30):
-        assert my_schedule(N, T) == mask_schedule(N, T), (N, T)
+def paper_schedule(N, T, clamp):
+    """Tokens still hidden after steps t = 1..T (the last step fills everything)."""
+    out, hidden = [], N
+    for t in range(1, T + 1):
+        n = 0 if t == T else math.floor(N * gamma(t / T))
+        if clamp and 0 < t < T and N > 0:
+            n = max(1, min(hidden - 1, n))
+        out.append(n)
+        hidden = n
+    return out
+
+
+grid_NT = [(N_, T_) for N_ in (1, 2, 7, int(tm.sum()), 256, 1000) for T_ in (1, 2, 4, 8, 12, 30)]
+agree = {clamp: all(paper_schedule(N_, T_, clamp) == mask_schedule(N_, T_) for N_, T_ in grid_NT)
+         for clamp in (False, True)}
+assert any(agree.values()), "lrlib's mask_schedule follows neither the plain nor the clamped rule"
+CLAMP = agree[True]
+print(f"lrlib's mask_schedule == the {'clamped' if CLAMP else 'plain'} cosine schedule on all "
+      f"{len(grid_NT)} (N, T); the two rules differ for N = 7, T = 12: "
+      f"{paper_schedule(7, 12, False)} vs {paper_schedule(7, 12, True)}")
 
 N = int(tm.sum())
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
 for T in (4, 8, 12):
-    ax.step(range(T + 1), [N] + mask_schedule(N, T), where="post", label=f"T = {T}")
+    ax.step(range(T + 1), [N] + paper_schedule(N, T, CLAMP), where="post", label=f"T = {T}")
 r_ = np.linspace(0, 1, 100)
-ax.plot(r_ * 12, N * np.cos(np.pi / 2 * r_), "k:", lw=1, label=r"$N\cos(\frac{\pi}{2}\frac{t}{T})$, T = 12")
+ax.plot(r_ * 12, N * np.cos(np.pi / 2 * r_), "k:", lw=1, label=r"$N\gamma(t/T)$, T = 12")
 ax.set_xlabel("steps done"); ax.set_ylabel("tokens still hidden"); ax.legend(fontsize=8)
 ax.set_title(f"N = {N} hidden tokens")
 plt.show()
 
 # %% [markdown]
-# ## Decoding, step by step, by hand
-# One step of MaskGIT (Chang et al. 2022; Muse; aMUSEd), with the prompt $c$ and the empty
-# prompt $\varnothing$:
+# ## Decoding, step by step, from the paper
+# One step of MaskGIT's iterative decoding, with the prompt $c$ (Muse and aMUSEd add the text and
+# classifier-free guidance against the empty prompt $\varnothing$):
 #
-# 1. **predict** logits for every cell with classifier-free guidance,
-#    $\hat\ell = \ell_\varnothing + s\,(\ell_c - \ell_\varnothing)$ (`ed.logits`);
+# 1. **predict** logits for every cell, $\hat\ell = \ell_\varnothing + s\,(\ell_c - \ell_\varnothing)$
+#    (`ed.logits`: the model, the one piece we do not rewrite);
 # 2. **sample** a code for every hidden cell, $\hat z_i \sim \mathrm{softmax}(\hat\ell_i / \tau_s)$;
-# 3. **score** each sample by its log-probability plus Gumbel noise that fades over the steps,
-#    $\mathrm{conf}_i = \log p(\hat z_i) + \tau_t g_i$; cells that were already visible get $+\infty$;
-# 4. **hide again** the $n_t$ least confident cells; keep the rest for good.
+# 3. **confidence** of each sample: its log-probability, plus Gumbel noise $g_i = -\log(-\log u_i)$
+#    scaled by an annealed temperature, $\mathrm{conf}_i = \log p(\hat z_i) + \tau_t g_i$;
+# 4. **reveal** the most confident samples, as many as leave $n_t$ cells hidden; the others are
+#    hidden again and predicted anew at the next step. Revealed cells never change again.
 #
-# Our loop keeps every intermediate grid; it draws its random numbers in the same order as
-# `generate_tokens`, so with the same seed the two must agree token for token.
+# The annealing differs between the two codes: MaskGIT's goes $\tau_t = \tau_0 (1 - t/T)$
+# after step $t$; aMUSEd's scheduler (and lrlib, which follows the checkpoint's own pipeline) goes
+# linearly from $\tau_0$ to $\tau_1$ over the $T$ steps. Our loop below is one image, one token
+# list, written from the four sentences above; it draws its random numbers in the natural order
+# (the samples of the hidden cells, then one $u$ per cell), so with the same seed it must agree
+# with lrlib's batched `generate_tokens` token for token, if both implement the same thing.
 
 # %%
-def my_generate(ed, z_src, hidden, prompt, generator, T):
-    """z_src (1, h, w) ids, hidden (1, h, w) bool -> final ids (1, h, w) and the grid after each step."""
-    b, h, w = z_src.shape
-    z = torch.where(hidden.to(z_src.device), ed.mask_id, z_src).reshape(b, h * w).to(ed.device)
-    n_t = mask_schedule(int(hidden.sum()), T)
-    tau = torch.linspace(ed.temperature[0], ed.temperature[1], T).tolist()
+def anneal_amused(t, T, tau0, tau1):
+    return tau0 if T == 1 else tau0 + (tau1 - tau0) * t / (T - 1)
+
+
+def anneal_maskgit(t, T, tau0, tau1):
+    return tau0 * (1 - (t + 1) / T)
+
+
+def paper_decode(ed, z_src, hidden, prompt, generator, T, anneal):
+    """One image: z_src (1, h, w) ids, hidden (1, h, w) bool -> final ids (1, h, w) and the grid
+    after each step."""
+    shape = z_src.shape
+    z = z_src.flatten().clone().to(ed.device)
+    still = hidden.flatten().clone().to(ed.device)         # cells not revealed yet
+    z[still] = ed.mask_id
+    n_after = paper_schedule(int(still.sum()), T, CLAMP)
     cond = ed.encode_prompts([prompt])
-    states = [z.reshape(b, h, w).clone()]
+    states = [z.view(shape).clone()]
     for t in range(T):
-        unknown = z == ed.mask_id
-        log_p = torch.log_softmax(ed.logits(z.reshape(b, h, w), cond) / ed.sample_temperature, -1)
-        probs = log_p[unknown].exp().to(generator.device)                     # 2. sample
-        z_hat = z.clone()
-        z_hat[unknown] = torch.multinomial(probs, 1, generator=generator)[:, 0].to(z.device)
-        g = gumbel_noise((b, h * w), generator).to(z.device)                 # 3. score
-        conf = log_p.gather(-1, z_hat[..., None])[..., 0] + tau[t] * g
-        conf = torch.where(unknown, conf, torch.inf)
-        least = conf[0].argsort(stable=True)[:n_t[t]]                         # 4. hide again
-        z = z_hat.clone()
-        z[0, least] = ed.mask_id
-        states.append(z.reshape(b, h, w).clone())
-    return z.reshape(b, h, w), states
+        if still.any():
+            log_p = torch.log_softmax(ed.logits(z.view(shape), cond)[0] / ed.sample_temperature, -1)
+            cells = torch.nonzero(still)[:, 0]                                 # hidden, in order
+            draw = torch.multinomial(log_p[cells].exp().to(generator.device), 1,
+                                     generator=generator)[:, 0].to(z.device)    # 2. sample
+            u = torch.rand(z.numel(), generator=generator, device=generator.device)
+            g = -torch.log(-torch.log(u)).to(z.device)
+            tau = anneal(t, T, *ed.temperature)
+            conf = log_p[cells, draw] + tau * g[cells]                         # 3. confidence
+            best = conf.argsort(descending=True)[:len(cells) - n_after[t]]     # 4. reveal
+            z[cells[best]] = draw[best]
+            still[cells[best]] = False
+        states.append(z.view(shape).clone())
+    return z.view(shape), states
 
 
 T = 12 if WORLD == "real" else 8
@@ -247,14 +288,23 @@ saved_steps, ed.steps = ed.steps, T
 try:
     trace = []
     theirs = ed.generate_tokens(tokens, tm, [prompt], torch.Generator().manual_seed(0), trace=trace)
-    ours, states = my_generate(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T)
+    ours, states = paper_decode(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T,
+                                anneal_amused)
+    other, _ = paper_decode(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T,
+                            anneal_maskgit)
 finally:
     ed.steps = saved_steps
 assert torch.equal(ours, theirs)
-assert [int((s == ed.mask_id).sum()) for s in states[1:]] == [n[0] for n in trace] == mask_schedule(N, T)
+assert [int((s == ed.mask_id).sum()) for s in states[1:]] == [n[0] for n in trace] \
+    == paper_schedule(N, T, CLAMP)
 outside = ~tm.to(ours.device)
-assert torch.equal(ours[outside], tokens.to(ours.device)[outside])    # visible tokens never change
-print(f"hand-written loop == generate_tokens, all {h * w} tokens; hidden per step: {[n[0] for n in trace]}")
+for z in (ours, other):
+    assert torch.equal(z[outside], tokens.to(z.device)[outside])   # visible tokens never change
+    assert not (z == ed.mask_id).any()                             # every hidden token filled
+print(f"decoding written from the paper == generate_tokens, all {h * w} tokens; hidden per step: "
+      f"{[n[0] for n in trace]}")
+print(f"with MaskGIT's annealing instead of aMUSEd's: {int((other != ours).sum())} of {N} hidden "
+      "tokens differ")
 
 # %% [markdown]
 # The grid filling in. Top: token ids, hidden cells black. Bottom: the decoded image, hidden

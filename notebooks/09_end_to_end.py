@@ -56,8 +56,11 @@ print(f"K = {cfg.K} anchors, M = {cfg.M} boxes each, {cfg.iterations} iterations
 
 # %%
 from lrlib.io import load_image, to_tensor
+from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
 from lrlib.toy import ground_truth_edit, judge_edit, make_edit_task
+
+quiet_libraries()                 # no library warnings or loading bars in the outputs
 
 task = make_edit_task(5, size=cfg.size, kind="multi")
 image, prompt, caption = task.scene.image, task.prompt, task.source_caption
@@ -192,9 +195,12 @@ print(f"{cfg.iterations} iterations: L {hist.loss[0]:.4f} -> {hist.loss[-1]:.4f}
 # Each anchor keeps its most probable box; the K results are ranked by
 # $S = \alpha S_{t2i} + \beta S_{i2i} + \gamma S_{dir}$ with the top-3 rule ($\gamma = 0$ is
 # the paper's score; the CPU settings read the caption with $\gamma = 3$); the winner's box is
-# pasted into the full-resolution input.
+# pasted into the full-resolution input. The paste is feathered (`lrlib.blend.feather`,
+# `blend_px` = 3): inside the box the mask ramps from 1/3 on its border to 1 three pixels in,
+# $y = w\,E + (1 - w)\,x$, so the box's edge does not show; outside it $w = 0$.
 
 # %%
+from lrlib.blend import feather
 from lrlib.scoring import pick_best, quality_scores
 
 with torch.no_grad():
@@ -207,8 +213,8 @@ with torch.no_grad():
 best = pick_best(scores, cfg.rank_top)
 
 H, W = x_full.shape[-2:]
-m_best = F.interpolate(masks.view(K, M, 1, S, S)[best, chosen[best]][None].float().cpu(),
-                       size=(H, W), mode="nearest")
+w_best = feather(masks.view(K, M, 1, S, S)[best, chosen[best]], cfg.blend_px)   # (1, S, S)
+m_best = F.interpolate(w_best[None].float().cpu(), size=(H, W), mode="nearest")
 up = F.interpolate(results[best][None].cpu(), size=(H, W), mode="bicubic",
                    align_corners=False).clamp(0, 1)
 final = m_best * up + (1 - m_best) * x_full

@@ -39,7 +39,7 @@ def models(tiny_dirs, dino, clip):
     from lrlib.models import Models, load_editor
 
     def make(editor):
-        ed = load_editor(LRConfig.cpu(editor=editor), "cpu", tiny_dirs[editor])
+        ed = load_editor(LRConfig.cpu(world="random", editor=editor), "cpu", tiny_dirs[editor])
         return Models(dino=dino, clip=clip, editor=ed, device=torch.device("cpu"), world="test")
     return make
 

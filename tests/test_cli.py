@@ -12,7 +12,7 @@ from lrlib.cli import main, read_jobs, run_batch
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
 
-CFG = LRConfig.cpu(progress=False, epochs=1, iters_per_epoch=2, K=2, M=3)
+CFG = LRConfig.cpu(world="random", progress=False, epochs=1, iters_per_epoch=2, K=2, M=3)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from lrlib.config import LRConfig
 from lrlib.errors import LRError
 from lrlib.io import to_tensor
 
-CFG = LRConfig.cpu(progress=False, epochs=1, iters_per_epoch=4)
+CFG = LRConfig.cpu(world="random", progress=False, epochs=1, iters_per_epoch=4)
 
 
 def photo(scene, W=96, H=80):
@@ -115,35 +115,3 @@ def test_widget_callback_runs_an_edit_with_its_controls(models, scene):
     assert r.config.tau == 0.5 and r.config.lambda_str == 0.0 and r.config.alpha == 1.0
     assert r.history.terms["L_str"] == [0.0] * CFG.iterations
     assert len(fig.axes) >= 6
-
-
-def test_world_choice(monkeypatch):
-    from lrlib import world
-    monkeypatch.setenv("LRLIB_WORLD", "random")
-    assert world.choose_world() == "random"
-    monkeypatch.setenv("LRLIB_WORLD", "moon")
-    with pytest.raises(LRError, match="LRLIB_WORLD"):
-        world.choose_world()
-    monkeypatch.delenv("LRLIB_WORLD")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert not world.hub_reachable()
-    assert world.choose_world() in ("toy", "random")          # never "real" offline
-    assert world.config_for("real") == LRConfig()
-    assert "TOY WORLD" in world.banner(LRConfig.cpu(world="toy"))
-
-
-def test_world_falls_back_when_the_toy_editor_is_missing(monkeypatch, tmp_path):
-    """Toy DINO, CLIP and SD installed but no toy MaskGIT: the toy world for SD; random
-    stand-ins, with a warning that says how to train it, for MaskGIT."""
-    from lrlib import models, world
-    for name in ("dino", "clip", "sd"):
-        (tmp_path / name).mkdir()
-    monkeypatch.setattr(models, "TOY_WEIGHTS", tmp_path)
-    monkeypatch.delenv("LRLIB_WORLD", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert world.toy_available() and not world.toy_available(("maskgit",))
-    assert world.choose_world() == "toy"
-    with pytest.warns(UserWarning, match="lrlib.toy train maskgit"):
-        assert world.choose_world(editor="maskgit") == "random"
-    with pytest.raises(LRError, match="maskgit"):
-        models.load_models(LRConfig.cpu(world="toy", editor="maskgit"))

@@ -7,7 +7,7 @@ from lrlib.bench.speed import Counter, lrlib_edit, official_style_edit
 
 def test_unet_evaluations_match_the_formulas(models, scene):
     m = models("sd")
-    cfg = LRConfig.cpu(K=2, M=3, steps=3, guidance_scale=3.0, epochs=1, iters_per_epoch=2,
+    cfg = LRConfig.cpu(world="random", K=2, M=3, steps=3, guidance_scale=3.0, epochs=1, iters_per_epoch=2,
                        progress=False)
     m.editor.steps, m.editor.guidance_scale = cfg.steps, cfg.guidance_scale
     counter = Counter(m.editor.pipe.unet, torch.device("cpu"))

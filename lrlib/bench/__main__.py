@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|draft`: the benchmarks' command line (see lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|draft|blend`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,10 @@ def main(argv=None) -> int:
     d.add_argument("--n", type=int, default=200)
     d.add_argument("--draft-steps", type=int, nargs="+", default=[5])
     d.add_argument("--start", type=int, default=0, help="skip the first tasks (split a long run)")
+    b = sub.add_parser("blend", help="seam and success of the paste for several blend_px")
+    b.add_argument("--n", type=int, default=50)
+    b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
+    b.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -54,6 +58,14 @@ def main(argv=None) -> int:
     elif args.cmd == "draft":
         from lrlib.bench.speed import run_draft
         print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start))
+    elif args.cmd == "blend":
+        from lrlib.bench.blend import format_blend, run_blend
+        cfg = LRConfig.cpu(world="toy", editor=args.editor)
+        t0 = time.perf_counter()
+        summary = run_blend(args.n, args.blend, cfg)
+        print(f"blend benchmark: {args.n} held-out tasks, editor={args.editor}, K={cfg.K} "
+              f"M={cfg.M}, {time.perf_counter() - t0:.0f} s")
+        print(format_blend(summary))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps, n=args.n, fast_steps=args.draft_steps))

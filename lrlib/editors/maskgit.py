@@ -30,16 +30,13 @@ Tokens outside the mask are never changed; the grid is decoded by the VQ decoder
 $\hat x = D(\hat z)$, clipped to $[0, 1]$. Outside the mask $\hat x$ is only the VQ reconstruction
 of the source (not bit-exact): lrlib composites `m * E + (1 - m) * x` itself.
 
-**Text.** Exactly as aMUSEd: the penultimate hidden states of a CLIP text encoder (with projection)
-are the cross-attention context and its projected pooled embedding `text_embeds` the global
-condition, together with the micro-conditions `[width, height, crop_top, crop_left, aesthetic]`
-= `[R, R, 0, 0, 6]` at working resolution $R$. A prompt longer than 77 tokens is split into
-77-token chunks (`lrlib.text.hf_chunk_ids`): the chunks' hidden states are concatenated along the
-sequence and their pooled embeddings averaged, weighted by the number of real tokens per chunk.
-A batch whose prompts have different numbers of chunks is padded to the longest by appending the
-*empty prompt's* chunk (the same encoding as the unconditional branch; the unconditional context is
-that chunk repeated, which leaves cross-attention exactly unchanged since duplicated keys with equal
-values give the same attention output).
+**Text.** Exactly as aMUSEd (`lrlib.editors.prompts`, shared with the toy trainer): the
+penultimate hidden states of a CLIP text encoder (with projection) are the cross-attention context
+and its projected pooled embedding `text_embeds` the global condition, together with the
+micro-conditions `[width, height, crop_top, crop_left, aesthetic]` = `[R, R, 0, 0, 6]` at working
+resolution $R$. Prompts over 77 tokens go in 75-token chunks (hidden states concatenated, pooled
+embeddings averaged by real tokens per chunk); a batch is padded to its longest prompt with the
+empty prompt's chunk, which is also the unconditional context.
 
 This is our own loop on diffusers' `VQModel` + `UVit2DModel` and transformers'
 `CLIPTextModelWithProjection` + `CLIPTokenizer`, in the aMUSEd folder layout
@@ -51,20 +48,15 @@ import json
 import math
 import os
 import re
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
 
 from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, check_inpaint_args, crop_resize,
                                 crop_windows, paste_back)
+from lrlib.editors.prompts import PromptEncoder, micro_conds
 from lrlib.errors import LRError, checkpoint_error
-from lrlib.text import check_prompt, hf_chunk_ids
-
-#: aMUSEd's default micro-conditioning aesthetic score and crop coordinates
-AESTHETIC_SCORE = 6
-CROP_COORD = (0, 0)
-_PROMPT_CACHE_SIZE = 128
+from lrlib.text import check_prompt
 
 
 def mask_schedule(n_masked: int, steps: int) -> list[int]:
@@ -135,7 +127,7 @@ class MaskGITEditor(Editor):
             else (float(temperature[0]), float(temperature[1]))
         self.sample_temperature = float(sample_temperature)
         self.prompt_template = prompt_template
-        self._prompt_cache: OrderedDict[str, tuple] = OrderedDict()
+        self.prompts = PromptEncoder(tokenizer, self.text_encoder, penultimate=True, pooled=True)
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -239,50 +231,17 @@ class MaskGITEditor(Editor):
         return check_prompt(self.prompt_template.format(p)) if self.prompt_template else p
 
     @torch.no_grad()
-    def _encode_text(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """One prompt (no checks; "" is the empty prompt) -> hidden (n*77, D), pooled (P,)."""
-        if prompt in self._prompt_cache:
-            self._prompt_cache.move_to_end(prompt)
-            return self._prompt_cache[prompt]
-        ids, lengths = hf_chunk_ids(self.tokenizer, prompt)  # (n, 77), (n,)
-        out = self.text_encoder(ids.to(self.device), return_dict=True, output_hidden_states=True)
-        hidden = out.hidden_states[-2]            # (n, 77, D): penultimate layer, as aMUSEd
-        pooled = out.text_embeds.float()          # (n, P)
-        w = (lengths / lengths.sum()).to(self.device)[:, None]
-        result = (hidden.reshape(-1, hidden.shape[-1]), (w * pooled).sum(0).to(hidden.dtype))
-        self._prompt_cache[prompt] = result
-        if len(self._prompt_cache) > _PROMPT_CACHE_SIZE:
-            self._prompt_cache.popitem(last=False)
-        return result
-
-    @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor,
                                                           torch.Tensor, torch.Tensor]:
         """Conditioning for a batch: (hidden (B, S, D), pooled (B, P), uncond hidden (B, S, D),
         uncond pooled (B, P)), S = 77 * the largest number of chunks in the batch. Shorter
-        prompts are padded with the empty prompt's chunk (see the module docstring)."""
-        cond = [self._encode_text(self._format(p)) for p in prompts]
-        empty_hidden, empty_pooled = self._encode_text("")  # (77, D), (P,)
-        seq = max(h.shape[0] for h, _ in cond)
-        reps = seq // empty_hidden.shape[0]
-
-        def pad(h):
-            n_pad = (seq - h.shape[0]) // empty_hidden.shape[0]
-            return torch.cat([h] + [empty_hidden] * n_pad) if n_pad else h
-
-        hidden = torch.stack([pad(h) for h, _ in cond])
-        pooled = torch.stack([p for _, p in cond])
-        b = len(prompts)
-        u_hidden = empty_hidden.repeat(reps, 1)[None].expand(b, -1, -1)
-        u_pooled = empty_pooled[None].expand(b, -1)
-        return hidden, pooled, u_hidden, u_pooled
+        prompts are padded with the empty prompt's chunk (`lrlib.editors.prompts`)."""
+        hidden, pooled = self.prompts([self._format(p) for p in prompts])
+        return (hidden, pooled) + self.prompts.unconditional(len(prompts), hidden.shape[1])
 
     def micro_conds(self, batch: int) -> torch.Tensor:
         """aMUSEd's micro-conditioning `[width, height, crop_top, crop_left, aesthetic]`."""
-        r = self.resolution
-        v = torch.tensor([r, r, CROP_COORD[0], CROP_COORD[1], AESTHETIC_SCORE],
-                         device=self.device, dtype=self.dtype)
-        return v[None].expand(batch, -1)
+        return micro_conds(batch, self.resolution, self.device, self.dtype)
 
     # ---------------------------------------------------------------- MaskGIT
     @torch.no_grad()

@@ -5,9 +5,10 @@ The pipeline denoises latents z_T -> z_0 with a UNet that sees [z_t, mask, VAE(x
 
     eps = eps(z_t, empty) + w * (eps(z_t, prompt) - eps(z_t, empty)),    w = guidance_scale.
 
-lrlib encodes the prompt itself so that prompts over 77 tokens are not cut: each 75-token chunk is
-encoded by the pipeline's own CLIP text encoder and the hidden states are concatenated along the
-sequence (cross-attention takes any length); the empty prompt is padded to the same length.
+lrlib encodes the prompt itself (`lrlib.editors.prompts`) so that prompts over 77 tokens are not
+cut: each 75-token chunk is encoded by the pipeline's own CLIP text encoder and the hidden states
+are concatenated along the sequence (cross-attention takes any length); the empty prompt is padded
+to the same length.
 Default checkpoint `stabilityai/stable-diffusion-2-inpainting` (the official code's), fp16 on
 CUDA. Images are resized to `resolution` (512 for SD2) and back.
 
@@ -31,8 +32,8 @@ import torch.nn.functional as F
 
 from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, check_inpaint_args, crop_resize,
                                 crop_windows, paste_back)
+from lrlib.editors.prompts import PromptEncoder
 from lrlib.errors import LRError, checkpoint_error
-from lrlib.text import hf_chunk_ids
 
 DEFAULT_SD = "stabilityai/stable-diffusion-2-inpainting"
 #: LRConfig.scheduler -> (diffusers class, options over the checkpoint's scheduler config)
@@ -55,6 +56,7 @@ class StableDiffusionEditor(Editor):
         unet_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         self.resolution = resolution or unet_size
         self.device = pipe.unet.device
+        self.prompts = PromptEncoder(pipe.tokenizer, pipe.text_encoder)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = DEFAULT_SD, device: str | torch.device | None = None,
@@ -105,19 +107,11 @@ class StableDiffusionEditor(Editor):
         self.pipe.unload_lora_weights()      # the fused weights stay; the adapters go
         return self
 
-    @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chunked prompt embeddings (B, 77 * n, D) and matching empty-prompt embeddings."""
-        tok, enc = self.pipe.tokenizer, self.pipe.text_encoder
-        rows = [hf_chunk_ids(tok, p)[0] for p in prompts]
-        empty = hf_chunk_ids(tok, "")[0]                          # one chunk: bos eos pad...
-        n = max(r.shape[0] for r in rows)
-        rows = [torch.cat([r] + [empty] * (n - r.shape[0])) for r in rows]
-        ids = torch.cat(rows).to(enc.device)                      # (B * n, 77)
-        h = enc(ids)[0]                                           # (B * n, 77, D)
-        cond = h.reshape(len(prompts), -1, h.shape[-1])
-        e = enc(empty.to(enc.device))[0]                          # (1, 77, D)
-        uncond = e.repeat(len(prompts), n, 1)
+        """Chunked prompt embeddings (B, 77 * n, D) and matching empty-prompt embeddings
+        (`lrlib.editors.prompts`)."""
+        cond, _ = self.prompts(prompts)
+        uncond, _ = self.prompts.unconditional(len(prompts), cond.shape[1])
         return cond, uncond
 
     @torch.no_grad()

@@ -5,12 +5,14 @@ box (`target_box`: the box of the object to change). The edit is composited the 
 `m * E + (1 - m) * x` with `m = editor.snap_mask(box mask)` (the box itself for SD, the token cells
 the box touches for MaskGIT), and judged by `lrlib.toy.judge.judge_edit`: colour right, shape
 right, success (both), PSNR outside the box, seam. Reported with and without classifier-free
-guidance.
+guidance. `--blend 0 2 4` composites with `lrlib.blend.feather(m, b)` instead (the paste of
+`LRConfig.blend_px`) and compares the seams.
 
     python -m lrlib.toy.eval_editors sd                      # the shipped toy SD, 200 tasks
     python -m lrlib.toy.eval_editors maskgit --n 100 --guidance 4 1 --steps 12
     python -m lrlib.toy.eval_editors sd --dir /tmp/sd --json /tmp/sd.json
     python -m lrlib.toy.eval_editors sd --square 1.4     # square boxes, as the RGN proposes
+    python -m lrlib.toy.eval_editors sd --n 50 --square 1.4 --guidance 3 --blend 0 2 3 4
 
 `evaluate(editor, tasks)` returns the same numbers as a dict.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lrlib.blend import feather
 from lrlib.regions import boxes_to_masks
 from lrlib.toy.judge import judge_edit, psnr
 from lrlib.toy.scenes import EDIT_KINDS, benchmark_tasks
@@ -67,25 +70,28 @@ def task_tensors(tasks) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def edit_tasks(editor, tasks, seed: int = 0, batch: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+def edit_tasks(editor, tasks, seed: int = 0, batch: int = 20,
+               blend_px: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Composited edits (N, 3, S, S) and the masks used (N, 1, S, S). Batch i draws its noise from
-    `torch.Generator().manual_seed(seed + i)`, so results do not depend on anything else."""
+    `torch.Generator().manual_seed(seed + i)`, so results do not depend on anything else.
+    `blend_px` feathers the composite mask (lrlib.blend); the returned masks stay binary."""
     x, boxes = task_tensors(tasks)
     m = editor.snap_mask(boxes)
+    w = feather(m, blend_px)
     outs = []
     for i in range(0, len(tasks), batch):
         sl = slice(i, i + batch)
         e = editor.inpaint(x[sl], boxes[sl], [t.prompt for t in tasks[sl]],
                            torch.Generator().manual_seed(seed + i // batch))
-        outs.append(m[sl] * e + (1 - m[sl]) * x[sl])
+        outs.append(w[sl] * e + (1 - w[sl]) * x[sl])
     return torch.cat(outs), m
 
 
-def evaluate(editor, tasks, seed: int = 0, batch: int = 20) -> dict:
+def evaluate(editor, tasks, seed: int = 0, batch: int = 20, blend_px: int = 0) -> dict:
     """Success / colour / shape rates (overall and per task kind), PSNR outside the box and
     outside the composite mask, seam, seconds per edit."""
     t0 = time.perf_counter()
-    comp, m = edit_tasks(editor, tasks, seed, batch)
+    comp, m = edit_tasks(editor, tasks, seed, batch, blend_px)
     sec = (time.perf_counter() - t0) / len(tasks)
     rows = []
     for t, c, mk in zip(tasks, comp, m):
@@ -163,6 +169,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--square", type=float, default=None,
                    help="edit a centred square box of this many times the object's side instead")
+    p.add_argument("--blend", type=int, nargs="+", default=[0],
+                   help="feather the composite over this many px (lrlib.blend); several compare")
     p.add_argument("--grid", default=None, help="save a PNG of 16 edits (first setting) here")
     p.add_argument("--json", default=None, help="write the results here")
     a = p.parse_args(argv)
@@ -178,13 +186,14 @@ def main(argv=None) -> dict:
           + (f", square boxes x{a.square}" if a.square else ""))
     for s in steps:
         for g in guidance:
-            editor.steps, editor.guidance_scale = s, g
-            r = evaluate(editor, tasks, a.seed, a.batch)
-            results[f"steps={s} guidance={g}"] = r
-            print(f"steps {s:3d} guidance {g:4.1f}: {_fmt(r)}", flush=True)
-            if a.grid and len(results) == 1:
-                comp, _ = edit_tasks(editor, tasks[:16], a.seed, 16)
-                print("grid:", save_grid(tasks, comp, a.grid))
+            for b in a.blend:
+                editor.steps, editor.guidance_scale = s, g
+                r = evaluate(editor, tasks, a.seed, a.batch, b)
+                results[f"steps={s} guidance={g} blend={b}"] = r
+                print(f"steps {s:3d} guidance {g:4.1f} blend {b}: {_fmt(r)}", flush=True)
+                if a.grid and len(results) == 1:
+                    comp, _ = edit_tasks(editor, tasks[:16], a.seed, 16, b)
+                    print("grid:", save_grid(tasks, comp, a.grid))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -129,7 +129,7 @@ def random_dino(folder=DINO_DIR, seed: int = 0):
 @torch.no_grad()
 def dino_teacher_entropy(dino, folder=DINO_DIR, n: int = 200, offset: int = 300_000) -> dict:
     """Entropies (nats) of the teacher's softmax((g(x) - c) / tau_t) over n held-out images."""
-    from lrlib.toy.train_dino import TrainConfig, entropies, load_head
+    from lrlib.toy.train.dino import TrainConfig, entropies, load_head
 
     cfg = TrainConfig(**json.loads((Path(folder) / "training.json").read_text())["config"])
     head, center = load_head(folder, cfg)

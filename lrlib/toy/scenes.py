@@ -254,6 +254,16 @@ class Scene:
     def size(self) -> int:
         return self.image.shape[0]
 
+    def pil(self):
+        """The image as an 8-bit RGB PIL image: `scene.pil().save("scene.png")`."""
+        from lrlib.io import to_pil
+        return to_pil(torch.from_numpy(self.image).permute(2, 0, 1))
+
+    def save(self, path) -> str:
+        """Write the image to `path` (PNG, or any format PIL knows from the suffix)."""
+        self.pil().save(path)
+        return str(path)
+
 
 def _apart(a, b, gap: int = GAP) -> bool:
     return (a[2] + gap <= b[0] or b[2] + gap <= a[0] or

@@ -35,6 +35,7 @@ for collapse).
 
     python -m lrlib.toy train dino                    # the shipped model (lrlib/toy/weights/dino)
     python -m lrlib.toy train dino --steps 50 --out /tmp/dino
+    python -m lrlib.toy train dino --tiny --out /tmp/dino   # a few seconds
 """
 from __future__ import annotations
 
@@ -53,8 +54,10 @@ from tqdm.auto import tqdm
 
 from lrlib.anchors import IMAGENET_MEAN, IMAGENET_STD
 from lrlib.toy.scenes import TRAIN_SEED_LIMIT, render_scene, rerender
+from lrlib.toy.train import common
 
-DEFAULT_OUT = Path(__file__).parent / "weights" / "dino"
+NAME = "dino"
+DEFAULT_OUT = Path(__file__).parents[1] / "weights" / "dino"
 HEAD_FILE = "dino_head.safetensors"
 
 
@@ -91,6 +94,10 @@ class TrainConfig:
     probe_every: int = 50        # show the teacher's top-1-attention-in-box on training scenes
     probe_n: int = 64
     threads: int = 1
+
+    # a few-second configuration (`--tiny`)
+    TINY = dict(steps=2, batch=4, warmup=1, size=32, patch=16, embed_dim=32, depth=1, heads=2,
+                prototypes=16, head_hidden=32, bottleneck=8, n_local=2, local_size=16)
 
 
 def vit_args(cfg: TrainConfig) -> dict:
@@ -202,13 +209,6 @@ def entropies(p: torch.Tensor) -> tuple[float, float]:
     return float(ent), float(-(m * m.clamp_min(1e-12).log()).sum())
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr / 100 + (cfg.lr - cfg.lr / 100) * 0.5 * (1 + math.cos(math.pi * t))
-
-
 def momentum_at(step: int, cfg: TrainConfig) -> float:
     return 1 - (1 - cfg.momentum) * 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.steps)))
 
@@ -252,22 +252,19 @@ def save(teacher: DinoNet, center: torch.Tensor, cfg: TrainConfig, out_dir,
     import timm
     from safetensors.torch import save_file
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     vit = build_backbone(cfg)  # fixed input size, as saved and loaded
     vit.load_state_dict(teacher.backbone.state_dict())
     # not the real DINO checkpoint's source or licence
     kept = {k: v for k, v in vit.pretrained_cfg.items() if k not in ("license", "url", "hf_hub_id")}
     vit.pretrained_cfg = {**kept, "tag": "lrlib-toy"}
-    timm.models.save_for_hf(vit.half(), out_dir, model_args=vit_args(cfg), safe_serialization=True)
-    (out_dir / "pytorch_model.bin").unlink(missing_ok=True)
-    head = {f"head.{k}": v.detach().half().contiguous()
-            for k, v in teacher.head.state_dict().items()}
-    head["center"] = center.detach().half().contiguous()
-    save_file(head, str(out_dir / HEAD_FILE))
-    with open(out_dir / "training.json", "w") as f:
-        json.dump({"config": asdict(cfg), **(extra or {})}, f, indent=2)
-    return str(out_dir)
+
+    def write(tmp: Path) -> None:
+        timm.models.save_for_hf(vit.half(), tmp, model_args=vit_args(cfg), safe_serialization=True)
+        (tmp / "pytorch_model.bin").unlink(missing_ok=True)
+        head = common.fp16_state(teacher.head, "head.")
+        head["center"] = center.detach().half().contiguous()
+        save_file(head, str(tmp / HEAD_FILE))
+    return common.save_folder(out_dir, write, {"config": asdict(cfg), **(extra or {})})
 
 
 def load_head(folder, cfg: TrainConfig | None = None):
@@ -287,9 +284,7 @@ def load_head(folder, cfg: TrainConfig | None = None):
 
 def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool = True) -> str:
     """Train from scratch with `cfg` and save the teacher to `out_dir`; returns the folder."""
-    torch.set_num_threads(cfg.threads)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(cfg.seed)
+    common.begin(cfg, deterministic=True)
     student = DinoNet(build_backbone(cfg, dynamic=True),
                       DinoHead(cfg.embed_dim, cfg.head_hidden, cfg.bottleneck, cfg.prototypes))
     teacher = copy.deepcopy(student).requires_grad_(False)
@@ -299,17 +294,13 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
     bar = tqdm(range(cfg.steps), desc="toy DINO", disable=not progress)
     for step in bar:
         glob, loc = make_views(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+        common.set_lr(opt, common.lr_at(step, cfg.steps, cfg.warmup, cfg.lr, final=cfg.lr / 100))
         with torch.no_grad():
             t_out = teacher(torch.cat(glob)).chunk(2)
         s_glob = student(torch.cat(glob)).chunk(2)
         s_loc = student(torch.cat(loc)).chunk(cfg.n_local) if cfg.n_local else ()
         loss, p_t = dino_loss(list(s_glob) + list(s_loc), list(t_out), center, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), cfg.clip_grad)
-        opt.step()
+        common.optimise(opt, loss, student.parameters(), max_norm=cfg.clip_grad)
         with torch.no_grad():
             lam = momentum_at(step, cfg)
             for ps, pt in zip(student.parameters(), teacher.parameters()):

@@ -30,7 +30,7 @@ seed the codebook. Lookup at inference is the plain nearest neighbour of diffuse
 caption $c$, through a CLIP text encoder (`CLIPTextModelWithProjection`, trained jointly):
 penultimate hidden states as cross-attention context and the projected pooled embedding plus
 the micro-conditions `[R, R, 0, 0, 6]` as the global condition, exactly as `MaskGITEditor`
-feeds it (prompts over 77 tokens in chunks, the same way). Training mimics an edit: a scene's
+feeds it: the same code, `lrlib.editors.prompts` (prompts over 77 tokens in chunks). Training mimics an edit: a scene's
 object is to become a new random shape and colour. The source $x$ keeps the old object; the target
 $y$ has the new one painted in the box (`shrink` px inside it on each side: the editor repaints
 every token cell the box touches, so an object drawn to the cells' edge would spill out of the
@@ -45,19 +45,17 @@ $$r = \cos\big(\tfrac{\pi}{2} u\big),\ u \sim U(0, 1), \qquad
 10% of captions are dropped (the unconditional branch of classifier-free guidance) and a share
 are the benchmark's long paragraphs.
 
-Run: `python -m lrlib.toy.train_maskgit` (writes `lrlib/toy/weights/maskgit`; checkpoints in
-`outputs/toy_train/maskgit`, resumed if present). Training seeds are below `TRAIN_SEED_LIMIT`;
-`python -m lrlib.toy.eval_editors maskgit` measures the result on the benchmark.
+Run: `python -m lrlib.toy train maskgit` (writes `lrlib/toy/weights/maskgit`; checkpoints in
+`outputs/toy_train/maskgit`, resumed if present; `--tiny` for a few-second run). Training seeds
+are below `TRAIN_SEED_LIMIT`; `python -m lrlib.toy.eval_editors maskgit` measures the result on
+the benchmark.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,27 +65,23 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lrlib.editors.base import EDITOR_DEFAULTS_FILE, crop_resize, crop_windows
-from lrlib.editors.maskgit import AESTHETIC_SCORE, CROP_COORD
-from lrlib.text import hf_chunk_ids
+from lrlib.editors.prompts import PromptEncoder, micro_conds
 from lrlib.toy.scenes import (COLOURS, SHAPES, TRAIN_SEED_LIMIT, _long_prompt, paint_object,
                               render_background, render_scene)
-from lrlib.toy.train_sd import _cpu, _ema_update, _grow_box, _lr, _write_small_tokenizer, sample_seed
+from lrlib.toy.train import common
+from lrlib.toy.train.common import (checkpoint, cpu_seconds, ema_update, empty_box, grow_box,
+                                    lr_at, optimise, resume, sample_seed, set_lr)
 
-DEFAULT_OUT = Path(__file__).parent / "weights" / "maskgit"
+NAME = "maskgit"
+DEFAULT_OUT = Path(__file__).parents[1] / "weights" / "maskgit"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(common.EditorTrainConfig):
+    """The shared fields (seed, data, crop, text encoder, stage-2 optimiser) are in
+    `common.EditorTrainConfig`; these are MaskGIT's own, or its own defaults."""
     work_dir: str = "outputs/toy_train/maskgit"  # checkpoints and log (resumed from if present)
-    seed: int = 0
-    threads: int = 1
-    size: int = 64                 # image side; tokens per side = size / grid
-    # data
-    p_empty: float = 0.10          # random box, background target, empty caption
-    p_drop: float = 0.10           # caption dropped
-    p_long: float = 0.25           # long paragraph prompt
-    p_square: float = 0.35
-    grow: float = 0.15
+    p_empty: float = 0.10
     shrink: int = 2                # new object drawn 1..shrink px inside the box on each side
     # stage 1: VQ-VAE
     vq_levels: int = 2             # grid = 2 ** (levels - 1) pixels per token: 2
@@ -101,34 +95,19 @@ class TrainConfig:
     commitment: float = 0.25
     vq_object_weight: float = 3.0  # reconstruction weight 1 + this * saturation: sharp objects
     code_decay: float = 0.99
-    # stage 2: transformer
+    # stage 2: transformer (+ the text encoder)
     hidden: int = 96
     layers: int = 3
     heads: int = 4
     block_channels: int = 48
-    text_width: int = 32
     text_layers: int = 3
-    steps: int = 4000
-    batch: int = 32
     lr: float = 8e-4
     weight_decay: float = 0.01
-    warmup: int = 200
-    ema: float = 0.999
     label_smoothing: float = 0.1
-    ckpt_every: int = 200
-    resolution: int = 32     # > 0: every example is a square crop around its box resized to this
-                             # (0: the whole 64 px scene)
-    margin_lo: float = 1.25  # crop side / box side ~ U(margin_lo, margin_hi) in training
-    margin_hi: float = 1.9
-    crop_margin: float = 1.5  # what the editor uses (written to lrlib_editor.json)
 
-    @classmethod
-    def tiny(cls, **kw) -> "TrainConfig":
-        base = dict(vq_width=4, codebook=16, code_dim=4, vq_steps=3, vq_warmup=1, vq_batch=2,
-                    hidden=16, layers=1, heads=2, block_channels=8, text_width=8, text_layers=2,
-                    steps=2, batch=2, warmup=1, ckpt_every=1)
-        base.update(kw)
-        return cls(**base)
+    TINY = dict(vq_width=4, codebook=16, code_dim=4, vq_steps=3, vq_warmup=1, vq_batch=2,
+                hidden=16, layers=1, heads=2, block_channels=8, text_width=8, text_layers=2,
+                steps=2, batch=2, warmup=1, ckpt_every=1)
 
 
 # ----------------------------------------------------------------------------- data
@@ -142,13 +121,9 @@ def make_example(seed: int, cfg: TrainConfig) -> tuple:
     bg = render_background(scene.background, size)
     source, target = scene.image, scene.image.copy()
     if rng.random() < cfg.p_empty or not scene.objects:
-        side = int(rng.integers(max(6, round(0.15 * size)), round(0.65 * size) + 1))
-        x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        box = (x0, y0, x0 + side, y0 + side)
-        target[y0:y0 + side, x0:x0 + side] = bg[y0:y0 + side, x0:x0 + side]
-        return source, target, box, ""
+        return source, target, empty_box(rng, target, bg, size), ""
     obj = scene.objects[int(rng.integers(len(scene.objects)))]
-    box = _grow_box(rng, obj.box, cfg, size)
+    box = grow_box(rng, obj.box, cfg, size)
     x0, y0, x1, y1 = box
     target[y0:y1, x0:x1] = bg[y0:y1, x0:x1]
     d = rng.integers(1, cfg.shrink + 1, 4) if cfg.shrink > 0 else np.zeros(4, int)
@@ -232,46 +207,9 @@ def build_transformer(cfg: TrainConfig):
         downsample=grid(cfg) < 4, upsample=grid(cfg) < 4)  # the transformer itself runs at size / 4
 
 
-def build_text_encoder(cfg: TrainConfig):
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    return CLIPTextModelWithProjection(CLIPTextConfig(
-        vocab_size=49408, hidden_size=cfg.text_width, intermediate_size=2 * cfg.text_width,
-        num_hidden_layers=cfg.text_layers, num_attention_heads=2, max_position_embeddings=77,
-        projection_dim=cfg.text_width, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
-
-
-class PromptEncoder:
-    """Differentiable `MaskGITEditor.encode_prompts`: (hidden (B, S, D), pooled (B, P))."""
-
-    def __init__(self, tokenizer, text_encoder):
-        self.tok, self.enc, self.cache = tokenizer, text_encoder, {}
-
-    def ids(self, prompt: str):
-        if prompt not in self.cache:
-            self.cache[prompt] = hf_chunk_ids(self.tok, prompt)
-        return self.cache[prompt]
-
-    def __call__(self, prompts: list[str]):
-        items = [self.ids(p) for p in prompts]
-        e_ids, _ = self.ids("")
-        n = max(ids.shape[0] for ids, _ in items)
-        out = self.enc(torch.cat([ids for ids, _ in items] + [e_ids]), output_hidden_states=True)
-        h, pooled = out.hidden_states[-2], out.text_embeds  # (chunks + 1, 77, D), (chunks + 1, P)
-        hid, pool, k = [], [], 0
-        for ids, lengths in items:
-            c = ids.shape[0]
-            hid.append(torch.cat([h[k:k + c].reshape(1, -1, h.shape[-1])] + [h[-1:]] * (n - c), 1))
-            w = (lengths / lengths.sum())[:, None]
-            pool.append((w * pooled[k:k + c]).sum(0, keepdim=True))
-            k += c
-        return torch.cat(hid), torch.cat(pool)
-
-
-def micro_conds(batch: int, size: int) -> torch.Tensor:
-    """`[width, height, crop_top, crop_left, aesthetic]`, as `MaskGITEditor.micro_conds`."""
-    return torch.tensor([size, size, CROP_COORD[0], CROP_COORD[1], AESTHETIC_SCORE],
-                        dtype=torch.float32)[None].expand(batch, -1)
+def prompt_encoder(tokenizer, text) -> PromptEncoder:
+    """`MaskGITEditor.encode_prompts`' encoder, differentiable: penultimate layer + pooled."""
+    return PromptEncoder(tokenizer, text, penultimate=True, pooled=True, grad=True)
 
 
 def token_cells(masks: torch.Tensor, tokens: int) -> torch.Tensor:
@@ -298,7 +236,7 @@ def train_vq(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple:
         vq.load_state_dict(st["model"])
         log(f"vq: loaded {path}")
         return vq, st["cpu_s"]
-    t0 = _cpu()
+    t0 = cpu_seconds()
     torch.manual_seed(cfg.seed)
     codes = vq.quantize.embedding.weight
     codes.requires_grad_(False)
@@ -308,8 +246,7 @@ def train_vq(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple:
     total = codes.detach().clone()
     bar = tqdm(range(cfg.vq_steps), desc="maskgit: VQ-VAE", mininterval=5, disable=not progress)
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg.vq_steps, 50, cfg.vq_lr)
+        set_lr(opt, lr_at(step, cfg.vq_steps, 50, cfg.vq_lr))
         rng = np.random.default_rng(sample_seed(cfg.seed, 2, step))
         seeds = rng.integers(0, TRAIN_SEED_LIMIT, cfg.vq_batch)
         src, tgt, _, _ = make_batch(seeds, cfg)
@@ -348,9 +285,7 @@ def train_vq(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple:
         d = rec - x
         w = 1 + cfg.vq_object_weight * _saturation(x)   # objects are vivid, backgrounds grey
         loss = (w * (d.abs() + d.pow(2))).mean() / w.mean() + commit
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         if step % 50 == 0:
             used = int((count > 0.5).sum()) if step >= cfg.vq_warmup else 0
             bar.set_postfix(loss=f"{loss.item():.4f}", used=used)
@@ -359,7 +294,7 @@ def train_vq(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple:
             log(f"vq step {step + 1}: {vq_stats(vq.eval(), cfg)}")
             vq.train()
     vq.eval()
-    cpu_s = _cpu() - t0
+    cpu_s = cpu_seconds() - t0
     stats = vq_stats(vq, cfg)
     log(f"vq done: {stats}, cpu {cpu_s:.0f} s")
     torch.save({"model": vq.state_dict(), "cpu_s": cpu_s, "stats": stats}, path)
@@ -400,30 +335,23 @@ def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = Tr
 
     tokenizer = build_clip_tokenizer(str(work / "tokenizer"))
     torch.manual_seed(cfg.seed)
-    model, text = build_transformer(cfg), build_text_encoder(cfg)
+    model = build_transformer(cfg)
+    text = common.text_encoder(cfg.text_width, cfg.text_layers, projection=True)
     ema_model, ema_text = copy.deepcopy(model).requires_grad_(False), \
         copy.deepcopy(text).requires_grad_(False)
     params = list(model.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    encode = PromptEncoder(tokenizer, text)
+    encode = prompt_encoder(tokenizer, text)
     vq.requires_grad_(False).eval()
     mask_id, T = cfg.codebook, work_size(cfg) // grid(cfg)
-    start, cpu_done = 0, 0.0
     ckpt = work / "transformer.pt"
-    if ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
-        for mod, key in ((model, "model"), (text, "text"), (ema_model, "ema_model"), (ema_text, "ema_text")):
-            mod.load_state_dict(st[key])
-        opt.load_state_dict(st["opt"])
-        start, cpu_done = st["step"], st["cpu_s"]
-        log(f"transformer: resumed at step {start}")
-    t0 = _cpu()
+    state = dict(model=model, text=text, ema_model=ema_model, ema_text=ema_text)
+    start, cpu_done = resume(ckpt, state, opt, log)
+    t0 = cpu_seconds()
     bar = tqdm(range(start, cfg.steps), desc="maskgit: transformer", initial=start,
                total=cfg.steps, mininterval=5, disable=not progress)
     for step in bar:
-        lr = _lr(step, cfg.steps, cfg.warmup, cfg.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        lr = set_lr(opt, lr_at(step, cfg.steps, cfg.warmup, cfg.lr))
         seeds = [sample_seed(cfg.seed, 3, step * cfg.batch + i) for i in range(cfg.batch)]
         gen = torch.Generator().manual_seed(sample_seed(cfg.seed, 3, TRAIN_SEED_LIMIT - 1 - step))
         src, tgt, m, prompts = make_batch(seeds, cfg)
@@ -443,95 +371,42 @@ def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = Tr
                        micro_conds=micro_conds(len(seeds), work_size(cfg)))           # (B, K, T, T)
         logits = logits.reshape(len(seeds), cfg.codebook, -1).permute(0, 2, 1)  # (B, L, K)
         loss = F.cross_entropy(logits[hidden], z[hidden], label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))
-        _ema_update(ema_model, model, decay)
-        _ema_update(ema_text, text, decay)
+        optimise(opt, loss, params, max_norm=1.0)
+        ema_update(step, cfg.ema, (ema_model, model), (ema_text, text))
+        cpu_s = cpu_done + cpu_seconds() - t0
         if step % 25 == 0:
             with torch.no_grad():
                 acc = (logits[hidden].argmax(-1) == z[hidden]).float().mean().item()
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
-            log(f"step {step} loss {loss.item():.4f} acc {acc:.3f} lr {lr:.2e} "
-                f"cpu {cpu_done + _cpu() - t0:.0f}")
+            log(f"step {step} loss {loss.item():.4f} acc {acc:.3f} lr {lr:.2e} cpu {cpu_s:.0f}")
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-            torch.save({"model": model.state_dict(), "text": text.state_dict(),
-                        "ema_model": ema_model.state_dict(), "ema_text": ema_text.state_dict(),
-                        "opt": opt.state_dict(), "step": step + 1,
-                        "cpu_s": cpu_done + _cpu() - t0}, str(ckpt) + ".tmp")
-            os.replace(str(ckpt) + ".tmp", ckpt)
-    return ema_model, ema_text, tokenizer, cpu_done + _cpu() - t0
+            checkpoint(ckpt, state, opt, step + 1, cpu_s)
+    return ema_model, ema_text, tokenizer, cpu_done + cpu_seconds() - t0
 
 
-def save_folder(out_dir: str, vq, model, text, info: dict) -> str:
+def save_amused(out_dir: str, vq, model, text, info: dict) -> str:
     """aMUSEd layout in fp16, replacing the old folder (its README.md / samples.png are kept)."""
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    vq.to(torch.float16).save_pretrained(tmp / "vqvae", safe_serialization=True)
-    model.to(torch.float16).save_pretrained(tmp / "transformer", safe_serialization=True)
-    text.to(torch.float16).save_pretrained(tmp / "text_encoder", safe_serialization=True)
-    _write_small_tokenizer(tmp / "tokenizer")
-    with open(tmp / "training.json", "w") as f:
-        json.dump(info, f, indent=2)
-    if info["config"].get("resolution"):
-        with open(tmp / EDITOR_DEFAULTS_FILE, "w") as f:
-            json.dump({"crop_margin": info["config"]["crop_margin"]}, f, indent=2)
-    for name in ("README.md", "samples.png"):
-        if (out / name).exists():
-            shutil.copy(out / name, tmp / name)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return str(out)
+    def write(tmp: Path) -> None:
+        vq.to(torch.float16).save_pretrained(tmp / "vqvae", safe_serialization=True)
+        model.to(torch.float16).save_pretrained(tmp / "transformer", safe_serialization=True)
+        text.to(torch.float16).save_pretrained(tmp / "text_encoder", safe_serialization=True)
+        common.write_small_tokenizer(tmp / "tokenizer")
+        if info["config"].get("resolution"):
+            with open(tmp / EDITOR_DEFAULTS_FILE, "w") as f:
+                json.dump({"crop_margin": info["config"]["crop_margin"]}, f, indent=2)
+    return common.save_folder(out_dir, write, info)
 
 
 def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool = True) -> str:
     """Both stages, then the fp16 aMUSEd-layout folder in `out_dir`; returns its path."""
-    torch.set_num_threads(cfg.threads)
-    work = Path(cfg.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    logf = open(work / "log.txt", "a")
-
-    def log(msg):
-        logf.write(msg + "\n")
-        logf.flush()
-
-    log(f"config {json.dumps(dataclasses.asdict(cfg))}")
-    vq, vq_cpu = train_vq(cfg, work, log, progress)
-    model, text, _, tr_cpu = train_transformer(cfg, vq, work, log, progress)
-    info = {"config": dataclasses.asdict(cfg), "cpu_seconds": {"vq": round(vq_cpu),
-            "transformer": round(tr_cpu), "total": round(vq_cpu + tr_cpu)},
-            "torch_threads": cfg.threads, "vq": torch.load(work / "vq.pt", weights_only=False)["stats"]}
-    out = save_folder(str(out_dir), vq, model, text, info)
-    log(f"saved {out}; cpu seconds {info['cpu_seconds']}")
-    logf.close()
+    common.begin(cfg)
+    with common.work_folder(cfg) as (work, log):
+        vq, vq_cpu = train_vq(cfg, work, log, progress)
+        model, text, _, tr_cpu = train_transformer(cfg, vq, work, log, progress)
+        info = {"config": dataclasses.asdict(cfg), "cpu_seconds": {"vq": round(vq_cpu),
+                "transformer": round(tr_cpu), "total": round(vq_cpu + tr_cpu)},
+                "torch_threads": cfg.threads,
+                "vq": torch.load(work / "vq.pt", weights_only=False)["stats"]}
+        out = save_amused(str(out_dir), vq, model, text, info)
+        log(f"saved {out}; cpu seconds {info['cpu_seconds']}")
     return out
-
-
-def parse_args(argv=None) -> tuple:
-    """`--out DIR`, `--quiet`, `--tiny` and `--<field> value` for every TrainConfig field."""
-    p = argparse.ArgumentParser(prog="python -m lrlib.toy.train_maskgit",
-                                description="Train the toy MaskGIT (aMUSEd layout).")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: the shipped one)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--tiny", action="store_true", help="a few-second smoke-test configuration")
-    for fld in dataclasses.fields(TrainConfig):
-        p.add_argument(f"--{fld.name}", type=type(fld.default), help=f"default {fld.default}")
-    a = vars(p.parse_args(argv))
-    out, quiet, tiny = a.pop("out"), a.pop("quiet"), a.pop("tiny")
-    kw = {k: v for k, v in a.items() if v is not None}
-    return (TrainConfig.tiny(**kw) if tiny else TrainConfig(**kw)), out, quiet
-
-
-def main(argv=None) -> str:
-    """CLI: `python -m lrlib.toy.train_maskgit [--out DIR] [--steps N] ...` (every TrainConfig field)."""
-    cfg, out, quiet = parse_args(argv)
-    path = train(cfg, out, progress=not quiet)
-    print(path)
-    return path
-
-
-if __name__ == "__main__":
-    main()

@@ -44,20 +44,18 @@ jointly with the UNet. Both keep an exponential moving average (`ema`), which is
 noise) and classifier-free guidance,
 $\hat\epsilon = \epsilon_\theta(\cdot, \varnothing) + w\,(\epsilon_\theta(\cdot, c) - \epsilon_\theta(\cdot, \varnothing))$.
 
-Run: `python -m lrlib.toy.train_sd` (writes `lrlib/toy/weights/sd`, checkpoints in
-`outputs/toy_train/sd` so an interrupted run resumes). Training seeds are below
-`TRAIN_SEED_LIMIT`; `python -m lrlib.toy.eval_editors sd` measures the result on the benchmark.
+The prompt encoding is the editor's own (`lrlib.editors.prompts.PromptEncoder`, with `grad=True`).
+
+Run: `python -m lrlib.toy train sd` (writes `lrlib/toy/weights/sd`, checkpoints in
+`outputs/toy_train/sd` so an interrupted run resumes; `--tiny` for a few-second run). Training
+seeds are below `TRAIN_SEED_LIMIT`; `python -m lrlib.toy.eval_editors sd` measures the result on
+the benchmark.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
-import math
-import os
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,81 +64,42 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lrlib.editors.sd import EDITOR_DEFAULTS_FILE, crop_resize, crop_windows
-from lrlib.text import hf_chunk_ids
-from lrlib.toy.scenes import (COLOURS, SHAPES, TRAIN_SEED_LIMIT, _long_prompt, caption_object,
-                              render_background, render_scene)
+from lrlib.editors.base import EDITOR_DEFAULTS_FILE, crop_resize, crop_windows
+from lrlib.editors.prompts import PromptEncoder
+from lrlib.toy.scenes import (TRAIN_SEED_LIMIT, _long_prompt, caption_object, render_background,
+                              render_scene)
+from lrlib.toy.train import common
+from lrlib.toy.train.common import (checkpoint, cpu_seconds, ema_update, empty_box, grow_box,
+                                    lr_at, optimise, resume, sample_seed, set_lr)
 
-DEFAULT_OUT = Path(__file__).parent / "weights" / "sd"
+NAME = "sd"
+DEFAULT_OUT = Path(__file__).parents[1] / "weights" / "sd"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(common.EditorTrainConfig):
+    """The shared fields (seed, data, crop, text encoder, stage-2 optimiser) are in
+    `common.EditorTrainConfig`; these are SD's own."""
     work_dir: str = "outputs/toy_train/sd"  # checkpoints and log (resumed from if present)
-    seed: int = 0
-    threads: int = 1                      # torch threads (the machine is shared)
-    size: int = 64                        # scene side in pixels
-    resolution: int = 32                  # crop side the models work at
-    crop_margin: float = 1.5              # what the editor uses at inference
-    margin_lo: float = 1.25               # training draws the margin from U(lo, hi)
-    margin_hi: float = 1.9
-    # data
-    p_empty: float = 0.15                 # random box, background-only target, empty caption
-    p_drop: float = 0.10                  # caption dropped (object target, empty caption)
-    p_long: float = 0.25                  # long paragraph prompt instead of "a red circle"
-    p_square: float = 0.35                # box made square
-    grow: float = 0.15                    # each box side pushed out by up to this share of its side
     # stage 1: autoencoder
     vae_width: int = 32                   # channels (w, 2w): 2 levels, 2x downsampling
     vae_steps: int = 2000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    # stage 2: UNet + text encoder
+    # stage 2: UNet (+ the text encoder)
     unet_width: int = 32                  # channels (w, 2w, 3w); attention at the two coarser levels
     attention_heads: int = 4
-    text_width: int = 32
-    text_layers: int = 2
-    steps: int = 4000
-    batch: int = 32
-    lr: float = 6e-4
-    warmup: int = 200
-    ema: float = 0.999
     mask_weight: float = 4.0
-    ckpt_every: int = 200
     # defaults written to lrlib_editor.json for StableDiffusionEditor
     infer_steps: int = 10
     guidance_scale: float = 3.0
 
-    @classmethod
-    def tiny(cls, **kw) -> "TrainConfig":
-        """A few-second configuration for smoke tests."""
-        base = dict(vae_width=8, vae_steps=2, vae_batch=2, unet_width=8,
-                    attention_heads=2, text_width=8, text_layers=1, steps=2, batch=2, warmup=1,
-                    ckpt_every=1)
-        base.update(kw)
-        return cls(**base)
+    TINY = dict(vae_width=8, vae_steps=2, vae_batch=2, unet_width=8, attention_heads=2,
+                text_width=8, text_layers=1, steps=2, batch=2, warmup=1, ckpt_every=1)
 
 
 # ----------------------------------------------------------------------------- data
-
-def sample_seed(seed: int, stream: int, index: int) -> int:
-    """Seed of training example `index` of a stream (0: autoencoder, 1: denoiser): < TRAIN_SEED_LIMIT."""
-    return ((seed * 2 + stream) * 1_000_003 + index) % TRAIN_SEED_LIMIT
-
-
-def _grow_box(rng, box, cfg: TrainConfig, size: int) -> tuple:
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    g = rng.uniform(0, cfg.grow, 4)
-    x0, x1 = x0 - round(g[0] * w), x1 + round(g[1] * w)
-    y0, y1 = y0 - round(g[2] * h), y1 + round(g[3] * h)
-    if rng.random() < cfg.p_square:  # a square of the longer side, same centre
-        s = max(x1 - x0, y1 - y0)
-        x0, y0 = round((x0 + x1 - s) / 2), round((y0 + y1 - s) / 2)
-        x1, y1 = x0 + s, y0 + s
-    return max(0, x0), max(0, y0), min(size, x1), min(size, y1)
-
 
 def make_example(seed: int, cfg: TrainConfig) -> tuple:
     """One training example: (target (S, S, 3) float32, box, prompt).
@@ -154,13 +113,9 @@ def make_example(seed: int, cfg: TrainConfig) -> tuple:
     bg = render_background(scene.background, size)
     target = scene.image.copy()
     if rng.random() < cfg.p_empty or not scene.objects:
-        side = int(rng.integers(max(6, round(0.15 * size)), round(0.65 * size) + 1))
-        x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        box, prompt = (x0, y0, x0 + side, y0 + side), ""
-        target[y0:y0 + side, x0:x0 + side] = bg[y0:y0 + side, x0:x0 + side]
-        return target, box, prompt
+        return target, empty_box(rng, target, bg, size), ""
     obj = scene.objects[int(rng.integers(len(scene.objects)))]
-    box = _grow_box(rng, obj.box, cfg, size)
+    box = grow_box(rng, obj.box, cfg, size)
     x0, y0, x1, y1 = box
     a = obj.alpha[y0:y1, x0:x1, None]
     target[y0:y1, x0:x1] = bg[y0:y1, x0:x1] * (1 - a) + np.asarray(obj.rgb, np.float32) * a
@@ -219,13 +174,9 @@ def build_unet(cfg: TrainConfig, latent_size: int):
         norm_num_groups=min(16, cfg.unet_width))
 
 
-def build_text_encoder(cfg: TrainConfig):
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    return CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=cfg.text_width, intermediate_size=2 * cfg.text_width,
-        num_hidden_layers=cfg.text_layers, num_attention_heads=2, max_position_embeddings=77,
-        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407))
+def prompt_encoder(tokenizer, text) -> PromptEncoder:
+    """`StableDiffusionEditor.encode_prompts`' encoder, differentiable: last hidden state, chunks."""
+    return PromptEncoder(tokenizer, text, grad=True)
 
 
 def build_scheduler():
@@ -235,47 +186,6 @@ def build_scheduler():
     return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                          beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
                          steps_offset=1, timestep_spacing="trailing", prediction_type="epsilon")
-
-
-class PromptEncoder:
-    """Differentiable version of `StableDiffusionEditor.encode_prompts`: chunked prompts, each
-    padded to the batch's longest with the empty prompt's chunk."""
-
-    def __init__(self, tokenizer, text_encoder):
-        self.tok, self.enc, self.cache = tokenizer, text_encoder, {}
-
-    def ids(self, prompt: str) -> torch.Tensor:
-        if prompt not in self.cache:
-            self.cache[prompt] = hf_chunk_ids(self.tok, prompt)[0]
-        return self.cache[prompt]
-
-    def __call__(self, prompts: list[str]) -> torch.Tensor:
-        rows = [self.ids(p) for p in prompts]
-        empty = self.ids("")
-        n = max(r.shape[0] for r in rows)
-        h = self.enc(torch.cat(rows + [empty]))[0]               # (chunks + 1, 77, D)
-        e, out, k = h[-1:], [], 0
-        for r in rows:
-            parts = [h[k:k + r.shape[0]].reshape(1, -1, h.shape[-1])] + [e] * (n - r.shape[0])
-            out.append(torch.cat(parts, 1))
-            k += r.shape[0]
-        return torch.cat(out)
-
-
-def _lr(step: int, total: int, warmup: int, base: float) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
-@torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1 - decay)
-
-
-def _cpu() -> float:
-    return time.process_time()
 
 
 # ----------------------------------------------------------------------------- stages
@@ -289,13 +199,12 @@ def train_vae(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple
         vae.load_state_dict(state["model"])
         log(f"vae: loaded {path}")
         return vae, state["scaling_factor"], state["cpu_s"]
-    t0 = _cpu()
+    t0 = cpu_seconds()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     rng = np.random.default_rng(sample_seed(cfg.seed, 0, TRAIN_SEED_LIMIT - 1))
     bar = tqdm(range(cfg.vae_steps), desc="sd: autoencoder", mininterval=5, disable=not progress)
     for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg.vae_steps, min(100, cfg.vae_steps // 10 + 1), cfg.vae_lr)
+        set_lr(opt, lr_at(step, cfg.vae_steps, min(100, cfg.vae_steps // 10 + 1), cfg.vae_lr))
         seeds = [sample_seed(cfg.seed, 0, step * cfg.vae_batch + i) for i in range(cfg.vae_batch)]
         x, m, _ = make_batch(seeds, cfg, rng)
         blank = torch.from_numpy(rng.random(len(seeds)) < 1 / 3)[:, None, None, None]
@@ -305,9 +214,7 @@ def train_vae(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=gen)).sample
         loss = (rec - x).abs().mean() + cfg.kl_weight * post.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimise(opt, loss)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
             log(f"vae step {step} loss {loss.item():.5f}")
@@ -319,7 +226,7 @@ def train_vae(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple
         scaling = float(1.0 / z.std())
         rec = vae.decode(z).sample
         psnr = float(-10 * torch.log10(((rec.clamp(-1, 1) - (2 * x - 1)) / 2).pow(2).mean()))
-    cpu_s = _cpu() - t0
+    cpu_s = cpu_seconds() - t0
     log(f"vae done: scaling_factor {scaling:.4f}, reconstruction PSNR {psnr:.2f} dB, "
         f"cpu {cpu_s:.0f} s")
     torch.save({"model": vae.state_dict(), "scaling_factor": scaling, "cpu_s": cpu_s,
@@ -334,31 +241,24 @@ def train_denoiser(cfg: TrainConfig, vae, scaling: float, work: Path, log, progr
     tokenizer = build_clip_tokenizer(str(work / "tokenizer"))
     f = 2  # the autoencoder's downsampling
     torch.manual_seed(cfg.seed)
-    unet, text = build_unet(cfg, cfg.resolution // f), build_text_encoder(cfg)
+    unet = build_unet(cfg, cfg.resolution // f)
+    text = common.text_encoder(cfg.text_width, cfg.text_layers)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), \
         copy.deepcopy(text).requires_grad_(False)
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     sched = build_scheduler()
     acp = sched.alphas_cumprod
-    encode = PromptEncoder(tokenizer, text)
+    encode = prompt_encoder(tokenizer, text)
     vae.requires_grad_(False).eval()
-    start, cpu_done = 0, 0.0
     ckpt = work / "denoiser.pt"
-    if ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
-        for mod, key in ((unet, "unet"), (text, "text"), (ema_unet, "ema_unet"), (ema_text, "ema_text")):
-            mod.load_state_dict(st[key])
-        opt.load_state_dict(st["opt"])
-        start, cpu_done = st["step"], st["cpu_s"]
-        log(f"denoiser: resumed at step {start}")
-    t0 = _cpu()
+    state = dict(unet=unet, text=text, ema_unet=ema_unet, ema_text=ema_text)
+    start, cpu_done = resume(ckpt, state, opt, log)
+    t0 = cpu_seconds()
     bar = tqdm(range(start, cfg.steps), desc="sd: denoiser", initial=start, total=cfg.steps,
                mininterval=5, disable=not progress)
     for step in bar:
-        lr = _lr(step, cfg.steps, cfg.warmup, cfg.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        lr = set_lr(opt, lr_at(step, cfg.steps, cfg.warmup, cfg.lr))
         seeds = [sample_seed(cfg.seed, 1, step * cfg.batch + i) for i in range(cfg.batch)]
         rng = np.random.default_rng(sample_seed(cfg.seed, 1, TRAIN_SEED_LIMIT - 1 - step))
         gen = torch.Generator().manual_seed(sample_seed(cfg.seed, 1, step))
@@ -374,37 +274,19 @@ def train_denoiser(cfg: TrainConfig, vae, scaling: float, work: Path, log, progr
             t = torch.randint(0, sched.config.num_train_timesteps, (len(seeds),), generator=gen)
             a = acp[t].view(-1, 1, 1, 1)
             zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
-        ctx = encode(prompts)
+        ctx, _ = encode(prompts)
         pred = unet(torch.cat([zt, m_lat, zm], 1), t, ctx).sample
         w = 1 + cfg.mask_weight * m_lat
         loss = (w * (pred - noise) ** 2).mean() / w.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))
-        _ema_update(ema_unet, unet, decay)
-        _ema_update(ema_text, text, decay)
+        optimise(opt, loss, params, max_norm=1.0)
+        ema_update(step, cfg.ema, (ema_unet, unet), (ema_text, text))
+        cpu_s = cpu_done + cpu_seconds() - t0
         if step % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            log(f"step {step} loss {loss.item():.5f} lr {lr:.2e} cpu {cpu_done + _cpu() - t0:.0f}")
+            log(f"step {step} loss {loss.item():.5f} lr {lr:.2e} cpu {cpu_s:.0f}")
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-            torch.save({"unet": unet.state_dict(), "text": text.state_dict(),
-                        "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(),
-                        "opt": opt.state_dict(), "step": step + 1,
-                        "cpu_s": cpu_done + _cpu() - t0}, str(ckpt) + ".tmp")
-            os.replace(str(ckpt) + ".tmp", ckpt)
-    return ema_unet, ema_text, tokenizer, cpu_done + _cpu() - t0
-
-
-def _write_small_tokenizer(folder: Path) -> None:
-    """The CLIP tokenizer as vocab.json + merges.txt only (1.5 MB): transformers' own save writes a
-    3.6 MB tokenizer.json instead; CLIPTokenizer loads either, and gives the same ids."""
-    from lrlib.tokenizers import build_clip_tokenizer
-
-    shutil.rmtree(folder, ignore_errors=True)
-    build_clip_tokenizer(str(folder))
-    (folder / "tokenizer.json").unlink(missing_ok=True)
+            checkpoint(ckpt, state, opt, step + 1, cpu_s)
+    return ema_unet, ema_text, tokenizer, cpu_done + cpu_seconds() - t0
 
 
 def save_pipeline(out_dir: str, vae, unet, text, tokenizer, scaling: float, cfg: TrainConfig,
@@ -417,70 +299,25 @@ def save_pipeline(out_dir: str, vae, unet, text, tokenizer, scaling: float, cfg:
                                           unet=unet, scheduler=build_scheduler(),
                                           safety_checker=None, feature_extractor=None,
                                           requires_safety_checker=False)
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
-    _write_small_tokenizer(tmp / "tokenizer")
-    with open(tmp / EDITOR_DEFAULTS_FILE, "w") as f:
-        json.dump({"crop_margin": cfg.crop_margin, "steps": cfg.infer_steps,
-                   "guidance_scale": cfg.guidance_scale}, f, indent=2)
-    with open(tmp / "training.json", "w") as f:
-        json.dump(info, f, indent=2)
-    for name in ("README.md", "samples.png"):  # keep the model card and its picture
-        if (out / name).exists():
-            shutil.copy(out / name, tmp / name)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    return str(out)
+
+    def write(tmp: Path) -> None:
+        pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+        common.write_small_tokenizer(tmp / "tokenizer")
+        with open(tmp / EDITOR_DEFAULTS_FILE, "w") as f:
+            json.dump({"crop_margin": cfg.crop_margin, "steps": cfg.infer_steps,
+                       "guidance_scale": cfg.guidance_scale}, f, indent=2)
+    return common.save_folder(out_dir, write, info)
 
 
 def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool = True) -> str:
     """Both stages, then the fp16 pipeline folder in `out_dir`; returns its path."""
-    torch.set_num_threads(cfg.threads)
-    work = Path(cfg.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    logf = open(work / "log.txt", "a")
-
-    def log(msg):
-        logf.write(msg + "\n")
-        logf.flush()
-
-    log(f"config {json.dumps(dataclasses.asdict(cfg))}")
-    torch.manual_seed(cfg.seed)
-    vae, scaling, vae_cpu = train_vae(cfg, work, log, progress)
-    unet, text, tokenizer, unet_cpu = train_denoiser(cfg, vae, scaling, work, log, progress)
-    info = {"config": dataclasses.asdict(cfg), "cpu_seconds": {"autoencoder": round(vae_cpu),
-            "denoiser": round(unet_cpu), "total": round(vae_cpu + unet_cpu)},
-            "torch_threads": cfg.threads}
-    out = save_pipeline(str(out_dir), vae, unet, text, tokenizer, scaling, cfg, info)
-    log(f"saved {out}; cpu seconds {info['cpu_seconds']}")
-    logf.close()
+    common.begin(cfg)
+    with common.work_folder(cfg) as (work, log):
+        vae, scaling, vae_cpu = train_vae(cfg, work, log, progress)
+        unet, text, tokenizer, unet_cpu = train_denoiser(cfg, vae, scaling, work, log, progress)
+        info = {"config": dataclasses.asdict(cfg), "cpu_seconds": {"autoencoder": round(vae_cpu),
+                "denoiser": round(unet_cpu), "total": round(vae_cpu + unet_cpu)},
+                "torch_threads": cfg.threads}
+        out = save_pipeline(str(out_dir), vae, unet, text, tokenizer, scaling, cfg, info)
+        log(f"saved {out}; cpu seconds {info['cpu_seconds']}")
     return out
-
-
-def parse_args(argv=None) -> tuple:
-    """`--out DIR`, `--quiet`, `--tiny` and `--<field> value` for every TrainConfig field."""
-    p = argparse.ArgumentParser(prog="python -m lrlib.toy.train_sd",
-                                description="Train the toy Stable Diffusion inpainting model.")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: the shipped one)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--tiny", action="store_true", help="a few-second smoke-test configuration")
-    for fld in dataclasses.fields(TrainConfig):
-        p.add_argument(f"--{fld.name}", type=type(fld.default), help=f"default {fld.default}")
-    a = vars(p.parse_args(argv))
-    out, quiet, tiny = a.pop("out"), a.pop("quiet"), a.pop("tiny")
-    kw = {k: v for k, v in a.items() if v is not None}
-    return (TrainConfig.tiny(**kw) if tiny else TrainConfig(**kw)), out, quiet
-
-
-def main(argv=None) -> str:
-    """CLI: `python -m lrlib.toy.train_sd [--out DIR] [--steps N] ...` (every TrainConfig field)."""
-    cfg, out, quiet = parse_args(argv)
-    path = train(cfg, out, progress=not quiet)
-    print(path)
-    return path
-
-
-if __name__ == "__main__":
-    main()

@@ -35,6 +35,7 @@ open_clip_model.safetensors, fp16) and loads with `lrlib.models.load_clip(folder
 
     python -m lrlib.toy train clip                    # the shipped model (lrlib/toy/weights/clip)
     python -m lrlib.toy train clip --steps 50 --out /tmp/clip
+    python -m lrlib.toy train clip --tiny --out /tmp/clip   # a few seconds
 """
 from __future__ import annotations
 
@@ -49,12 +50,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lrlib.text import chunk_lengths, chunk_token_ids
+from lrlib.text import open_clip_chunk_ids
+from lrlib.tiny import CLIP_MEAN, CLIP_STD
 from lrlib.toy.scenes import CAPTION_KINDS, TRAIN_SEED_LIMIT, caption_scene, render_scene
+from lrlib.toy.train import common
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # the usual CLIP normalisation
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-DEFAULT_OUT = Path(__file__).parent / "weights" / "clip"
+NAME = "clip"
+DEFAULT_OUT = Path(__file__).parents[1] / "weights" / "clip"
 
 
 @dataclass
@@ -83,6 +85,10 @@ class TrainConfig:
     probe_every: int = 100      # show zero-shot accuracy on fixed one-object training scenes
     probe_n: int = 100
     threads: int = 1            # torch CPU threads
+
+    # a few-second configuration (`--tiny`)
+    TINY = dict(steps=2, batch=4, warmup=1, size=32, patch=16, width=32, layers=1,
+                head_width=16, text_width=16, text_heads=2, text_layers=1, embed_dim=16)
 
 
 def model_config(cfg: TrainConfig) -> dict:
@@ -129,10 +135,9 @@ def tokenize(texts, tok):
     """Chunked BPE rows (R, 77) for all texts, the text index of each row and its real length."""
     rows, chunk_of, weights = [], [], []
     for i, t in enumerate(texts):
-        ids = tok.encode(t)
-        r = chunk_token_ids(ids, tok.sot_token_id, tok.eot_token_id, 0, 77)
+        r, n = open_clip_chunk_ids(tok, t)    # as lrlib.clip.Clip.encode_text
         rows.append(r)
-        weights.append(chunk_lengths(len(ids), 75, r.shape[0]))
+        weights.append(n)
         chunk_of += [i] * r.shape[0]
     return torch.cat(rows), torch.tensor(chunk_of), torch.cat(weights)
 
@@ -212,13 +217,6 @@ def probe(model, cfg: TrainConfig, tok) -> float:
     return float(np.mean([names[k] == s.objects[0].name for k, s in zip(pick.tolist(), scenes)]))
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
-
-
 def param_groups(model, weight_decay: float):
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -230,22 +228,17 @@ def save(model, cfg: TrainConfig, out_dir, extra: dict | None = None) -> str:
     """open_clip_config.json + open_clip_model.safetensors (fp16), + training.json."""
     from safetensors.torch import save_file
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out_dir / "open_clip_model.safetensors"))
-    with open(out_dir / "open_clip_config.json", "w") as f:
-        json.dump({"model_cfg": model_config(cfg),
-                   "preprocess_cfg": {"mean": CLIP_MEAN, "std": CLIP_STD}}, f, indent=2)
-    with open(out_dir / "training.json", "w") as f:
-        json.dump({"config": asdict(cfg), **(extra or {})}, f, indent=2)
-    return str(out_dir)
+    def write(tmp: Path) -> None:
+        save_file(common.fp16_state(model), str(tmp / "open_clip_model.safetensors"))
+        with open(tmp / "open_clip_config.json", "w") as f:
+            json.dump({"model_cfg": model_config(cfg),
+                       "preprocess_cfg": {"mean": CLIP_MEAN, "std": CLIP_STD}}, f, indent=2)
+    return common.save_folder(out_dir, write, {"config": asdict(cfg), **(extra or {})})
 
 
 def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool = True) -> str:
     """Train from scratch with `cfg` and save to `out_dir`; returns the folder."""
-    torch.set_num_threads(cfg.threads)
-    torch.use_deterministic_algorithms(True)
+    common.begin(cfg, deterministic=True)
     model = build_model(cfg).train()
     tok = get_tokenizer()
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98),
@@ -256,16 +249,13 @@ def train(cfg: TrainConfig = TrainConfig(), out_dir=DEFAULT_OUT, progress: bool 
     bar = tqdm(range(cfg.steps), desc="toy CLIP", disable=not progress)
     for step in bar:
         x, keys, captions = make_batch(step, cfg)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+        common.set_lr(opt, common.lr_at(step, cfg.steps, cfg.warmup, cfg.lr))
         img = F.normalize(model.encode_image((x - mean) / std), dim=-1)
         rows, chunk_of, weights = tokenize([c[2] for c in captions], tok)
         txt = encode_texts(model, rows, chunk_of, weights, len(captions))
         M = positives(keys, captions, cfg.positives)
         loss = clip_loss(img, txt, model.logit_scale.exp(), M)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        common.optimise(opt, loss)
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()

@@ -1,0 +1,54 @@
+"""Blending the paste (lrlib.blend): a ramp inside the box border, the input exactly outside."""
+import numpy as np
+import torch
+
+import lrlib
+from lrlib.blend import feather
+from lrlib.config import LRConfig
+from lrlib.regions import boxes_to_masks
+
+CFG = LRConfig.cpu(progress=False, epochs=1, iters_per_epoch=2)
+
+
+def ramp_by_hand(box, H, W, b, edge_inside=True):
+    """w = min(d + 1, b) / b inside the box, d = pixels to the nearest box side that is not the
+    image edge; 0 outside."""
+    x0, y0, x1, y1 = box
+    w = np.zeros((H, W))
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            d = [x - x0 if x0 > 0 else 99, x1 - 1 - x if x1 < W else 99,
+                 y - y0 if y0 > 0 else 99, y1 - 1 - y if y1 < H else 99]
+            w[y, x] = min(min(d) + 1, b) / b
+    return w
+
+
+def test_feather_is_a_ramp_inside_and_zero_outside():
+    """Catches a ramp that leaks outside the box (a halo changes kept pixels), that runs the wrong
+    way, or that fades against the image edge where there is no seam to hide."""
+    for box in [(4, 5, 16, 15), (0, 3, 9, 20)]:            # inside; touching left and bottom edges
+        m = boxes_to_masks(torch.tensor([box]), 20, 20)     # (1, 1, 20, 20)
+        w = feather(m, 3)
+        assert w.shape == m.shape
+        np.testing.assert_allclose(w[0, 0].numpy(), ramp_by_hand(box, 20, 20, 3), atol=1e-6)
+        assert torch.equal(w[m == 0], torch.zeros_like(w[m == 0]))
+    assert torch.equal(feather(m, 0), m) and torch.equal(feather(m, 1), m)
+
+
+def test_edit_blends_inside_the_border_and_keeps_the_outside_exactly(models, scene):
+    """With blend_px on, `lrlib.edit` must (1) leave every pixel outside the box bit-exact and
+    (2) mix the winner into the input with the ramp on the border rows (catches a blend that is
+    not applied, applied to the wrong box, or applied outside it)."""
+    b = 3
+    r = lrlib.edit(scene, "a blue square", config=CFG.replace(blend_px=b), models=models("sd"))
+    x0, y0, x1, y1 = r.best_box
+    src = np.asarray(lrlib.io.to_pil(scene)).astype(float)
+    res, out = np.asarray(r.results[r.best]).astype(float), np.asarray(r.image).astype(float)
+    inside = np.zeros(src.shape[:2], bool)
+    inside[y0:y1, x0:x1] = True
+    assert np.array_equal(out[~inside], src[~inside])                   # outside: the input
+    w = ramp_by_hand(r.best_box, 64, 64, b)[..., None]
+    assert np.abs(out - (w * res + (1 - w) * src)).max() <= 1.0         # 8-bit rounding only
+    ring = inside & (w[..., 0] < 1)
+    assert ring.any() and np.abs(res - src)[ring].max() > 10            # a real difference...
+    assert np.abs(out - res)[ring].max() > 3                            # ...that was blended
