@@ -46,6 +46,7 @@ def test_official_loop_counts_come_from_diffusers_pndm(models, scene):
     pndm = n_timesteps(m.editor, "pndm", steps)
     assert pndm == steps + 1                   # PNDM's own extra step (diffusers' behaviour)
     cfg = LRConfig.cpu(K=K, steps=steps, guidance_scale=3.0, progress=False)
+    before = m.editor.steps, m.editor.prompt_template, m.editor.pipe.scheduler
     hooks = Hooks(m.editor.pipe.unet, m.clip.model.visual)
     try:
         final, box, anchor = official_style_edit(scene, "a blue square", cfg, m, T=T,
@@ -58,7 +59,7 @@ def test_official_loop_counts_come_from_diffusers_pndm(models, scene):
     # per iteration and image: 16 views (L_clip) + 16 + 16 (L_dir) + its tokens (L_str)
     assert hooks.clip >= (16 + 32 + 1) * K * T
     assert final.shape == (3, cfg.size, cfg.size) and len(box) == 4
-    assert m.editor.prompt_template is None and m.editor.steps == LRConfig.cpu().steps  # restored
+    assert (m.editor.steps, m.editor.prompt_template, m.editor.pipe.scheduler) == before  # restored
 
 
 def test_lrlib_candidates_and_drafts_count_from_diffusers(models, scene):
@@ -75,7 +76,8 @@ def test_lrlib_candidates_and_drafts_count_from_diffusers(models, scene):
     for c in (cfg, cfg.replace(draft_steps=d)):
         hooks = Hooks(m.editor.pipe.unet, m.clip.model.visual)
         try:
-            lrlib_edit(scene, "a blue square", c, m)
+            with configured(m.editor, c):
+                lrlib_edit(scene, "a blue square", c, m)
         finally:
             hooks.close()
         counts.append(hooks.unet)

@@ -230,13 +230,13 @@ def _official(image, prompt, caption, oc, models, T):
 
 
 def lrlib_edit(image, prompt, cfg: LRConfig, models, caption=None):
-    """lrlib.edit itself -> (final (3, S, S) at the working size, box, anchor)."""
+    """lrlib.edit itself, with the editor as the caller set it (see `configured`) -> (final
+    (3, S, S) at the working size, box, anchor)."""
     import torch.nn.functional as F
 
     from lrlib.io import to_tensor
     from lrlib.pipeline import edit
-    with configured(models.editor, cfg):
-        r = edit(image, prompt, caption, cfg, models)
+    r = edit(image, prompt, caption, cfg, models)
     final = F.interpolate(to_tensor(r.image)[None], size=(cfg.size, cfg.size), mode="bilinear",
                           antialias=True, align_corners=False)[0].clamp(0, 1)
     return final, r.best_box, r.anchors[r.best]
@@ -281,18 +281,18 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
     if steps:
         cfg = cfg.replace(steps=steps)
     counter = Counter(models.editor.pipe.unet, dev, models.clip.model.visual)
-    with counter:          # warm-up (kernels, caches), not timed
+    with counter, configured(models.editor, cfg):          # warm-up (kernels, caches), not timed
         lrlib_edit(tasks[0][0], tasks[0][1],
                    cfg.replace(K=1, M=2, steps=2, epochs=1, iters_per_epoch=1), models, tasks[0][2])
     rows = [("official loop (M=6, 16 views, PNDM, template)",
-             lambda im, pr, ca: official_style_edit(im, pr, cfg, models, T, ca))]
-    rows += [(name, (lambda c: lambda im, pr, ca: lrlib_edit(im, pr, c, models, ca))(c))
+             lambda im, pr, ca: official_style_edit(im, pr, cfg, models, T, ca), cfg)]
+    rows += [(name, (lambda c: lambda im, pr, ca: lrlib_edit(im, pr, c, models, ca))(c), c)
              for name, c in modes(cfg, fast_steps)]
     out = []
-    for name, fn in rows:
+    for name, fn, c in rows:
         evals, clips, secs, mem, quality = [], [], [], [], []
         for image, prompt, caption, task in tasks:
-            with counter:
+            with counter, configured(models.editor, c):
                 final, box, anchor = fn(image, prompt, caption)
             evals.append(counter.n), clips.append(counter.clip), secs.append(counter.seconds)
             mem.append(counter.mem_gb)
