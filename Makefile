@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+, no GPU needed):
 #   make demo   create .venv, install lrlib, run one edit on the embedded default -> outputs/demo
 #   make test   create/update .venv with the test extras, run the whole suite (+ notebooks)
+#   make test-min   a second venv with every library at its declared minimum (pyproject), fast subset
+#   make smoke  every default architecture at full size, random weights, one edit each (CPU)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +10,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pip prints one harmless line per local index it skips on some machines: hide those
 QUIET  := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test install notebooks-sync notebooks-check clean
+.PHONY: demo test test-min smoke install notebooks-sync notebooks-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,28 @@ test: $(VENV)/.test
 	  $(MAKE) --no-print-directory notebooks-check && \
 	  HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 notebooks; fi
 
+# Every floor in pyproject.toml is a version CI has run: install exactly the floors (torch and
+# torchvision: resolved by pip together), check they are what got installed, run a fast subset:
+# the toy world loaded + one edit (demo), SD / SDXL equal to diffusers' pipelines, one notebook.
+MIN    := .venv-min
+MINPIP := $(MIN)/bin/python -m pip -q --disable-pip-version-check
+$(MIN)/.min: pyproject.toml tools/floors.py
+	rm -rf $(MIN)
+	$(PYTHON) -m venv $(MIN)
+	$(MINPIP) install --upgrade pip $(QUIET)
+	$(MINPIP) install $$($(PYTHON) tools/floors.py) torch torchvision $(QUIET)
+	$(MINPIP) install -e ".[test]" $(QUIET)
+	$(MIN)/bin/python tools/floors.py --check && touch $@
+
+test-min: $(MIN)/.min
+	$(MIN)/bin/python tools/floors.py --check
+	HF_HUB_OFFLINE=1 $(MIN)/bin/python -m lrlib demo --out $$(mktemp -d)/demo
+	HF_HUB_OFFLINE=1 $(MIN)/bin/python -m pytest -q tests/test_real_editors.py
+	HF_HUB_OFFLINE=1 $(MIN)/bin/python -m pytest -q --nbmake --nbmake-timeout=600 notebooks/00_overview.ipynb
+
+smoke: $(VENV)/.base
+	HF_HUB_OFFLINE=1 $(PY) -m lrlib.bench smoke --size full --sdxl-resolution 512
+
 # notebooks/*.py (jupytext percent) are the reviewed source; the .ipynb are generated from them
 notebooks-sync: $(VENV)/.test
 	$(VENV)/bin/jupytext --sync notebooks/*.py
@@ -42,4 +66,4 @@ notebooks-check: $(VENV)/.test
 	@$(PY) tools/nbpairs.py notebooks
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) $(MIN) outputs .pytest_cache

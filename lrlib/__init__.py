@@ -10,10 +10,16 @@ editors (SD inpainting, MaskGIT) -> losses (L_clip, L_dir, L_str) -> train -> sc
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lrlib.config import LRConfig
 from lrlib.errors import CheckpointUnavailableError, LRError
+from lrlib.version import __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # names for the signature only: importing them loads torch
+    from lrlib.models import Models
+    from lrlib.pipeline import EditResult
+
 
 
 def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None = None,

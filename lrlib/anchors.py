@@ -43,12 +43,23 @@ class DinoOutput:
 class Dino(torch.nn.Module):
     """A frozen timm ViT that returns attention, features and keys of one forward pass.
 
-    Input: images (B, 3, H, W) in [0, 1], any size: resized to the model's input size and
-    ImageNet-normalised here (the official code forgot the normalisation).
+    Input: images (B, 3, H, W) in [0, 1], any size: resized to `input_size` (default: the
+    model's own) and ImageNet-normalised here (the official code forgot the normalisation).
+
+    **Grid.** The anchors and the RGN's features live on the patch grid, input_size / patch cells
+    per side. DINO ViT-B/16 at its own 224 px gives 14 x 14: on a 512 px image a cell is ~37 px
+    and the smallest box (0.15 x 512 = 77 px) spans two cells. `input_size=448` gives 28 x 28
+    (18 px cells) at the same token count as ViT-B/8 at 224 (the official code: ViT-B/8 at 256,
+    32 x 32); timm resamples the position embeddings to the new grid once (`set_input_size`,
+    bicubic), as DINO's own attention visualisations do at higher resolution.
     """
 
-    def __init__(self, vit: torch.nn.Module):
+    def __init__(self, vit: torch.nn.Module, input_size: int | tuple[int, int] | None = None):
         super().__init__()
+        if input_size is not None:
+            size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+            if size != tuple(vit.patch_embed.img_size):
+                vit.set_input_size(img_size=size)     # position embeddings resampled
         self.vit = vit.eval().requires_grad_(False)
         cfg = getattr(vit, "pretrained_cfg", {}) or {}
         self.register_buffer("mean", torch.tensor(cfg.get("mean", IMAGENET_MEAN)).view(1, 3, 1, 1), persistent=False)

@@ -12,7 +12,9 @@ only holds the choice (`world`) as a value and never reads the disk or the envir
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import math
+import numbers
+from dataclasses import dataclass
 
 from lrlib.errors import LRError
 
@@ -27,21 +29,25 @@ class LRConfig:
     clip: str = "ViT-B-16"                    # open_clip architecture name or local folder
     clip_pretrained: str = "openai"           # open_clip pretrained tag (ignored for a folder)
     editor: str = "sd"                        # "sd" | "maskgit"
-    sd_model: str = "stabilityai/stable-diffusion-2-inpainting"  # SD inpainting id or folder
+    sd_model: str = "sd2-community/stable-diffusion-2-inpainting"  # SD inpainting id or folder
     maskgit_model: str = "amused/amused-256"  # aMUSEd id or folder (or amused/amused-512)
     device: str = "auto"                      # "auto" (cuda if present) | "cpu" | "cuda" | "cuda:1"
     dtype: str = "auto"                       # editors: "auto" (fp16 on CUDA, fp32 on CPU) |
                                               # "float16" | "bfloat16" | "float32"
 
     # --- image ---------------------------------------------------------------------------
-    size: int = 512                 # working resolution (square); the result is pasted back
-                                    # into the full-resolution input, outside the box untouched
+    size: int = 512                 # working canvas side S; a non-square input is letterboxed
+                                    # onto S x S (long side S, edge padding), and the result is
+                                    # pasted back into the full-resolution input, outside the
+                                    # box untouched
 
     # --- anchors (DINO) -------------------------------------------------------------------
     K: int = 9                      # anchor points (official README run: 9)
     anchor_spacing: int = 2         # min Chebyshev distance between anchors, in patches
     anchor_refine: bool = True      # anchor = local attention centroid around each peak cell
                                     # (lrlib; False: the peak cell's centre, as the paper)
+    dino_size: int | None = 448     # DINO input px, real checkpoints (B/16: 28x28 patches, not
+                                    # 14x14; official B/8 at 256); None: own; toy/random: own
 
     # --- proposals and RGN ----------------------------------------------------------------
     M: int = 7                      # box proposals per anchor (paper: 7)
@@ -80,7 +86,8 @@ class LRConfig:
     steps: int = 50                 # SD denoising steps (official: 50)
     guidance_scale: float = 7.5     # SD classifier-free guidance (official: 7.5)
     scheduler: str = "default"      # "default": the checkpoint's own (SD2: PNDM/DDIM, 50 steps);
-                                    # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster)
+                                    # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster);
+                                    # "pndm": PNDM (the official code's); "lcm": with an LCM-LoRA
     prompt_template: str | None = None  # e.g. "a high quality image of {}." (official code)
     maskgit_steps: int = 12         # MaskGIT decoding steps (aMUSEd default: 12)
     maskgit_guidance: float = 10.0  # aMUSEd's default
@@ -140,52 +147,92 @@ class LRConfig:
         return [self.box_min + i * step for i in range(self.M)]
 
     def validate(self) -> "LRConfig":
-        """Raise an LRError saying which knob is impossible and what to set instead."""
+        """Raise an LRError saying which knob is impossible (value or type) and what to set instead."""
         def bad(msg):
             raise LRError(msg)
-        if self.world not in ("real", "toy", "random"):
-            bad(f"world={self.world!r} is unknown; use 'real' (checkpoints), 'toy' (the shipped "
-                "toy world) or 'random' (small random-weight stand-ins).")
-        if self.editor not in ("sd", "maskgit"):
-            bad(f"editor={self.editor!r} is unknown; use 'sd' or 'maskgit'.")
-        if not isinstance(self.K, int) or self.K < 1:
-            bad(f"K={self.K!r}: the number of anchors must be an integer >= 1 (paper runs use 9).")
-        if not isinstance(self.M, int) or self.M < 2:
-            bad(f"M={self.M!r}: the RGN needs at least 2 box proposals to choose from (paper: 7).")
+
+        def integer(name, lo, hi=None, hint=""):
+            v = getattr(self, name)
+            if (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo
+                    or (hi is not None and v > hi)):
+                bad(f"{name}={v!r}: must be an integer {f'>= {lo}' if hi is None else f'in {lo}..{hi}'}"
+                    f"{hint}.")
+
+        def real(name, lo, strict=False, hint=""):
+            v = getattr(self, name)
+            if (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)
+                    or v < lo or (strict and v == lo)):
+                bad(f"{name}={v!r}: must be a finite number {'>' if strict else '>='} {lo}{hint}.")
+
+        def one_of(name, options, hint=""):
+            v = getattr(self, name)
+            if v not in options:
+                bad(f"{name}={v!r} is unknown; use {' or '.join(map(repr, options))}{hint}.")
+
+        one_of("world", ("real", "toy", "random"), " ('real': checkpoints, 'toy': the shipped toy "
+               "world, 'random': small random-weight stand-ins)")
+        one_of("editor", ("sd", "maskgit"))
+        for name in ("dino", "clip", "clip_pretrained", "sd_model", "maskgit_model", "device",
+                     "default_caption"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                bad(f"{name}={v!r}: must be a non-empty string (a model id, a folder, a device "
+                    "name or a caption).")
+        if self.device != "auto":
+            import torch
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                bad(f"device={self.device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:1'.")
+        one_of("dtype", ("auto", "float16", "bfloat16", "float32"))
+        for name in ("anchor_refine", "hard", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"{name}={getattr(self, name)!r}: must be True or False.")
+        integer("size", 32, hint=" and a multiple of 8 (the working resolution; paper: 512)")
+        if self.size % 8:
+            bad(f"size={self.size}: the working resolution must be a multiple of 8 and >= 32.")
+        integer("K", 1, hint=": the number of anchors (paper runs use 9)")
+        integer("anchor_spacing", 0, hint=" (patches between anchors)")
+        integer("M", 2, hint=": the RGN needs at least 2 box proposals to choose from (paper: 7)")
         if self.M > 64:
             bad(f"M={self.M}: more than 64 proposals per anchor is not supported; use <= 64.")
         if self.K * self.M > 4096:
             bad(f"K*M={self.K * self.M} candidate edits is too many; lower K or M.")
-        if not (0 < self.box_min <= self.box_max):
+        real("box_min", 0, strict=True, hint=" (a fraction of the image side)")
+        real("box_max", 0, strict=True, hint=" (a fraction of the image side)")
+        if not self.box_min <= self.box_max:
             bad(f"box sizes must satisfy 0 < box_min <= box_max, got {self.box_min}, {self.box_max}.")
         if self.box_max > 1.0:
             bad(f"box_max={self.box_max} is larger than the image: box sides are fractions of the "
                 "image side, use a value <= 1.0.")
-        if self.size < 32 or self.size % 8:
-            bad(f"size={self.size}: the working resolution must be a multiple of 8 and >= 32.")
-        if self.tau <= 0:
-            bad(f"tau={self.tau}: the Gumbel-Softmax temperature must be > 0 (official: 1.0).")
-        if self.structure not in ("dino", "clip"):
-            bad(f"structure={self.structure!r}; use 'dino' or 'clip'.")
-        if self.epochs < 0 or self.iters_per_epoch < 0:
-            bad("epochs and iters_per_epoch must be >= 0.")
-        if self.dtype not in ("auto", "float16", "bfloat16", "float32"):
-            bad(f"dtype={self.dtype!r}; use 'auto', 'float16', 'bfloat16' or 'float32'.")
-        if self.scheduler not in ("default", "dpm++", "pndm", "lcm"):
-            bad(f"scheduler={self.scheduler!r}; use 'default', 'dpm++', 'pndm' or 'lcm' (with an "
-                "LCM-LoRA in lora=).")
-        if self.draft_steps < 0 or ((self.draft_steps or self.lora) and self.editor != "sd"):
-            bad(f"draft_steps={self.draft_steps}, lora={self.lora!r}: both are SD options "
-                "(editor='sd'), draft_steps >= 0.")
-        if self.estimator not in ("st", "expected"):
-            bad(f"estimator={self.estimator!r}; use 'st' (straight-through) or 'expected'.")
-        if self.n_aug < 1:
-            bad(f"n_aug={self.n_aug}: L_clip needs at least one view.")
-        if self.rank_top < 1:
-            bad(f"rank_top={self.rank_top}: must be >= 1.")
-        if self.editor_batch_size < 1:
-            bad("editor_batch_size must be >= 1.")
-        if self.prompt_template is not None and "{}" not in self.prompt_template:
+        integer("roi_size", 1, hint=" (official: 8)")
+        integer("rgn_channels", 1)
+        integer("rgn_hidden", 1)
+        real("tau", 0, strict=True, hint=": the Gumbel-Softmax temperature (official: 1.0)")
+        integer("epochs", 0, hint=" (paper: 5)")
+        integer("iters_per_epoch", 0)
+        real("lr", 0, strict=True, hint=" (paper: Adam, 0.003)")
+        one_of("estimator", ("st", "expected"), " ('st': straight-through)")
+        for name in ("lambda_clip", "lambda_str", "lambda_dir", "alpha", "beta", "gamma",
+                     "guidance_scale", "maskgit_guidance"):
+            real(name, 0)
+        integer("n_aug", 1, hint=": L_clip needs at least one view")
+        one_of("structure", ("dino", "clip"))
+        integer("rank_top", 1)
+        integer("steps", 1, hint=": the editor needs at least one denoising step (official: 50)")
+        integer("maskgit_steps", 1, hint=" (aMUSEd: 12)")
+        one_of("scheduler", ("default", "dpm++", "pndm", "lcm"), " ('lcm' with an LCM-LoRA in lora=)")
+        integer("table_views", 0, hint=" (0: the loss table redrawn every iteration)")
+        integer("draft_steps", 0, hint=" (0: no drafts)")
+        if self.lora is not None and (not isinstance(self.lora, str) or not self.lora.strip()):
+            bad(f"lora={self.lora!r}: must be None or a LoRA id or folder (a non-empty string).")
+        if (self.draft_steps or self.lora) and self.editor != "sd":
+            bad(f"draft_steps={self.draft_steps}, lora={self.lora!r}: both are SD options; use "
+                "editor='sd' or set draft_steps=0, lora=None.")
+        integer("editor_batch_size", 1)
+        integer("seed", 0, 2**32 - 1)
+        if self.prompt_template is not None and (not isinstance(self.prompt_template, str)
+                                                 or "{}" not in self.prompt_template):
             bad(f"prompt_template={self.prompt_template!r} must contain '{{}}' where the prompt goes.")
         return self
 

@@ -1,36 +1,63 @@
-"""Images in, files out: validation with clear errors, and atomic writes.
+"""Images in, files out: validation with clear errors, and atomic writes that never lose a file.
 
 `load_image` accepts a path, a PIL image, a numpy array or a tensor and returns an RGB PIL image,
 saying what it did with anything that is not plain 8-bit RGB:
 
-| input                         | what happens                                              |
-|-------------------------------|-----------------------------------------------------------|
-| RGB, 8-bit                    | used as is                                                |
-| grayscale (L, LA, 1, P)       | converted to RGB (a warning says so)                      |
-| RGBA / LA / P with alpha      | composited over white (a warning says so)                 |
-| 16-bit or 32-bit (I;16, I, F) | rescaled to 8-bit from its own range, then RGB (warning)  |
-| CMYK, YCbCr, LAB, HSV         | converted to RGB (warning)                                |
-| smaller than 32 px a side     | LRError: upscale it first                                 |
-| larger than 8192 px a side    | LRError: downscale it first                               |
-| aspect ratio over 4:1         | LRError: crop it first                                    |
+| input                                   | what happens                                         |
+|-----------------------------------------|------------------------------------------------------|
+| RGB, 8-bit                              | used as is                                           |
+| EXIF orientation (phone photos)         | turned upright as viewers show it; edited and saved so |
+| several frames (animated GIF, TIFF)     | the current (first) frame; a warning says which      |
+| grayscale (L, LA, 1, P)                 | converted to RGB (a warning says so)                 |
+| RGBA / LA / P with alpha                | composited over white (a warning says so)            |
+| 16-bit or 32-bit (I;16, I, F)           | rescaled to 8-bit from its own range, then RGB (warning) |
+| CMYK, YCbCr, LAB, HSV                   | converted to RGB (warning)                           |
+| array (H, W[, 1|3|4]), tensor ([1,] 1|3, H, W) | uint8 0..255, uint16, or float in [0, 1] |
+| float outside [0, 1], NaN / inf, empty  | LRError (divide 0..255 values by 255 first)          |
+| over PIL's decompression-bomb limit     | LRError naming the limit (2 x PIL.Image.MAX_IMAGE_PIXELS) |
+| smaller than 32 px a side               | LRError: upscale it first                            |
+| larger than 8192 px a side              | LRError: downscale it first (checked before decoding) |
+| aspect ratio over 4:1                   | LRError: crop it first                               |
 
-`atomic_dir(path)` writes a whole folder or nothing: files go to a hidden sibling folder that is
-renamed into place at the end, so an interrupted run never leaves a half-written result.
+Output folders. lrlib writes a result as a whole folder or nothing, and never deletes what it did
+not write:
+
+- `check_output(path)` refuses, before any model runs, a path that is a file, a link, the current
+  folder, a folder holding anything lrlib did not write, or a place where no folder can be made
+  (read-only, a parent that is a file, /proc, a full disk). An earlier lrlib result folder (its
+  result.json carries the "lrlib" marker and lists every file in it) may be replaced.
+- `atomic_dir(path)` yields a hidden sibling `.NAME.partial-XXXX` (mode 0o777 minus the umask)
+  that one rename puts in place; a process killed meanwhile leaves it behind with an owner record
+  (pid, host), and the next save of NAME (or batch on the folder) removes the ones whose process
+  is gone.
+- `claim(path)` lets concurrent batch processes share jobs: one claim file per job, taken under a
+  lock on the folder; a dead process's claim is taken over.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import re
+import secrets
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from lrlib.errors import LRError
+
+try:
+    import fcntl
+except ImportError:            # Windows: claims fall back to no lock (do not share a folder there)
+    fcntl = None
 
 MIN_SIDE, MAX_SIDE, MAX_ASPECT = 32, 8192, 4.0
 
@@ -38,14 +65,7 @@ MIN_SIDE, MAX_SIDE, MAX_ASPECT = 32, 8192, 4.0
 def load_image(src) -> Image.Image:
     """Read and validate an image; return 8-bit RGB PIL (see the table in the module doc)."""
     if isinstance(src, (str, Path)):
-        p = Path(src)
-        if not p.is_file():
-            raise LRError(f"image file '{p}' does not exist; check the path.")
-        try:
-            img = Image.open(p)
-            img.load()
-        except Exception as e:  # PIL raises many kinds
-            raise LRError(f"could not read '{p}' as an image ({e}); use a PNG or JPEG file.") from e
+        img = _open(Path(src))
     elif isinstance(src, Image.Image):
         img = src
     elif isinstance(src, np.ndarray):
@@ -55,13 +75,42 @@ def load_image(src) -> Image.Image:
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
         if t.ndim != 3 or t.shape[0] not in (1, 3):
-            raise LRError(f"a tensor image must be (3, H, W) or (1, 3, H, W) in [0, 1], got {tuple(src.shape)}.")
-        img = to_pil(t.expand(3, -1, -1).float())
+            raise LRError(f"a tensor image must be (3, H, W) or (1, 3, H, W), got {tuple(src.shape)}.")
+        img = _from_array((t.float() if t.is_floating_point() else t).permute(1, 2, 0).numpy())
     else:
         raise LRError(f"cannot read an image from {type(src).__name__}; pass a path, PIL image, "
                       "numpy array (H, W, 3) or tensor (3, H, W).")
-    img = _to_rgb8(img)
-    w, h = img.size
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        warnings.warn(f"the image has {frames} frames (animated or multi-page); only frame "
+                      f"{img.tell()} is edited. For another one: img.seek(i), then pass img.",
+                      stacklevel=3)
+    img = _to_rgb8(ImageOps.exif_transpose(img))
+    _check_size(*img.size)
+    return img
+
+
+def _open(p: Path) -> Image.Image:
+    if not p.is_file():
+        raise LRError(f"image file '{p}' does not exist; check the path.")
+    try:
+        img = Image.open(p)
+    except Image.DecompressionBombError as e:
+        raise LRError(f"'{p}' is too large to decode safely ({e}). PIL refuses images over "
+                      f"2 x PIL.Image.MAX_IMAGE_PIXELS = {2 * Image.MAX_IMAGE_PIXELS:,} pixels and "
+                      f"lrlib takes at most {MAX_SIDE} px a side: downscale it first.") from None
+    except Exception as e:  # PIL raises many kinds
+        raise LRError(f"could not read '{p}' as an image ({e}); use a PNG or JPEG file.") from e
+    _check_size(*img.size)                  # before decoding: a huge image costs nothing to refuse
+    try:
+        img.load()
+    except Exception as e:
+        raise LRError(f"could not decode '{p}' ({e}); the file may be truncated: save it again "
+                      "as PNG or JPEG.") from e
+    return img
+
+
+def _check_size(w: int, h: int) -> None:
     if min(w, h) < MIN_SIDE:
         raise LRError(f"the image is {w}x{h}; lrlib needs at least {MIN_SIDE} px a side. "
                       "Upscale it first (e.g. img.resize((256, 256))).")
@@ -69,26 +118,35 @@ def load_image(src) -> Image.Image:
         raise LRError(f"the image is {w}x{h}; lrlib accepts at most {MAX_SIDE} px a side. "
                       "Downscale it first (img.thumbnail((2048, 2048))).")
     if max(w, h) / min(w, h) > MAX_ASPECT:
-        raise LRError(f"the image is {w}x{h} (aspect {max(w, h) / min(w, h):.1f}:1); lrlib works on a "
-                      f"square canvas and accepts up to {MAX_ASPECT:.0f}:1. Crop it first.")
-    return img
+        raise LRError(f"the image is {w}x{h} (aspect {max(w, h) / min(w, h):.1f}:1); lrlib pads it "
+                      f"onto a square canvas, which beyond {MAX_ASPECT:.0f}:1 is mostly padding. "
+                      "Crop it first.")
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
-    if a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4)):
-        if a.dtype in (np.float32, np.float64):
-            if a.min() < 0 or a.max() > 1:
-                raise LRError("a float image array must be in [0, 1]; divide by 255 first.")
-            a = (a * 255 + 0.5).astype(np.uint8)
-        elif a.dtype == np.uint16:
-            warnings.warn("a 16-bit image array was rescaled to 8-bit.", stacklevel=3)
-            a = (a / 257.0 + 0.5).astype(np.uint8)
-        elif a.dtype != np.uint8:
-            raise LRError(f"image arrays must be uint8, uint16 or float in [0, 1], got {a.dtype}.")
-        if a.ndim == 3 and a.shape[2] == 1:
-            a = a[..., 0]
-        return Image.fromarray(a)
-    raise LRError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}.")
+    if a.size == 0:
+        raise LRError(f"the image array is empty (shape {a.shape}); pass an image with pixels.")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+        raise LRError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}.")
+    if np.issubdtype(a.dtype, np.floating):
+        bad = int(a.size - np.isfinite(a).sum())
+        if bad:
+            raise LRError(f"the image has {bad} NaN or infinite values; fix them first "
+                          "(e.g. np.nan_to_num(a)).")
+        if a.min() < 0 or a.max() > 1:
+            raise LRError(f"a float image must be in [0, 1], got {a.min():.4g}..{a.max():.4g}; "
+                          "if it holds 0..255 values, divide by 255 first.")
+        a = a.astype(np.float32) if a.itemsize < 4 else a    # float16: widen; float32 stays float32
+        a = (a * 255 + 0.5).astype(np.uint8)                  # as to_pil does: a tensor and its
+                                                              # to_pil() image read the same pixels
+    elif a.dtype == np.uint16:
+        warnings.warn("a 16-bit image array was rescaled to 8-bit.", stacklevel=4)
+        a = (a / 257.0 + 0.5).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise LRError(f"image arrays must be uint8, uint16 or float in [0, 1], got {a.dtype}.")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    return Image.fromarray(np.ascontiguousarray(a))
 
 
 def _to_rgb8(img: Image.Image) -> Image.Image:
@@ -100,17 +158,26 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
         lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(a.min()), float(a.max()))
         a = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
         warnings.warn(f"image mode {mode} ({'16-bit' if mode.startswith('I;16') else 'high bit depth'}) "
-                      "was rescaled to 8-bit grayscale RGB.", stacklevel=3)
+                      "was rescaled to 8-bit grayscale RGB.", stacklevel=4)
         return Image.fromarray((a * 255 + 0.5).astype(np.uint8)).convert("RGB")
     has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info)
     if has_alpha:
         warnings.warn(f"image mode {mode} has transparency; it was composited over white.",
-                      stacklevel=3)
+                      stacklevel=4)
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(bg, rgba).convert("RGB")
-    warnings.warn(f"image mode {mode} was converted to RGB.", stacklevel=3)
+    warnings.warn(f"image mode {mode} was converted to RGB.", stacklevel=4)
     return img.convert("RGB")
+
+
+def input_record(path) -> dict:
+    """What identifies an input file in result.json: its name and the sha256 of its bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"file": Path(path).name, "sha256": h.hexdigest()}
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -125,30 +192,245 @@ def to_pil(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(a)
 
 
+# --- output folders -----------------------------------------------------------------------------
+RESULT_JSON = "result.json"
+OWNER = ".lrlib-owner"      # in a work folder: {"pid", "host", "time"} of the process writing it
+ORPHAN_AGE = 60.0           # s; a work folder without an owner record this old is an orphan
+_LEGACY = re.compile(r"^((final|source|boxes|figure)\.png|anchor_\d+\.png|result\.json)$")
+_WORK = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-[0-9a-z_]+$")
+
+
+def owner_record() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "time": round(time.time(), 3)}
+
+
+def _read_owner(path) -> dict | None:
+    try:
+        rec = json.loads(Path(path).read_text())
+        return rec if isinstance(rec.get("pid"), int) and isinstance(rec.get("host"), str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _dead(rec: dict) -> bool:
+    """True only when the owner's process is surely gone: it ran on this host and its pid is not
+    alive. A process on another host is never declared dead (we cannot see it)."""
+    if rec["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(rec["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:             # PermissionError: alive, another user's
+        pass
+    return False
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` (it must not exist) holding `text`; os-level writes (a full disk fails here)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _make_work_dir(parent: Path, prefix: str) -> Path:
+    """A new folder `prefix`XXXXXXXX in parent, mode 0o777 minus the umask, with our owner record."""
+    while True:
+        d = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(d, 0o777)
+        except FileExistsError:
+            continue
+        try:
+            _write_new(d / OWNER, json.dumps(owner_record()))
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        return d
+
+
+def check_writable(folder, what=None) -> None:
+    """LRError unless a folder can be made at `folder` (tried for real in its deepest existing
+    ancestor: catches read-only places, a parent that is a file, /proc, a full disk)."""
+    what = what or folder
+    a = Path(os.path.abspath(folder))
+    while not a.exists() and a != a.parent:
+        a = a.parent
+    if not a.is_dir():
+        raise LRError(f"cannot write '{what}': '{a}' is a file, not a folder. Choose another "
+                      "output folder.")
+    try:
+        shutil.rmtree(_make_work_dir(a, ".lrlib-probe-"))
+    except OSError as e:
+        raise LRError(f"cannot write '{what}': making a folder in '{a}' failed "
+                      f"({e.strerror or e}). Choose an output folder you can write to.") from None
+
+
+def _foreign(folder: Path) -> list[str]:
+    """The entries of `folder` that lrlib did not write: those its result.json (with lrlib's
+    marker) does not list (for a result from before the marker: not one of the files lrlib
+    wrote then); all of them when there is no such result.json."""
+    names = sorted(e.name for e in folder.iterdir())
+    try:
+        meta = json.loads((folder / RESULT_JSON).read_text())
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        return names
+    if "lrlib" in meta and isinstance(meta.get("files"), list):
+        return [n for n in names if n not in {RESULT_JSON, *meta["files"]}]
+    if {"prompt", "best_box", "config"} <= meta.keys():    # written by lrlib before the marker
+        return [n for n in names if not _LEGACY.match(n)]
+    return names
+
+
+def is_result_dir(path) -> bool:
+    """True if `path` is a folder lrlib wrote: its result.json carries the "lrlib" marker and the
+    folder holds nothing but the files that result.json lists."""
+    path = Path(path)
+    return (path / RESULT_JSON).is_file() and not _foreign(path)
+
+
+def check_output(path, overwrite: bool = True) -> bool:
+    """Refuse, before any work, an output folder lrlib cannot write or must not replace.
+
+    Accepted: a new path, an empty folder, an earlier lrlib result folder (returns True: it will
+    be replaced, unless overwrite=False, which refuses it). Refused with an LRError: a file, a
+    symbolic link, the current folder, a folder holding anything lrlib did not write, and a place
+    where no folder can be made.
+    """
+    p = Path(os.path.abspath(path))
+    if p == Path.cwd() or p == p.parent:
+        raise LRError(f"the output folder '{path}' is the current folder (or /): lrlib writes its "
+                      "result as a folder of its own; name a new one, e.g. outputs/edit.")
+    if p.is_symlink():
+        raise LRError(f"the output folder '{path}' is a symbolic link; lrlib does not replace it. "
+                      "Choose another output folder.")
+    replaces = False
+    if p.exists():
+        if not p.is_dir():
+            raise LRError(f"the output '{path}' is an existing file; lrlib never overwrites it. "
+                          "Name a folder for the result (it is created), e.g. outputs/edit.")
+        if not overwrite:
+            raise LRError(f"'{path}' already exists; pass overwrite=True or choose another folder.")
+        foreign = _foreign(p)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise LRError(f"'{path}' is a folder holding files lrlib did not write ({shown}); "
+                          "lrlib replaces only its own result folders. Choose a new folder, e.g. "
+                          f"'{Path(path) / 'lrlib-result'}'.")
+        replaces = any(p.iterdir())
+    check_writable(p.parent, path)
+    return replaces
+
+
+def remove_stale(folder, name: str | None = None) -> list[Path]:
+    """Remove the work folders (`.NAME.partial-*`, `.NAME.old-*`) that processes killed while
+    saving left in `folder` (only NAME's when given). One whose process may be alive is kept; an
+    old result a kill left aside, with nothing in its place, is put back. Returns those removed."""
+    folder, removed = Path(folder), []
+    for d in (sorted(folder.iterdir()) if folder.is_dir() else []):
+        m = _WORK.match(d.name)
+        if not m or not d.is_dir() or (name is not None and m["name"] != name):
+            continue
+        rec = _read_owner(d / OWNER)
+        if rec is not None and not _dead(rec):
+            continue
+        if rec is None and time.time() - d.stat().st_mtime < ORPHAN_AGE:
+            continue                                # just made: its owner record is on its way
+        kept, home = d / m["name"], folder / m["name"]
+        if m["kind"] == "old" and kept.exists() and not home.exists():
+            os.replace(kept, home)                  # killed between the two renames of atomic_dir
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path, overwrite: bool = True):
     """Yield a temporary folder; on success it replaces `path` in one rename, on error it is removed.
 
-    The temporary folder is a hidden sibling (`.name.partial-XXXX`) on the same file system, so the
-    final `os.replace` is atomic: `path` either holds a complete result or is left as it was.
+    `path` is checked first (`check_output`: lrlib replaces only its own result folders). The
+    temporary folder is a hidden sibling (`.name.partial-XXXX`) on the same file system, so the
+    final `os.replace` is atomic: `path` either holds a complete result or is left as it was. An
+    OSError while writing (a full disk) becomes an LRError, with nothing left behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not overwrite:
-        raise LRError(f"'{path}' already exists; pass overwrite=True or choose another folder.")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    path = Path(os.path.abspath(path))
+    check_output(path, overwrite)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path.parent, path.name)
+        tmp = _make_work_dir(path.parent, f".{path.name}.partial-")
         yield tmp
+        (tmp / OWNER).unlink()
+        check_output(path, overwrite)               # the place may have changed meanwhile
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / "x")
+            old = _make_work_dir(path.parent, f".{path.name}.old-")
+            os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except LRError:
         raise
+    except OSError as e:
+        raise LRError(f"could not write '{path}': {e.strerror or e}. Nothing was written; free "
+                      "some space or choose another output folder.") from e
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_result(folder, data: dict) -> None:
+    """folder/result.json: `data` with lrlib's marker and the list of the folder's files (what
+    `is_result_dir` checks before lrlib replaces a folder)."""
+    from lrlib.version import __version__
+    folder = Path(folder)
+    files = sorted({e.name for e in folder.iterdir() if e.name != OWNER} | {RESULT_JSON})
+    (folder / RESULT_JSON).write_text(json.dumps({"lrlib": __version__, "files": files, **data},
+                                                 indent=1))
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on `folder` (flock on its descriptor), held for a few file operations."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            with contextlib.suppress(OSError):      # a file system without locks: none
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                                # releases the lock
+
+
+@contextlib.contextmanager
+def claim(path):
+    """Claim the job whose claim file is `path` for this process, for the duration of the block.
+
+    Yields None when this process holds the claim (removed on exit), else the owner record of the
+    live process that holds it ({"pid", "host", "time"}; {} if unreadable). A claim whose process
+    is dead (same host, pid gone) is taken over. Check and take run under a lock on the folder,
+    so two processes never both hold one claim.
+    """
+    path = Path(path)
+    with _locked(path.parent):
+        holder = None
+        if path.exists():
+            rec = _read_owner(path)
+            holder = {} if rec is None else (None if _dead(rec) else rec)
+        if holder is None:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(owner_record()))
+            os.replace(tmp, path)
+    try:
+        yield holder
+    finally:
+        if holder is None:
+            path.unlink(missing_ok=True)
 
 
 def atomic_write_text(path, text: str) -> None:

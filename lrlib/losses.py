@@ -12,8 +12,14 @@ L_str compares token self-similarity matrices (Splicing ViT Features, Tumanyan e
 default the keys k of DINO's last block, or (structure="clip") the CLIP visual tokens entering
 the last block, as the official code does. Identical images give L_str = 0 exactly.
 Without a caption c, L_dir uses `default_caption` ("a photo").
+
+Everything about x, t and c is computed once per edit, `embed(...) -> Embeddings`, and that one
+object feeds both `edit_loss` here and the quality score (lrlib.scoring); the weights lambda are
+arguments of each call (the ablations of the benchmark pass other values, nothing is mutated).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -68,34 +74,41 @@ def L_str(S_edit: torch.Tensor, S_src: torch.Tensor) -> torch.Tensor:
     return ((S_edit - S_src) ** 2).mean((1, 2))
 
 
-class EditLoss(torch.nn.Module):
-    """The total loss for one source image x and one prompt, with the fixed parts cached.
+@dataclass(frozen=True)
+class Embeddings:
+    """The fixed side of one edit, computed once (`embed`) and read by the losses and the ranking."""
+    E_T: torch.Tensor            # (E,) prompt t
+    E_T_caption: torch.Tensor    # (E,) caption c
+    E_I_src: torch.Tensor        # (E,) source image x
+    S_src: torch.Tensor          # (1, N, N) structure self-similarity S(x)
+    structure: str               # which tokens S is built from: "dino" or "clip"
 
-    Call with edited images (B, 3, H, W) -> dict of (B,) tensors: L_clip, L_dir, L_str, L.
-    """
 
-    def __init__(self, clip: Clip, dino: Dino | None, x: torch.Tensor, prompt: str, caption: str,
-                 lambda_clip=1.0, lambda_str=1.0, lambda_dir=1.0, n_aug=4, structure="dino"):
-        super().__init__()
-        self.clip, self.dino, self.n_aug, self.structure = clip, dino, n_aug, structure
-        self.lam = dict(clip=lambda_clip, str=lambda_str, dir=lambda_dir)
-        with torch.no_grad():
-            T = clip.encode_text([prompt, caption])
-            self.E_T, self.E_T_caption = T[0], T[1]
-            self.E_I_src = clip.encode_image(x)[0]
-            self.S_src = self._selfsim(x)
+def structure_of(z: torch.Tensor, clip: Clip, dino: Dino | None, structure: str) -> torch.Tensor:
+    """S(z) (B, N, N): self-similarity of DINO's last-block keys, or of CLIP's last-block tokens."""
+    if structure == "dino":
+        return self_similarity(dino(z).keys)
+    return self_similarity(clip.tokens(z))
 
-    def _selfsim(self, z: torch.Tensor) -> torch.Tensor:
-        if self.structure == "dino":
-            return self_similarity(self.dino(z).keys)
-        return self_similarity(self.clip.tokens(z))
 
-    def forward(self, e: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        out = {}
-        views = augment(e, self.n_aug, generator)
-        out["L_clip"] = L_clip(self.clip.encode_image(views), self.E_T, self.n_aug)
-        out["L_dir"] = L_dir(self.clip.encode_image(e), self.E_I_src, self.E_T, self.E_T_caption)
-        out["L_str"] = L_str(self._selfsim(e), self.S_src) if self.lam["str"] else torch.zeros_like(out["L_dir"])
-        out["L"] = (self.lam["clip"] * out["L_clip"] + self.lam["str"] * out["L_str"]
-                    + self.lam["dir"] * out["L_dir"])
-        return out
+def embed(clip: Clip, dino: Dino | None, x: torch.Tensor, prompt: str, caption: str,
+          structure: str = "dino") -> Embeddings:
+    """E_T(t), E_T(c), E_I(x) and S(x) of a source x (1, 3, H, W), without gradient."""
+    with torch.no_grad():
+        T = clip.encode_text([prompt, caption])
+        return Embeddings(E_T=T[0], E_T_caption=T[1], E_I_src=clip.encode_image(x)[0],
+                          S_src=structure_of(x, clip, dino, structure), structure=structure)
+
+
+def edit_loss(e: torch.Tensor, generator: torch.Generator, *, emb: Embeddings, clip: Clip,
+              dino: Dino | None, lambda_clip: float = 1.0, lambda_str: float = 1.0,
+              lambda_dir: float = 1.0, n_aug: int = 4) -> dict[str, torch.Tensor]:
+    """L of edited images e (B, 3, H, W) against one edit's `emb`: dict of (B,) tensors L_clip,
+    L_dir, L_str and L. L_str is not computed (zeros) when lambda_str = 0."""
+    views = augment(e, n_aug, generator)
+    out = {"L_clip": L_clip(clip.encode_image(views), emb.E_T, n_aug),
+           "L_dir": L_dir(clip.encode_image(e), emb.E_I_src, emb.E_T, emb.E_T_caption)}
+    out["L_str"] = (L_str(structure_of(e, clip, dino, emb.structure), emb.S_src) if lambda_str
+                    else torch.zeros_like(out["L_dir"]))
+    out["L"] = lambda_clip * out["L_clip"] + lambda_str * out["L_str"] + lambda_dir * out["L_dir"]
+    return out

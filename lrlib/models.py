@@ -12,8 +12,6 @@ not reload them.
 """
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from lrlib.anchors import Dino
 from lrlib.clip import Clip
 from lrlib.config import LRConfig
 from lrlib.editors.base import Editor
-from lrlib.errors import LRError, checkpoint_error
+from lrlib.errors import REPLACED_IDS, LRError, checkpoint_error
 from lrlib.world import model_sources
 
 _CACHE: dict[tuple, object] = {}
@@ -46,8 +44,9 @@ def _cached(key, build):
     return _CACHE[key]
 
 
-def load_dino(name: str, device="cpu") -> Dino:
-    """timm id (e.g. 'vit_base_patch16_224.dino') or a folder saved by timm.models.save_for_hf."""
+def load_dino(name: str, device="cpu", size: int | None = None) -> Dino:
+    """timm id (e.g. 'vit_base_patch16_224.dino') or a folder saved by timm.models.save_for_hf,
+    fed at `size` px (None: the model's own input size; see `Dino` for why 448)."""
     import timm
 
     def build():
@@ -57,21 +56,46 @@ def load_dino(name: str, device="cpu") -> Dino:
                                     num_classes=0)
         except Exception as e:
             raise checkpoint_error("DINO", name, e, option="dino") from e
-        return Dino(vit).to(device)
-    return _cached(("dino", name, str(device)), build)
+        return Dino(vit, size).to(device)
+    return _cached(("dino", name, size, str(device)), build)
+
+
+def clip_arch_kwargs(name: str, pretrained: str | None) -> dict:
+    """What the pretrained weights need of the architecture. The OpenAI CLIP weights were trained
+    with QuickGELU, x * sigmoid(1.702 x); open_clip's `ViT-B-16` config builds GELU, and loading
+    `openai` weights into it only warns. open_clip's pretrained config says which
+    (`quick_gelu: True`), so build what it asks for."""
+    import open_clip
+
+    if not pretrained:
+        return {}
+    cfg = open_clip.pretrained.get_pretrained_cfg(name, pretrained) or {}
+    return {"force_quick_gelu": True} if cfg.get("quick_gelu", False) else {}
+
+
+def clip_model(name: str, pretrained: str | None, weights: bool = True):
+    """The open_clip model for an architecture + pretrained tag (or a local folder), built as
+    the weights need (`clip_arch_kwargs`); weights=False builds the same network, randomly
+    initialised (what the tests check without a download)."""
+    import open_clip
+
+    if Path(name).is_dir():
+        return open_clip.create_model(f"local-dir:{name}", pretrained=None, load_weights=weights)
+    return open_clip.create_model(name, pretrained=pretrained if weights else None,
+                                  **clip_arch_kwargs(name, pretrained))
 
 
 def load_clip(name: str, pretrained: str | None = "openai", device="cpu") -> Clip:
-    """open_clip architecture + pretrained tag (e.g. 'ViT-B-16', 'openai') or a folder holding
-    open_clip_config.json and open_clip_model.safetensors."""
+    """open_clip architecture + pretrained tag (e.g. 'ViT-B-16', 'openai': built with QuickGELU,
+    as those weights need) or a folder holding open_clip_config.json and
+    open_clip_model.safetensors."""
     import open_clip
 
     def build():
         local = Path(name).is_dir()
         model_id = f"local-dir:{name}" if local else name
         try:
-            model, _, _ = open_clip.create_model_and_transforms(
-                model_id, pretrained=None if local else pretrained)
+            model = clip_model(name, pretrained)
             tok = open_clip.get_tokenizer(model_id)
         except Exception as e:
             raise checkpoint_error("CLIP", f"{name}" + ("" if local else f" ({pretrained})"), e,
@@ -90,17 +114,32 @@ def editor_dtype(cfg: LRConfig, device) -> torch.dtype:
     return getattr(torch, cfg.dtype)
 
 
+def replacement_id(name: str) -> str:
+    """A hub id that was removed (lrlib.errors.REPLACED_IDS) -> the id that serves the same
+    weights, with a warning; unless it is in the local Hugging Face cache (then it still loads)."""
+    new = REPLACED_IDS.get(name)
+    if new is None:
+        return name
+    from huggingface_hub import try_to_load_from_cache
+    if isinstance(try_to_load_from_cache(name, "model_index.json"), str):
+        return name
+    warnings.warn(f"'{name}' was removed from the Hugging Face Hub; loading '{new}' (the same "
+                  f"weights) instead. Pass LRConfig(sd_model='{new}') to silence this.", stacklevel=3)
+    return new
+
+
 def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
     """The editor cfg.editor ('sd' | 'maskgit') from cfg.sd_model / cfg.maskgit_model (or `name`),
-    in cfg.dtype. diffusers uses PyTorch's fused scaled-dot-product attention (flash /
+    in cfg.dtype. An SD checkpoint whose model_index.json names an SDXL pipeline gets the SDXL
+    editor (lrlib.editors.sdxl). diffusers uses PyTorch's fused scaled-dot-product attention (flash /
     memory-efficient kernels on CUDA) by default."""
     dtype = editor_dtype(cfg, device)
     if cfg.editor == "sd":
-        from lrlib.editors.sd import StableDiffusionEditor
-        name = name or cfg.sd_model
+        from lrlib.editors.load import load_sd_editor
+        name = replacement_id(name or cfg.sd_model)
 
         def build():
-            ed = StableDiffusionEditor.from_pretrained(name, device=device, dtype=dtype)
+            ed = load_sd_editor(name, device=device, dtype=dtype)
             return ed.load_lora(cfg.lora) if cfg.lora else ed
         ed = _cached(("sd", name, str(device), dtype, cfg.lora), build)
         ed.steps, ed.guidance_scale, ed.prompt_template = cfg.steps, cfg.guidance_scale, cfg.prompt_template
@@ -134,7 +173,9 @@ def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
         warnings.warn("running real checkpoints on the CPU: expect minutes to hours per edit. "
                       "Use a CUDA GPU (e.g. Colab), or --world toy / LRConfig.cpu() for the small "
                       "CPU world.", stacklevel=2)
-    return Models(dino=load_dino(src["dino"], device) if "dino" in parts else None,
+    # the toy and random DINOs keep the size they were built / trained at
+    dino_size = cfg.dino_size if cfg.world == "real" else None
+    return Models(dino=load_dino(src["dino"], device, dino_size) if "dino" in parts else None,
                   clip=load_clip(src["clip"], src["clip_pretrained"], device) if "clip" in parts else None,
                   editor=load_editor(cfg, device, src["editor"]) if "editor" in parts else None,
                   device=device, world=cfg.world)

@@ -6,14 +6,21 @@
     result_i = C_i,argmax(pi_i);  rank by S = alpha S_t2i + beta S_i2i;  paste the winner back.
 
 Everything outside the chosen box is exactly the input image, at its full resolution.
+
+The working canvas is S x S (S = config.size). A non-square photo is letterboxed onto it: scaled
+uniformly so its longer side is S, centred, and padded by repeating its edge pixels, so nothing
+is stretched. The content rectangle c = (x0, y0, x1, y1) of the canvas holds the photo; anchors
+are picked only from patches whose centre lies in c, boxes are clipped to c, and the winner is
+pasted back by cropping c and scaling it by (W / w, H / h) (w, h: the sides of c, which round
+W * S / max(W, H) and H * S / max(W, H)) to the photo's own W x H. A square photo fills the
+canvas: c = (0, 0, S, S).
 """
 from __future__ import annotations
 
-import copy
-import json
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,8 +32,9 @@ from lrlib.anchors import cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.blend import feather
 from lrlib.config import LRConfig
 from lrlib.draft import batch_generator, drafting, regenerate
-from lrlib.io import atomic_dir, load_image, to_pil, to_tensor
-from lrlib.losses import EditLoss
+from lrlib.errors import LRError
+from lrlib.io import atomic_dir, input_record, load_image, to_pil, to_tensor, write_result
+from lrlib.losses import Embeddings, edit_loss, embed
 from lrlib.models import Models, load_models
 from lrlib.regions import RGN, box_geometry, boxes_to_masks, make_proposals, roi_pool
 from lrlib.scoring import pick_best, quality_scores
@@ -41,7 +49,9 @@ class EditResult:
 
     image            the final edit (PIL) at the input's own resolution: the winner pasted into
                      the input; outside the box the input, bit for bit
-    source           the input resized to the working resolution (config.size)
+    source           the input on the S x S working canvas (S = config.size), letterboxed:
+                     scaled to a longer side of S and edge-padded; `content` (x0, y0, x1, y1) is
+                     where the picture lies on it
     results          the K per-anchor results (PIL, working resolution), each anchor's chosen box
                      filled by the editor
     best             index of the winner among the K (`best_box`, `best_box_image`: its box)
@@ -62,7 +72,7 @@ class EditResult:
     `save(folder)` writes the pictures and result.json (see the README), `figure()` draws it.
     """
     image: Image.Image                 # final edit at the input's full resolution
-    source: Image.Image                # the input at the working resolution
+    source: Image.Image                # the input on the S x S working canvas (letterboxed)
     results: list[Image.Image]         # the K per-anchor results (working resolution)
     best: int                          # index of the winner among the K
     anchors: list[list[float]]         # (K, 2) pixel (x, y) in the working image
@@ -77,29 +87,30 @@ class EditResult:
     caption: str
     config: LRConfig
     seconds: float
+    content: list[int]                 # (x0, y0, x1, y1) of the canvas that holds the input
     candidates: torch.Tensor | None = field(default=None, repr=False)  # (K, M, 3, S, S) composites
+    input: dict | None = None          # {"file", "sha256"} of the input file (None: in memory)
 
     @property
     def best_box(self) -> list[int]:
-        """The winning box (x0, y0, x1, y1) in working-resolution pixels (config.size square)."""
+        """The winning box (x0, y0, x1, y1) in pixels of the S x S working canvas (`source`), where
+        the input occupies `content`; `best_box_image` is the same box in the input's pixels."""
         return self.boxes[self.best][self.chosen[self.best]]
 
     @property
     def best_box_image(self) -> list[int]:
-        """The winning box in the input image's own pixels (what was repainted in `image`)."""
-        W, H = self.image.size
-        S = self.config.size
-        x0, y0, x1, y1 = self.best_box
-        return [math.floor(x0 * W / S), math.floor(y0 * H / S),
-                math.ceil(x1 * W / S), math.ceil(y1 * H / S)]
+        """The winning box in the input image's own pixels (what was repainted in `image`):
+        best_box minus the content's corner, times (W / w, H / h), rounded outwards."""
+        return box_to_image(self.best_box, self.content, self.image.size)
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "caption": self.caption, "best": self.best,
                 "best_box": self.best_box, "best_box_image": self.best_box_image,
+                "content": self.content,
                 "anchors": self.anchors, "boxes": self.boxes,
                 "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
                 "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
-                "config": self.config.to_dict()}
+                "config": self.config.to_dict(), "input": self.input}
 
     def figure(self):
         """The matplotlib Figure of figure.png: inputs, anchors, boxes, K results, training."""
@@ -116,7 +127,8 @@ class EditResult:
 
     def save(self, out_dir, overwrite: bool = True, figure: bool = True) -> Path:
         """Write final.png, source.png, boxes.png, anchor_{k}.png, figure.png and result.json,
-        all or nothing (lrlib.io.atomic_dir). Returns the folder."""
+        all or nothing (lrlib.io.atomic_dir). Returns the folder. An earlier lrlib result there is
+        replaced; a file or a folder holding anything else is refused (LRError, lrlib.io.check_output)."""
         from lrlib.viz import draw_boxes
         out_dir = Path(out_dir)
         with atomic_dir(out_dir, overwrite=overwrite) as tmp:
@@ -131,7 +143,7 @@ class EditResult:
                 fig = self.figure()
                 fig.savefig(tmp / "figure.png", dpi=100, bbox_inches="tight")
                 plt.close(fig)
-            (tmp / "result.json").write_text(json.dumps(self.to_dict(), indent=1))
+            write_result(tmp, self.to_dict())
         return out_dir
 
 
@@ -158,7 +170,8 @@ class Prepared:
     prompt: str
     caption: str
     x_full: torch.Tensor          # (1, 3, H, W) the input at full resolution, CPU
-    x: torch.Tensor               # (1, 3, S, S) working resolution, on the device
+    x: torch.Tensor               # (1, 3, S, S) the letterboxed working canvas, on the device
+    content: tuple                # (x0, y0, x1, y1) of x that holds the input
     attn: torch.Tensor            # (heads, h, w) DINO [CLS] attention
     anchors: torch.Tensor         # (K, 2) pixel (x, y)
     boxes: torch.Tensor           # (K, M, 4)
@@ -166,7 +179,8 @@ class Prepared:
     geom: torch.Tensor            # (K, M, 2) relative box sizes
     masks: torch.Tensor           # (K, M, 1, S, S) the masks the editor really edited
     C: torch.Tensor               # (K, M, 3, S, S) composites m * E + (1 - m) * x
-    loss_fn: EditLoss
+    emb: Embeddings               # E_T, E_T_caption, E_I_src, S_src: read by the loss and the rank
+    models: Models
 
     @property
     def K(self) -> int:
@@ -175,6 +189,47 @@ class Prepared:
     @property
     def M(self) -> int:
         return self.boxes.shape[1]
+
+
+def letterbox(x_full: torch.Tensor, S: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """(1, 3, H, W) -> the S x S canvas (1, 3, S, S) and its content rectangle (x0, y0, x1, y1):
+    the image scaled uniformly to a longer side of S, centred, padded with its edge pixels."""
+    H, W = x_full.shape[-2:]
+    h, w = max(1, round(H * S / max(H, W))), max(1, round(W * S / max(H, W)))
+    x = F.interpolate(x_full, size=(h, w), mode="bilinear", antialias=True,
+                      align_corners=False).clamp(0, 1)
+    top, left = (S - h) // 2, (S - w) // 2
+    x = F.pad(x, (left, S - w - left, top, S - h - top), mode="replicate")
+    return x, (left, top, left + w, top + h)
+
+
+def box_to_image(box, content, image_size) -> list[int]:
+    """A canvas box (x0, y0, x1, y1) -> the covering box in the pixels of the W x H input."""
+    (W, H), (cx0, cy0, cx1, cy1) = image_size, content
+    w, h = cx1 - cx0, cy1 - cy0
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return [max(0, (x0 - cx0) * W // w), max(0, (y0 - cy0) * H // h),            # floor, exact
+            min(W, -(-(x1 - cx0) * W // w)), min(H, -(-(y1 - cy0) * H // h))]  # ceil
+
+
+def content_anchors(A: torch.Tensor, content, S: int, K: int, spacing: int,
+                    refine: bool) -> torch.Tensor:
+    """K anchors (K, 2) pixel (x, y) from the (h, w) attention map A of the S x S canvas, using
+    only the cells whose centre lies in the content rectangle (the padding is never an anchor)."""
+    h, w = A.shape
+    x0, y0, x1, y1 = content
+    cx = (torch.arange(w) + 0.5) * S / w
+    cy = (torch.arange(h) + 0.5) * S / h
+    inside = ((cy >= y0) & (cy < y1))[:, None] & ((cx >= x0) & (cx < x1))[None, :]
+    cells = top_k_anchors(A.masked_fill(~inside, -math.inf), K, spacing)
+    if not inside[cells[:, 0], cells[:, 1]].all():
+        raise LRError(f"only {int(inside.sum())} of the {h}x{w} patch cells lie on the picture "
+                      f"(the rest of the square canvas is padding), too few for K={K} anchors "
+                      f"with anchor_spacing={spacing}: lower K or anchor_spacing, or crop the "
+                      "image closer to square.")
+    if refine:
+        return refine_anchors(A.masked_fill(~inside, 0.0), cells, S, S)   # padding weighs 0
+    return cells_to_pixels(cells, (h, w), S, S)
 
 
 def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Models,
@@ -187,27 +242,32 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     img = load_image(image)
     dev, S = models.device, cfg.size
     x_full = to_tensor(img)[None]
-    x = F.interpolate(x_full, size=(S, S), mode="bilinear", antialias=True,
-                      align_corners=False).clamp(0, 1).to(dev)
+    x, content = letterbox(x_full, S)
+    x = x.to(dev)
     with torch.no_grad():
         d_out = models.dino(x)                                              # 1. DINO
     if anchors is None:
-        A = d_out.attn_mean[0].cpu()
-        cells = top_k_anchors(A, cfg.K, cfg.anchor_spacing)
-        anchors = (refine_anchors(A, cells, S, S) if cfg.anchor_refine
-                   else cells_to_pixels(cells, d_out.attn.shape[-2:], S, S))
-    boxes = make_proposals(anchors, cfg.box_sides(), S, S)                  # 2. proposals
+        anchors = content_anchors(d_out.attn_mean[0].cpu(), content, S, cfg.K,
+                                  cfg.anchor_spacing, cfg.anchor_refine)
+    boxes = make_proposals(anchors, cfg.box_sides(), S, S, content)         # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
     masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
     cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed,  # 3. edits, once
                                 cfg.editor_batch_size, cfg.progress)
-    loss_fn = EditLoss(models.clip, models.dino, x, prompt, caption, cfg.lambda_clip,
-                       cfg.lambda_str, cfg.lambda_dir, cfg.n_aug, cfg.structure)
-    return Prepared(cfg=cfg, prompt=prompt, caption=caption, x_full=x_full, x=x,
+    emb = embed(models.clip, models.dino, x, prompt, caption, cfg.structure)
+    return Prepared(cfg=cfg, prompt=prompt, caption=caption, x_full=x_full, x=x, content=content,
                     attn=d_out.attn[0].cpu(), anchors=anchors, boxes=boxes, pooled=pooled,
                     geom=box_geometry(boxes, S, S).to(dev), masks=masks.view(K, M, 1, S, S),
-                    C=composites(cands, masks, x).view(K, M, 3, S, S), loss_fn=loss_fn)
+                    C=composites(cands, masks, x).view(K, M, 3, S, S), emb=emb,
+                    models=models)
+
+
+def loss_fn(p: Prepared, cfg: LRConfig):
+    """L(e, generator) on p's embeddings with cfg's weights (lambda_*, n_aug), read now."""
+    return partial(edit_loss, emb=p.emb, clip=p.models.clip, dino=p.models.dino,
+                   lambda_clip=cfg.lambda_clip, lambda_str=cfg.lambda_str,
+                   lambda_dir=cfg.lambda_dir, n_aug=cfg.n_aug)
 
 
 def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Tensor, History]:
@@ -216,12 +276,8 @@ def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Te
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         rgn = RGN(p.pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(p.x.device)
-    loss_fn = p.loss_fn
-    if (cfg.lambda_clip, cfg.lambda_str, cfg.lambda_dir) != tuple(loss_fn.lam.values()):
-        loss_fn = copy.copy(loss_fn)
-        loss_fn.lam = dict(clip=cfg.lambda_clip, str=cfg.lambda_str, dir=cfg.lambda_dir)
     gen = torch.Generator().manual_seed(cfg.seed)
-    hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn, cfg.iterations, cfg.lr, cfg.tau,
+    hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn(p, cfg), cfg.iterations, cfg.lr, cfg.tau,
                      cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views)
     with torch.no_grad():
         probs = torch.softmax(rgn(p.pooled, p.geom), -1)
@@ -232,18 +288,21 @@ def rank(p: Prepared, results: torch.Tensor, clip, cfg: LRConfig | None = None):
     """5. Quality scores of the K results (K, 3, S, S) and the index of the winner."""
     cfg = cfg or p.cfg
     with torch.no_grad():
-        scores = quality_scores(clip.encode_image(results), p.loss_fn.E_T, p.loss_fn.E_I_src,
-                                cfg.alpha, cfg.beta, clip.logit_scale, p.loss_fn.E_T_caption,
+        scores = quality_scores(clip.encode_image(results), p.emb.E_T, p.emb.E_I_src,
+                                cfg.alpha, cfg.beta, clip.logit_scale, p.emb.E_T_caption,
                                 cfg.gamma)
     return scores, pick_best(scores, cfg.rank_top)
 
 
-def paste_back(x_full: torch.Tensor, result: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """6. The result (3, S, S) inside mask (1, S, S), upscaled into x_full (1, 3, H, W); outside
-    the mask x_full unchanged, bit for bit."""
+def paste_back(x_full: torch.Tensor, result: torch.Tensor, mask: torch.Tensor,
+               content=None) -> torch.Tensor:
+    """6. The result (3, S, S) inside mask (1, S, S), cropped to the content rectangle (x0, y0,
+    x1, y1; default the whole canvas) and scaled to x_full (1, 3, H, W); outside the mask x_full
+    unchanged, bit for bit."""
     H, W = x_full.shape[-2:]
-    m_up = F.interpolate(mask[None].float().cpu(), size=(H, W), mode="nearest")
-    up = F.interpolate(result[None].float().cpu(), size=(H, W), mode="bicubic",
+    x0, y0, x1, y1 = content or (0, 0, result.shape[-1], result.shape[-2])
+    m_up = F.interpolate(mask[None, :, y0:y1, x0:x1].float().cpu(), size=(H, W), mode="nearest")
+    up = F.interpolate(result[None, :, y0:y1, x0:x1].float().cpu(), size=(H, W), mode="bicubic",
                        align_corners=False).clamp(0, 1)
     return m_up * up + (1 - m_up) * x_full
 
@@ -260,7 +319,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     check_prompt(prompt)
     if caption is not None:
         check_prompt(caption, "caption")
-    image = load_image(image)                # bad input fails before any model is loaded
+    source, image = image, load_image(image)  # bad input fails before any model is loaded
     warn_if_not_toy_scene(image, cfg)        # the toy world on a photo paints a blob: say so
     models = models or load_models(cfg)
     with drafting(models.editor, cfg.draft_steps):          # cheap candidates (lrlib.draft)
@@ -270,14 +329,18 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     chosen = probs.argmax(-1)
     results = p.C[torch.arange(K), chosen]                                   # (K, 3, S, S)
     scores, best = rank(p, results, models.clip)
+    mask, (x0, y0, x1, y1) = p.masks[best, chosen[best]], p.content
     win = results[best]
     if cfg.draft_steps:                                      # the winner again, at full quality
-        win = regenerate(models.editor, p.x, p.masks[best, chosen[best]], p.prompt, cfg.seed,
+        win = regenerate(models.editor, p.x, mask, p.prompt, cfg.seed,
                          best * p.M + int(chosen[best]), cfg.editor_batch_size)
-    final = paste_back(p.x_full, win, feather(p.masks[best, chosen[best]], cfg.blend_px))
+    w = torch.zeros_like(mask)         # feathered on the picture: its edge counts as inside
+    w[:, y0:y1, x0:x1] = feather(mask[:, y0:y1, x0:x1], cfg.blend_px)
+    final = paste_back(p.x_full, win, w, p.content)
     return EditResult(
         image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
         best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),
         probs=probs.tolist(), scores={k: v.tolist() for k, v in scores.items()},
         attention=p.attn.mean(0), attention_heads=p.attn, history=hist, prompt=p.prompt,
-        caption=p.caption, config=cfg, seconds=time.perf_counter() - t0, candidates=p.C.cpu())
+        caption=p.caption, config=cfg, seconds=time.perf_counter() - t0, content=list(p.content),
+        candidates=p.C.cpu(), input=input_record(source) if isinstance(source, (str, Path)) else None)

@@ -1,7 +1,9 @@
 """Stage 2: box proposals, ROI-align, the Region Generation Network and Gumbel-Softmax.
 
 For every anchor C_i (pixel x, y) we place M square boxes B_ij of growing side s_j centred on it,
-clipped to the image. Each box pools the DINO patch features F (d x h x w):
+clipped to the image (to the picture's content rectangle, when a non-square photo is letterboxed
+onto the square canvas: no box reaches the padding). Each box pools the DINO patch features F
+(d x h x w):
 
     f_ij = ROIAlign(F, B_ij)                      (d x r x r, torchvision.ops.roi_align)
 
@@ -27,19 +29,23 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 
-def make_proposals(anchors_xy: torch.Tensor, sides: list[float], H: int, W: int) -> torch.Tensor:
-    """(K, 2) anchor pixels and M sides (fractions of min(H, W)) -> (K, M, 4) integer boxes.
+def make_proposals(anchors_xy: torch.Tensor, sides: list[float], H: int, W: int,
+                   content: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """(K, 2) anchor pixels and M sides (fractions of the shorter side) -> (K, M, 4) integer boxes.
 
-    Each box is the square of side s * min(H, W) centred on the anchor, clipped to the image
-    (so boxes at the border are cut, not shifted). At least 1 pixel wide.
+    Each box is the square of side s * min(h, w) centred on the anchor, clipped to the picture
+    (so boxes at the border are cut, not shifted). At least 1 pixel wide. The picture is the
+    H x W image, or `content` (x0, y0, x1, y1) inside it (w, h: its sides): the rectangle of a
+    letterboxed canvas that holds the photo, so that no box covers any padding.
     """
-    S = min(H, W)
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
+    S = min(X1 - X0, Y1 - Y0)
     half = torch.tensor(sides, dtype=torch.float32) * S / 2                      # (M,)
     cx, cy = anchors_xy[:, 0:1].float(), anchors_xy[:, 1:2].float()            # (K, 1)
-    x0 = (cx - half).round().clamp(0, W - 1)
-    y0 = (cy - half).round().clamp(0, H - 1)
-    x1 = torch.maximum((cx + half).round().clamp(1, W), x0 + 1)
-    y1 = torch.maximum((cy + half).round().clamp(1, H), y0 + 1)
+    x0 = (cx - half).round().clamp(X0, X1 - 1)
+    y0 = (cy - half).round().clamp(Y0, Y1 - 1)
+    x1 = torch.maximum((cx + half).round().clamp(X0 + 1, X1), x0 + 1)
+    y1 = torch.maximum((cy + half).round().clamp(Y0 + 1, Y1), y0 + 1)
     return torch.stack([x0, y0, x1, y1], -1).long()
 
 

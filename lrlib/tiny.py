@@ -50,18 +50,24 @@ def make_tiny_clip(save_dir, size: int = 64, seed: int = 0) -> str:
     return str(save_dir)
 
 
+def _tiny_vae(size: int):
+    """The 4x-downsampling AutoencoderKL both tiny SD pipelines share (4 latent channels)."""
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=["DownEncoderBlock2D"] * 3,
+                         up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 16, 32],
+                         layers_per_block=1, norm_num_groups=8, sample_size=size)
+
+
 def make_tiny_sd(save_dir, size: int = 64, seed: int = 0) -> str:
     """StableDiffusionInpaintPipeline folder: UNet (9 in-channels), 4x VAE, CLIP text, DDIM."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from lrlib.tokenizers import build_clip_tokenizer
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 3,
-                        up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[16, 16, 32],
-                        layers_per_block=1, norm_num_groups=8, sample_size=size)
+    vae = _tiny_vae(size)
     unet = UNet2DConditionModel(sample_size=size // 4, in_channels=9, out_channels=4,
                                 block_out_channels=(32, 64), layers_per_block=1,
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
@@ -76,6 +82,45 @@ def make_tiny_sd(save_dir, size: int = 64, seed: int = 0) -> str:
                                           scheduler=DDIMScheduler(steps_offset=1), safety_checker=None,
                                           feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(save_dir)
+    return str(save_dir)
+
+
+def make_tiny_sdxl(save_dir, size: int = 64, seed: int = 0) -> str:
+    """StableDiffusionXLInpaintPipeline folder: UNet (9 in-channels, "text_time" added embedding),
+    4x VAE, two CLIP text encoders (the second with projection; its tokenizer pads with "!" as
+    SDXL's does), Euler; force_zeros_for_empty_prompt as the SDXL checkpoints."""
+    from diffusers import (EulerDiscreteScheduler, StableDiffusionXLInpaintPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from lrlib.tokenizers import build_clip_tokenizer
+
+    torch.manual_seed(seed)
+    time_dim, width = 8, 32
+    vae = _tiny_vae(size)
+    unet = UNet2DConditionModel(sample_size=size // 4, in_channels=9, out_channels=4,
+                                block_out_channels=(32, 64), layers_per_block=1,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=2 * width, attention_head_dim=(2, 4),
+                                use_linear_projection=True, norm_num_groups=16,
+                                addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+                                # 6 size numbers (original, crop, target), each sin/cos embedded,
+                                # + the pooled text embedding
+                                projection_class_embeddings_input_dim=6 * time_dim + width)
+    text_cfg = dict(vocab_size=49408, hidden_size=width, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=2, max_position_embeddings=77, bos_token_id=49406,
+                    eos_token_id=49407, pad_token_id=49407)
+    text = CLIPTextModel(CLIPTextConfig(**text_cfg))
+    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text_cfg, projection_dim=width))
+    tok = build_clip_tokenizer(os.path.join(save_dir, "_tok"))
+    tok_2 = CLIPTokenizer.from_pretrained(os.path.join(save_dir, "_tok"), pad_token="!")
+    pipe = StableDiffusionXLInpaintPipeline(
+        vae=vae, text_encoder=text, text_encoder_2=text_2, tokenizer=tok, tokenizer_2=tok_2,
+        unet=unet, scheduler=EulerDiscreteScheduler(steps_offset=1, timestep_spacing="leading"),
+        requires_aesthetics_score=False, force_zeros_for_empty_prompt=True)
+    pipe.save_pretrained(save_dir)
+    shutil.rmtree(os.path.join(save_dir, "_tok"))
     return str(save_dir)
 
 

@@ -26,8 +26,8 @@ The table is computed in chunks of candidates so that CLIP's batch stays bounded
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from tqdm.auto import tqdm
@@ -51,14 +51,18 @@ def composites(candidates: torch.Tensor, masks: torch.Tensor, x: torch.Tensor) -
     return masks * candidates + (1 - masks) * x
 
 
+def bound(loss_fn, name: str, default=None):
+    """The keyword `name` bound into a partial loss (lrlib.pipeline.loss_fn: n_aug, clip), else default."""
+    return getattr(loss_fn, "keywords", {}).get(name, default)
+
+
 @torch.no_grad()
 def loss_table(loss_fn, C: torch.Tensor, generator, views: int, chunk: int = 64) -> dict:
     """L(C_ij) of every candidate (K, M, 3, H, W) -> dict of (K*M,) tensors, with `views`
-    augmented views for L_clip (loss_fn.n_aug when it has no such attribute), `chunk` images of
+    augmented views for L_clip (a loss without a bound n_aug keeps its own), `chunk` images of
     CLIP per forward at most (each candidate costs views + 1)."""
-    if hasattr(loss_fn, "n_aug"):
-        loss_fn = copy.copy(loss_fn)
-        loss_fn.n_aug = views
+    if bound(loss_fn, "n_aug") is not None:
+        loss_fn = partial(loss_fn, n_aug=views)
     per = max(1, chunk // (views + 1))
     parts = [loss_fn(c, generator) for c in C.flatten(0, 1).split(per)]
     return {k: torch.cat([q[k] for q in parts]) for k in parts[0]}
@@ -79,7 +83,7 @@ def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003,
     opt = torch.optim.Adam(rgn.parameters(), lr=lr)
     C = C.detach()
     K, M = C.shape[:2]
-    chunk = getattr(getattr(loss_fn, "clip", None), "chunk", 64)
+    chunk = getattr(bound(loss_fn, "clip"), "chunk", 64)
     table = (loss_table(loss_fn, C, generator, table_views, chunk)
              if estimator == "expected" and table_views else None)
     for _ in tqdm(range(iterations), desc="training RGN", disable=not progress, leave=False):
@@ -91,7 +95,7 @@ def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003,
             L = terms["L"].mean()
         else:
             tab = table or loss_table(loss_fn, C, generator,          # every candidate's loss
-                                      getattr(loss_fn, "n_aug", 1), chunk)
+                                      bound(loss_fn, "n_aug", 1), chunk)
             p = torch.softmax(logits, -1)
             g = p.detach()
             terms = {k: (p.detach() * v.view(K, M)).sum(-1) for k, v in tab.items()}

@@ -7,7 +7,7 @@
 # guidance $L_\text{clip}$ over augmented views, the directional loss $L_\text{dir}$ (does the
 # image move the way the text moves?) and the structure loss $L_\text{str}$ (did the layout of
 # the image survive?). Each is computed by hand from CLIP and DINO embeddings and checked
-# against `lrlib.losses.EditLoss`, then all three score a few hand-made edits of a toy scene
+# against `lrlib.losses.edit_loss`, then all three score a few hand-made edits of a toy scene
 # whose right answer we know.
 #
 # **Needs**: under a CPU-minute in the toy world (the default without a GPU or hub access);
@@ -15,7 +15,7 @@
 #
 # | stage | this notebook | lrlib |
 # |---|---|---|
-# | L = L_clip + L_str + L_dir trains the RGN | here (training: 09) | `lrlib.losses`: `augment`, `L_clip`, `L_dir`, `L_str`, `EditLoss` |
+# | L = L_clip + L_str + L_dir trains the RGN | here (training: 09) | `lrlib.losses`: `augment`, `L_clip`, `L_dir`, `L_str`, `embed`, `edit_loss` |
 
 # %%
 # Install on Colab only (locally: `make install` in the repository)
@@ -119,18 +119,21 @@ for k, v in verdicts.items():
 assert verdicts["right"]["success"] and not verdicts["none"]["success"]
 
 # %% [markdown]
-# `EditLoss` holds the fixed parts (prompt, caption and source embeddings, source structure)
-# and scores edited images. We score each edit alone, each time with a generator seeded the
-# same way, so every edit is seen through the same random crops.
+# `embed` computes the fixed parts once per edit (prompt, caption and source embeddings, source
+# structure: one `Embeddings`, which the ranking `lrlib.pipeline.rank` reads too) and `edit_loss`
+# scores edited images against them, with the weights given at each call. We score each edit
+# alone, each time with a generator seeded the same way, so every edit is seen through the
+# same random crops.
 
 # %%
-from lrlib.losses import EditLoss, augment
+from lrlib.losses import augment, edit_loss, embed
 
-loss_fn = EditLoss(clip, dino, x, prompt, caption, cfg.lambda_clip, cfg.lambda_str,
-                   cfg.lambda_dir, cfg.n_aug, cfg.structure)
+emb = embed(clip, dino, x, prompt, caption, cfg.structure)
 with torch.no_grad():
-    lrlib_terms = {k: {n: float(v) for n, v in
-                       loss_fn(as_t(im), torch.Generator().manual_seed(cfg.seed)).items()}
+    lrlib_terms = {k: {n: float(v) for n, v in edit_loss(
+                       as_t(im), torch.Generator().manual_seed(cfg.seed), emb=emb, clip=clip,
+                       dino=dino, lambda_clip=cfg.lambda_clip, lambda_str=cfg.lambda_str,
+                       lambda_dir=cfg.lambda_dir, n_aug=cfg.n_aug).items()}
                    for k, im in edits.items()}
     E_T, E_T_caption = clip.encode_text([prompt, caption])             # unit vectors
     E_I_src = clip.encode_image(x)[0]
@@ -166,7 +169,7 @@ fig.tight_layout(); plt.show()
 
 for k in names:
     assert abs(hand[k]["L_clip"] - lrlib_terms[k]["L_clip"]) < 1e-5, k
-print("hand-made L_clip == EditLoss L_clip for all", len(names), "edits")
+print("hand-made L_clip == edit_loss L_clip for all", len(names), "edits")
 
 # %% [markdown]
 # ## L_dir: does the image move the way the text moves?
@@ -188,7 +191,7 @@ for k in names:
     hand[k]["L_dir"] = float(1 - F.cosine_similarity(dI[k], dT, dim=0, eps=1e-8))
     assert abs(hand[k]["L_dir"] - lrlib_terms[k]["L_dir"]) < 1e-5, k
 assert lrlib_terms["none"]["L_dir"] == 1.0                              # no change at all
-print("hand-made L_dir == EditLoss L_dir; the unchanged image scores exactly 1")
+print("hand-made L_dir == edit_loss L_dir; the unchanged image scores exactly 1")
 
 # %% [markdown]
 # The sign, constructed so that it holds whatever the weights: move the source's image
@@ -268,7 +271,7 @@ for k in names:
     hand[k]["L_str"] = float(((S_e[k] - S_src) ** 2).mean())
     assert abs(hand[k]["L_str"] - lrlib_terms[k]["L_str"]) < 1e-6, k
 assert lrlib_terms["none"]["L_str"] < 1e-10
-print(f"hand-made L_str == EditLoss L_str; N = {S_src.shape[0]} tokens; unchanged image: "
+print(f"hand-made L_str == edit_loss L_str; N = {S_src.shape[0]} tokens; unchanged image: "
       f"{lrlib_terms['none']['L_str']:.1e}")
 
 # %% [markdown]
@@ -300,7 +303,7 @@ fig.tight_layout(); plt.show()
 # %% [markdown]
 # ## All three terms, and their sum
 # $L = \lambda_C L_\text{clip} + \lambda_S L_\text{str} + \lambda_D L_\text{dir}$ (paper:
-# $\lambda = 1, 1, 1$), checked against `EditLoss`, in one table with the judge's verdict:
+# $\lambda = 1, 1, 1$), checked against `edit_loss`, in one table with the judge's verdict:
 
 # %%
 lam = dict(L_clip=cfg.lambda_clip, L_str=cfg.lambda_str, L_dir=cfg.lambda_dir)
@@ -359,7 +362,8 @@ print(f"\nthe total loss picks {winner!r}; the judge calls it "
 #   1 for no change, 2 backwards.
 # * $L_\text{str}$: mean squared change of the token self-similarity matrix; 0 for an
 #   identical image, it grows with how much of the layout changed.
-# * `EditLoss` caches the source side and returns all three and their weighted sum per edit;
+# * `embed` computes the source side once, `edit_loss` returns all three and their weighted
+#   sum per edit;
 #   the RGN is trained on that sum through the straight-through samples of notebook 03.
 #
 # Next: notebooks 05 and 06, the editors that produce the candidate edits.

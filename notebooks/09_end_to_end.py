@@ -157,7 +157,9 @@ assert torch.equal(C[outside], x.expand(K * M, -1, -1, -1).reshape(K, M, 3, S, S
 # `lrlib.train.History` as `train_rgn` does.
 
 # %%
-from lrlib.losses import EditLoss
+from functools import partial
+
+from lrlib.losses import edit_loss, embed
 from lrlib.regions import gumbel_softmax
 from lrlib.train import History
 
@@ -165,8 +167,9 @@ with torch.random.fork_rng(devices=[]):
     torch.manual_seed(cfg.seed)
     rgn = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(dev)
 rgn_init = copy.deepcopy(rgn.state_dict())                    # for the estimator comparison
-loss_fn = EditLoss(models.clip, models.dino, x, prompt, caption, cfg.lambda_clip,
-                   cfg.lambda_str, cfg.lambda_dir, cfg.n_aug, cfg.structure)
+emb = embed(models.clip, models.dino, x, prompt, caption, cfg.structure)  # once per edit
+loss_fn = partial(edit_loss, emb=emb, clip=models.clip, dino=models.dino, n_aug=cfg.n_aug,
+                  lambda_clip=cfg.lambda_clip, lambda_str=cfg.lambda_str, lambda_dir=cfg.lambda_dir)
 gen = torch.Generator().manual_seed(cfg.seed)
 opt = torch.optim.Adam(rgn.parameters(), lr=cfg.lr)
 hist = History()
@@ -207,8 +210,8 @@ with torch.no_grad():
     probs = torch.softmax(rgn(pooled, geom), -1)                        # (K, M)
     chosen = probs.argmax(-1)
     results = C[torch.arange(K), chosen]                                # (K, 3, S, S)
-    scores = quality_scores(models.clip.encode_image(results), loss_fn.E_T, loss_fn.E_I_src,
-                            cfg.alpha, cfg.beta, models.clip.logit_scale, loss_fn.E_T_caption,
+    scores = quality_scores(models.clip.encode_image(results), emb.E_T, emb.E_I_src,
+                            cfg.alpha, cfg.beta, models.clip.logit_scale, emb.E_T_caption,
                             cfg.gamma)
 best = pick_best(scores, cfg.rank_top)
 

@@ -59,15 +59,40 @@ def test_dino_attention_equals_timm_internal_attention(dino, scene):
     assert out.keys.shape == (1, 65, 64)
 
 
-def test_dino_normalises_input(dino, scene):
-    """ImageNet normalisation (the official code forgot it) changes the features."""
-    a = dino(scene[None]).feats
-    raw = dino.vit.forward_features(scene[None])[:, 1:].transpose(1, 2).reshape(a.shape)
-    assert not torch.allclose(a, raw)
+def test_dino_normalises_with_the_models_own_constants(dino, scene):
+    """The features are those of the ViT on (x - mean) / std, with the mean and std of the
+    model's pretrained config (ImageNet's when it has none), laid out so that feats[:, :, r, c]
+    is patch token r * w + c. Bugs caught: the normalisation forgotten (the official code's
+    bug), applied as (x - mean) * std, ImageNet constants forced on a model trained with others,
+    rows and columns of the patch grid swapped."""
+    import copy
+
+    from lrlib.anchors import Dino
+    x = scene[None]
+    for mean, std in (((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                      ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))):
+        vit = copy.deepcopy(dino.vit)
+        vit.pretrained_cfg = {**(getattr(vit, "pretrained_cfg", {}) or {}), "mean": mean, "std": std}
+        d = Dino(vit)
+        out = d(x)
+        z = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        tokens = vit.forward_features(z)[0, d.n_prefix:]                 # (h * w, d)
+        h, w = out.feats.shape[-2:]
+        for r, c in ((0, 0), (1, 5), (h - 1, w - 2)):
+            torch.testing.assert_close(out.feats[0, :, r, c], tokens[r * w + c], atol=1e-5, rtol=0)
 
 
-def test_upsample_map_shape():
-    assert upsample_map(torch.rand(4, 4), 32, 48).shape == (32, 48)
+def test_upsample_map_reproduces_a_ramp_exactly():
+    """Bilinear, half-pixel aligned: a map equal to its column index on a 4 x 8 grid, shown at
+    32 x 64 (8 px a cell), is (x + 0.5) / 8 - 0.5 at pixel x (clamped to the end cells); the row
+    ramp the same along y. Bugs caught: height and width swapped, align_corners=True (a stretched
+    map, off by up to half a cell at the edges), nearest-neighbour blocks."""
+    cols = torch.arange(8.0).expand(4, 8)
+    rows = torch.arange(4.0)[:, None].expand(4, 8)
+    x = ((torch.arange(64.0) + 0.5) / 8 - 0.5).clamp(0, 7)
+    y = ((torch.arange(32.0) + 0.5) / 8 - 0.5).clamp(0, 3)
+    torch.testing.assert_close(upsample_map(cols, 32, 64), x.expand(32, 64))
+    torch.testing.assert_close(upsample_map(rows, 32, 64), y[:, None].expand(32, 64))
 
 
 def test_refine_anchors_moves_to_the_local_centroid():

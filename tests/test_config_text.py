@@ -6,14 +6,46 @@ from lrlib.errors import LRError
 from lrlib.text import MAX_PROMPT_TOKENS, check_prompt, chunk_token_ids, hf_chunk_ids
 
 
-def test_defaults_are_the_papers():
-    c = LRConfig()
-    assert (c.M, c.lr, c.lambda_clip, c.lambda_str, c.lambda_dir, c.alpha, c.beta, c.epochs) == \
-        (7, 0.003, 1.0, 1.0, 1.0, 2.0, 1.0, 5)
-    assert c.sd_model == "stabilityai/stable-diffusion-2-inpainting"
-    sides = c.box_sides()
-    assert len(sides) == 7 and sides[0] == c.box_min and abs(sides[-1] - c.box_max) < 1e-12
-    assert LRConfig.cpu().validate().size == 64
+@pytest.mark.parametrize("M,lo,hi", [(7, 0.15, 0.75), (2, 0.2, 0.9), (5, 0.3, 0.3), (4, 0.1, 1.0)])
+def test_box_sides_are_evenly_spaced_from_box_min_to_box_max(M, lo, hi):
+    """Bugs caught: an off-by-one step ((hi - lo) / M: the largest box is never proposed), a
+    missing endpoint, uneven spacing, sides that depend on anything but M, box_min, box_max."""
+    sides = LRConfig(M=M, box_min=lo, box_max=hi).validate().box_sides()
+    assert len(sides) == M
+    assert sides[0] == lo and abs(sides[-1] - hi) < 1e-12
+    gaps = [b - a for a, b in zip(sides, sides[1:])]
+    assert all(abs(g - (hi - lo) / (M - 1)) < 1e-12 for g in gaps)
+    assert LRConfig.cpu(M=M, box_min=lo, box_max=hi).box_sides() == sides
+
+
+def test_box_sides_become_the_proposals_pixel_sides():
+    """M = 3 sides 0.25, 0.5, 0.75 of a 64 px image: boxes 16, 32, 48 px around a central anchor.
+    Bug caught: sides read as half-sides or as fractions of something else than the image side."""
+    from lrlib.regions import make_proposals
+    cfg = LRConfig(size=64, M=3, box_min=0.25, box_max=0.75)
+    boxes = make_proposals(torch.tensor([[32.0, 32.0]]), cfg.box_sides(), cfg.size, cfg.size)
+    assert (boxes[0, :, 2] - boxes[0, :, 0]).tolist() == [16, 32, 48]
+
+
+def test_replace_cpu_and_json_round_trips():
+    """Bugs caught: replace() mutating the original or resetting other fields; cpu() letting
+    its base settings override the caller's; a cpu() setting that fails its own validation; a
+    field that does not survive result.json (to_dict -> JSON -> LRConfig)."""
+    import json
+    base = LRConfig.cpu(seed=3)
+    assert base.validate() is base                                   # validate() chains
+    new = base.replace(K=5, tau=0.5)
+    assert (new.K, new.tau, base.K, base.tau) == (5, 0.5, LRConfig.cpu().K, LRConfig.cpu().tau)
+    assert new.replace(K=base.K, tau=base.tau) == base
+    assert {k for k in base.to_dict() if base.to_dict()[k] != new.to_dict()[k]} == {"K", "tau"}
+    with pytest.raises(TypeError):
+        base.replace(not_a_field=1)
+    c = LRConfig.cpu(K=7, M=3, steps=2, editor="maskgit", world="random")
+    assert (c.K, c.M, c.steps, c.editor, c.world) == (7, 3, 2, "maskgit", "random")
+    assert (c.iterations, LRConfig(epochs=3, iters_per_epoch=4).iterations) == \
+        (c.epochs * c.iters_per_epoch, 12)
+    for cfg in (LRConfig(), c, base.replace(prompt_template="a photo of {}.")):
+        assert LRConfig(**json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 @pytest.mark.parametrize("changes,match", [

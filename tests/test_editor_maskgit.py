@@ -70,8 +70,10 @@ def test_mask_schedule_is_cosine_and_ends_at_zero():
         assert len(sched) == steps and sched[-1] == 0
         assert all(a >= b for a, b in zip(sched, sched[1:]))
         assert all(0 <= s <= n for s in sched)
-        for t, s in enumerate(sched[:-1]):
-            assert s == math.floor(n * math.cos(math.pi / 2 * (t + 1) / steps))
+        prev = n
+        for t, s in enumerate(sched[:-1]):   # cosine, clamped to [1, prev - 1] as MaskGIT
+            assert s == max(1, min(prev - 1, math.floor(n * math.cos(math.pi / 2 * (t + 1) / steps))))
+            prev = s
     assert mask_schedule(256, 12)[0] < 256  # some tokens are revealed at the first step
     assert mask_schedule(0, 4) == [0, 0, 0, 0]
     with pytest.raises(LRError):

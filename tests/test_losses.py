@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from lrlib.losses import EditLoss, L_clip, L_dir, L_str, augment, self_similarity
+from lrlib.losses import L_clip, L_dir, L_str, augment, edit_loss, embed, self_similarity
 
 
 def unit(v):
@@ -47,7 +47,8 @@ def test_augment_is_differentiable_and_seeded(scene):
 def test_edit_loss_on_tiny_models(clip, dino, scene):
     x = scene[None]
     for structure in ("dino", "clip"):
-        loss = EditLoss(clip, dino, x, "a blue square", "a red circle", n_aug=2, structure=structure)
+        emb = embed(clip, dino, x, "a blue square", "a red circle", structure)
+        loss = lambda e, g: edit_loss(e, g, emb=emb, clip=clip, dino=dino, n_aug=2)  # noqa: E731
         g = torch.Generator().manual_seed(0)
         same = loss(x, g)
         assert float(same["L_str"]) < 1e-10                  # identical image: no structure change
@@ -62,11 +63,26 @@ def test_edit_loss_on_tiny_models(clip, dino, scene):
         assert e.grad.abs().sum() > 0                        # gradient reaches the pixels
 
 
-def test_clip_long_prompt_is_not_cut(clip):
-    """A prompt over 77 tokens is encoded in chunks: its tail changes the embedding."""
+def test_clip_long_prompt_is_the_length_weighted_mean_of_its_chunks(clip):
+    """A prompt over 77 tokens: its embedding is normalize(sum_c n_c t_c) over chunks of 75 BPE
+    tokens, each wrapped in start/end and encoded by the CLIP text tower on its own (t_c unit,
+    n_c the chunk's token count), computed here from the tokenizer and the model alone. Bugs
+    caught: the prompt cut at 77 tokens, a plain (unweighted) mean, chunks of 77 (start/end not
+    counted), a missing re-normalisation, chunks padded with the wrong token."""
     head = " ".join(["a red circle on a grey background"] * 12)      # ~84 tokens
-    assert len(clip.tokenizer.encode(head)) > 77
-    e1 = clip.encode_text([head])
-    e2 = clip.encode_text([head + " and a green triangle in the corner"])
-    assert not torch.allclose(e1, e2)
-    assert abs(float(e1.norm()) - 1) < 1e-5
+    prompt = head + " and a green triangle in the corner"
+    tok = clip.tokenizer
+    ids = tok.encode(prompt)
+    assert 77 < len(ids) <= 150
+    chunks = [ids[:75], ids[75:]]
+    rows = torch.zeros(2, 77, dtype=torch.long)
+    for i, c in enumerate(chunks):
+        rows[i, :len(c) + 2] = torch.tensor([tok.sot_token_id] + c + [tok.eot_token_id])
+    with torch.no_grad():
+        t = F.normalize(clip.model.encode_text(rows).float(), dim=-1)
+    n = torch.tensor([75.0, len(ids) - 75.0])
+    want = F.normalize((n[:, None] * t).sum(0), dim=-1)
+    got = clip.encode_text([prompt])[0]
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert abs(float(got.norm()) - 1) < 1e-5
+    assert float(F.cosine_similarity(got, F.normalize(t.mean(0), dim=-1), dim=0)) < 1 - 1e-6

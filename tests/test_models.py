@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lrlib.errors import CheckpointUnavailableError
-from lrlib.models import load_clip, load_dino, pick_device
+from lrlib.models import load_dino, pick_device
 
 
 def test_tiny_models_round_trip_through_lrlib_loaders(tiny_dirs, dino, clip):

@@ -90,19 +90,53 @@ def test_bad_input_fails_before_any_work(models, scene):
         lrlib.edit(Image.new("RGB", (16, 16)), "a cat", config=CFG, models=m)
 
 
-def test_long_prompt_runs(models, scene):
+def test_long_prompt_reaches_the_editor_and_clip_whole(models, scene, monkeypatch):
+    """A ~100-token prompt (over CLIP's 77) goes, whitespace-normalised but not cut, to every
+    candidate edit and to CLIP's text encoder (the chunking itself is tested in test_losses and
+    test_editor_sd). Bugs caught: the prompt truncated before the editor or the losses, a
+    candidate edited with another text (e.g. the caption), a template applied twice."""
     long = ("a small blue square with sharp corners sits on a soft grey background, lit from the "
             "left, next to nothing else, in the middle of the picture, " * 4)
-    r = lrlib.edit(scene, long, config=CFG, models=models("sd"))
-    assert r.prompt == " ".join(long.split())
+    m = models("sd")
+    want = " ".join(long.split())
+    assert len(m.clip.tokenizer.encode(want)) > 77
+    edited, encoded = [], []
+    inpaint, encode_text = m.editor.inpaint, m.clip.encode_text
+    monkeypatch.setattr(m.editor, "inpaint", lambda x, mk, prompts, g: edited.extend(prompts)
+                        or inpaint(x, mk, prompts, g))
+    monkeypatch.setattr(m.clip, "encode_text", lambda texts: encoded.extend(texts)
+                        or encode_text(texts))
+    r = lrlib.edit(scene, long, caption="a red   circle", config=CFG, models=m)
+    assert r.prompt == want and r.caption == "a red circle"
+    assert edited == [want] * (CFG.K * CFG.M)
+    assert want in encoded and "a red circle" in encoded
+    assert all(t in (want, "a red circle") for t in encoded)
 
 
-def test_figure_draws(models, scene):
+def test_figure_shows_this_results_scores_winner_and_final_image(models, scene):
+    """The figure is read back: each result panel carries its own score S (2 decimals) and the
+    star is on the winner only; the "final" panel shows the final image, the attention panel
+    the result's attention map, the loss panel the training history. Bugs caught: scores or the
+    star shifted to another result, the source shown as the final image, a stale loss curve."""
     import matplotlib
     matplotlib.use("Agg")
+    from lrlib.anchors import upsample_map
     r = lrlib.edit(scene, "a blue square", config=CFG.replace(K=4), models=models("sd"))
     fig = r.figure()
-    assert len(fig.axes) >= 8
+    titled = {a.get_title(): a for a in fig.axes if a.get_title()}
+    for k in range(4):
+        (title,) = [t for t in titled if t.startswith(f"#{k} ")]
+        score = f"#{k} S={r.scores['S'][k]:.2f}"
+        assert title.startswith(score)
+        assert bool(title[len(score):].strip()) == (k == r.best)      # the winner's mark only
+    (final,) = [a for t, a in titled.items() if t.startswith("final")]
+    assert np.array_equal(final.get_images()[0].get_array(), np.asarray(r.image))
+    attn = titled["DINO [CLS] attention"].get_images()[1].get_array()
+    np.testing.assert_allclose(attn, upsample_map(r.attention, 64, 64).numpy())
+    curve = titled["training loss"].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(curve, r.history.loss)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_widget_callback_runs_an_edit_with_its_controls(models, scene):
@@ -115,3 +149,28 @@ def test_widget_callback_runs_an_edit_with_its_controls(models, scene):
     assert r.config.tau == 0.5 and r.config.lambda_str == 0.0 and r.config.alpha == 1.0
     assert r.history.terms["L_str"] == [0.0] * CFG.iterations
     assert len(fig.axes) >= 6
+
+
+def test_ablation_changes_only_its_own_weight(models, scene):
+    """train_and_choose(p, cfg with lambda_dir=0) trains on L_clip + L_str of the same embeddings
+    and leaves p as it was. Catches a loss whose weights are mutated in place (the next full run
+    would silently train without L_dir), an ablation that also drops the term's value, and
+    embeddings recomputed or changed by a run."""
+    from lrlib.pipeline import loss_fn, prepare, train_and_choose
+    p = prepare(scene, "a blue square", "a red circle", CFG, models("sd"))
+    emb = {k: v.clone() for k, v in vars(p.emb).items() if torch.is_tensor(v)}
+    full, h_full = train_and_choose(p)
+    nodir, h_nodir = train_and_choose(p, CFG.replace(lambda_dir=0.0))
+    again, h_again = train_and_choose(p)
+    assert torch.equal(full, again) and h_full.loss == h_again.loss
+    assert not torch.equal(full, nodir)
+    assert all(torch.equal(getattr(p.emb, k), v) for k, v in emb.items())
+    e = p.C[:, 0]
+    a = loss_fn(p, CFG)(e, torch.Generator().manual_seed(0))
+    b = loss_fn(p, CFG.replace(lambda_dir=0.0))(e, torch.Generator().manual_seed(0))
+    for k in ("L_clip", "L_str", "L_dir"):
+        assert torch.equal(a[k], b[k]), k
+    assert float(a["L_dir"].abs().min()) > 0
+    torch.testing.assert_close(b["L"], a["L"] - CFG.lambda_dir * a["L_dir"])
+    torch.testing.assert_close(torch.tensor(h_nodir.loss[0]),
+                               torch.tensor(h_nodir.terms["L_clip"][0] + h_nodir.terms["L_str"][0]))

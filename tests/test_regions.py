@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from lrlib.regions import RGN, box_geometry, boxes_to_masks, gumbel_softmax, make_proposals, roi_pool
@@ -34,6 +33,12 @@ def test_roi_align_orientation_and_scale():
     # x varies along the output's last axis (columns), y along rows
     assert (pooled[0, 0, 0, 0, 1:] > pooled[0, 0, 0, 0, :-1]).all()
     assert (pooled[0, 0, 1, 1:, 0] > pooled[0, 0, 1, :-1, 0]).all()
+    # a linear ramp is reproduced exactly: each 8 x 8 px bin holds the coordinates of its centre
+    # (off by half a cell without aligned=True, stretched with one scale for both axes)
+    centres_x = torch.tensor([44.0, 52.0, 60.0, 68.0]).expand(4, 4)
+    torch.testing.assert_close(pooled[0, 0, 0], centres_x, atol=1e-4, rtol=0)
+    torch.testing.assert_close(pooled[0, 0, 1], torch.tensor([12.0, 20.0, 28.0, 36.0])[:, None].expand(4, 4),
+                               atol=1e-4, rtol=0)
 
 
 def test_gumbel_hard_is_one_hot_with_soft_gradient():
@@ -65,13 +70,53 @@ def test_gumbel_is_deterministic_given_generator():
     assert torch.equal(a, b)
 
 
-def test_rgn_scores_every_box_and_sees_size():
+def planted_rgn(d, r, wf, wg):
+    """An RGN whose logit is known: pi = wf * (mean of feature channel 0) + wg . [w, h].
+
+    Identity 1x1 convs (features are >= 0, so the ReLUs pass them), a first Linear that puts
+    the channel-0 mean in hidden unit 0 and w, h in units 1, 2, a last Linear with (wf, wg)."""
+    rgn = RGN(d=d, roi_size=r, channels=d, hidden=3)
+    with torch.no_grad():
+        for p in rgn.parameters():
+            p.zero_()
+        rgn.convs[0].weight[:, :, 0, 0] = torch.eye(d)
+        rgn.convs[2].weight[:, :, 0, 0] = torch.eye(d)
+        lin = rgn.mlp[0].weight                      # (3, d * r * r + 2), features flattened c, y, x
+        lin[0, :r * r] = 1.0 / (r * r)
+        lin[1, -2], lin[2, -1] = 1.0, 1.0
+        rgn.mlp[2].weight[0] = torch.tensor([wf, *wg])
+    return rgn
+
+
+def test_rgn_scores_each_box_from_its_own_features_and_size():
+    """Planted weights make the logit of box (k, m) a known function of that box's pooled
+    features and its (w, h): the RGN's output must be exactly that, in the (K, M) layout. Bugs
+    caught: features or sizes of one box scored under another (a (M, K) reshape, geometry of
+    the wrong anchor), width and height swapped (in box_geometry or the RGN), size dropped."""
+    K, M, d, r = 2, 5, 3, 2
+    g = torch.Generator().manual_seed(0)
+    pooled = torch.rand(K, M, d, r, r, generator=g)
+    boxes = make_proposals(torch.tensor([[16.0, 16.0], [4.0, 40.0]]), [0.1, 0.3, 0.5, 0.7, 0.9], 48, 64)
+    geom = box_geometry(boxes, 48, 64)
+    wh = (boxes[..., 2:] - boxes[..., :2]).float()
+    torch.testing.assert_close(geom, wh / torch.tensor([64.0, 48.0]))   # [w / W, h / H]
+    assert not torch.equal(geom[..., 0], geom[..., 1])          # clipped boxes: w != h
+    rgn = planted_rgn(d, r, 2.0, (3.0, -1.0))
+    want = 2.0 * pooled[:, :, 0].mean((-1, -2)) + 3.0 * geom[..., 0] - 1.0 * geom[..., 1]
+    torch.testing.assert_close(rgn(pooled, geom), want, atol=1e-6, rtol=0)
+    # the same weights for every box: permuting the boxes permutes the logits
+    perm = torch.randperm(M, generator=g)
+    torch.testing.assert_close(rgn(pooled[:, perm], geom[:, perm]), want[:, perm], atol=1e-6, rtol=0)
+
+
+def test_rgn_sees_size():
+    """After ROI-align a big and a small box over a flat region look identical: only the size
+    input tells them apart. Bug caught: the size input dropped or constant."""
     torch.manual_seed(0)
     rgn = RGN(d=6, roi_size=3, channels=4, hidden=8)
     pooled = torch.randn(2, 5, 6, 3, 3)
     boxes = make_proposals(torch.tensor([[16.0, 16.0], [40.0, 40.0]]), [0.1, 0.2, 0.3, 0.4, 0.5], 64, 64)
     geom = box_geometry(boxes, 64, 64)
-    assert rgn(pooled, geom).shape == (2, 5)
     same = pooled[:, :1].expand(-1, 5, -1, -1, -1)   # identical features, different sizes
-    logits = rgn(same, geom)
-    assert logits[0].unique().numel() == 5
+    assert rgn(same, geom)[0].unique().numel() == 5
+    assert rgn(same, geom.flip(1))[0].tolist() == rgn(same, geom)[0].flip(0).tolist()

@@ -1,6 +1,5 @@
 """The toy world's scenes, captions and edit tasks: deterministic, exact, and true to the geometry."""
 import re
-import time
 
 import numpy as np
 import pytest
@@ -136,13 +135,28 @@ def test_rerender_keeps_objects_and_changes_background():
     assert np.array_equal(again.image, s.image)
 
 
-def test_render_batch_matches_render_scene_and_is_fast():
-    x, scenes = render_batch([1, 2, 3])
+def test_render_batch_matches_render_scene_for_every_seed_and_option():
+    """Each item of a batch is the scene of its own seed, with the options passed through.
+    Bugs caught: one rng shared across the batch (item i is not scene i), channels-last data
+    reinterpreted as channels-first, size / n_objects ignored. (Speed: a benchmark figure,
+    `python -m lrlib.bench scenes`.)"""
+    seeds = [1, 2, 3]
+    x, scenes = render_batch(seeds)
     assert x.shape == (3, 3, 64, 64) and x.dtype == torch.float32
-    assert torch.equal(x[1], torch.from_numpy(render_scene(2).image).permute(2, 0, 1))
-    t = time.perf_counter()
-    render_batch(range(100))
-    assert time.perf_counter() - t < 1.0  # ~1 ms a scene; generous for shared CPUs
+    for i, s in enumerate(seeds):
+        one = render_scene(s)
+        assert torch.equal(x[i], torch.from_numpy(one.image).permute(2, 0, 1))
+        assert [o.box for o in scenes[i].objects] == [o.box for o in one.objects]
+    y, small = render_batch([7, 8], size=32, n_objects=1)
+    assert y.shape == (2, 3, 32, 32) and all(len(s.objects) == 1 for s in small)
+    assert torch.equal(y[1], torch.from_numpy(render_scene(8, 32, n_objects=1).image).permute(2, 0, 1))
+
+
+def test_scenes_benchmark_prints_its_figure(capsys):
+    from lrlib.bench.__main__ import main
+    assert main(["scenes", "--n", "5"]) == 0
+    assert re.fullmatch(r"toy scenes: 5 scenes of 64 px in [0-9.]+ s \([0-9.]+ ms a scene, best of 3\)\n",
+                        capsys.readouterr().out)
 
 
 # --- captions ----------------------------------------------------------------------------------

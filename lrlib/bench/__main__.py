@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|draft|blend`: the benchmarks' command line (lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|draft|blend|scenes|smoke`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,8 @@ def main(argv=None) -> int:
     t.add_argument("--scheduler", default=None, choices=["default", "dpm++"],
                    help="SD sampler (default: the checkpoint's; dpm++ = DPM-Solver++)")
     t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
+    t.add_argument("--aspect", type=float, default=1.0,
+                   help="scene width / height (2: landscape 2:1 scenes; default 1, square)")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
     s.add_argument("--size", default="toy", choices=["toy", "small", "full"])
     s.add_argument("--device", default="auto")
@@ -32,10 +34,18 @@ def main(argv=None) -> int:
     d.add_argument("--n", type=int, default=200)
     d.add_argument("--draft-steps", type=int, nargs="+", default=[5])
     d.add_argument("--start", type=int, default=0, help="skip the first tasks (split a long run)")
+    m = sub.add_parser("smoke", help="every default architecture, random weights, one edit each")
+    m.add_argument("--sdxl-resolution", type=int, default=1024,
+                   help="SDXL working size (native 1024; CI uses 512 to fit its CPU time)")
+    m.add_argument("--size", default="full", choices=["full", "small"])
+    m.add_argument("--family", nargs="+", default=None,
+                   help="sd2 sd15 sdxl amused (default: all, in that order)")
     b = sub.add_parser("blend", help="seam and success of the paste for several blend_px")
     b.add_argument("--n", type=int, default=50)
     b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
     b.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
+    r = sub.add_parser("scenes", help="milliseconds to draw a toy scene")
+    r.add_argument("--n", type=int, default=100)
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -48,16 +58,19 @@ def main(argv=None) -> int:
             cfg = cfg.replace(steps=args.steps)
         t0 = time.perf_counter()
         from lrlib.bench.toy import format_table, run_toy
-        summary = run_toy(args.n, cfg)
+        summary = run_toy(args.n, cfg, aspect=args.aspect)
         print(f"toy benchmark: {args.n} held-out tasks, editor={args.editor}, world={args.world}, "
               f"K={cfg.K} M={cfg.M} iterations={cfg.iterations} estimator={cfg.estimator} "
               f"gamma={cfg.gamma} anchor_refine={cfg.anchor_refine} "
-              f"sampler={cfg.scheduler}/{cfg.steps} steps, "
+              f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
     elif args.cmd == "draft":
         from lrlib.bench.speed import run_draft
         print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start))
+    elif args.cmd == "smoke":
+        from lrlib.bench.smoke import FAMILIES, run_smoke
+        run_smoke(args.size, args.family or FAMILIES, args.sdxl_resolution)
     elif args.cmd == "blend":
         from lrlib.bench.blend import format_blend, run_blend
         cfg = LRConfig.cpu(world="toy", editor=args.editor)
@@ -66,6 +79,9 @@ def main(argv=None) -> int:
         print(f"blend benchmark: {args.n} held-out tasks, editor={args.editor}, K={cfg.K} "
               f"M={cfg.M}, {time.perf_counter() - t0:.0f} s")
         print(format_blend(summary))
+    elif args.cmd == "scenes":
+        from lrlib.bench.scenes import run_scenes
+        print(run_scenes(args.n))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps, n=args.n, fast_steps=args.draft_steps))

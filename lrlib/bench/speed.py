@@ -171,17 +171,17 @@ class _PaintsNothing:
         return images
 
 
-def official_loss(loss_fn, x: torch.Tensor, e: torch.Tensor, generator,
+def official_loss(emb, clip, x: torch.Tensor, e: torch.Tensor, generator,
                   views: int = OFFICIAL_VIEWS) -> torch.Tensor:
     """The official loss of K edits e (K, 3, S, S): L_clip over `views` augmented views, L_dir
     between `views` views of each edit and `views` of the source, L_str on CLIP tokens -> (K,).
     CLIP image forwards: (3 * views + 2) * K."""
     from lrlib.losses import L_clip, L_dir, L_str, augment, self_similarity
-    clip, K = loss_fn.clip, e.shape[0]
-    l_clip = L_clip(clip.encode_image(augment(e, views, generator)), loss_fn.E_T, views)
+    K = e.shape[0]
+    l_clip = L_clip(clip.encode_image(augment(e, views, generator)), emb.E_T, views)
     E_e = clip.encode_image(augment(e, views, generator))
     E_x = clip.encode_image(augment(x.expand(K, -1, -1, -1), views, generator))
-    l_dir = L_dir(E_e, E_x, loss_fn.E_T, loss_fn.E_T_caption).view(views, K).mean(0)
+    l_dir = L_dir(E_e, E_x, emb.E_T, emb.E_T_caption).view(views, K).mean(0)
     l_str = L_str(self_similarity(clip.tokens(e)), self_similarity(clip.tokens(x)))
     return l_clip + l_dir + l_str
 
@@ -220,10 +220,10 @@ def _official(image, prompt, caption, oc, models, T):
         return gumbel_softmax(rgn(p.pooled, p.geom), oc.tau, True, gen).argmax(-1).cpu()
 
     for _ in range(T):
-        official_loss(p.loss_fn, p.x, run(sample()), gen)   # detached: the RGN never changes
+        official_loss(p.emb, models.clip, p.x, run(sample()), gen)   # detached: the RGN never changes
     choice = sample()
     results = run(choice)
-    scores = quality_scores(models.clip.encode_image(results), p.loss_fn.E_T, p.loss_fn.E_I_src,
+    scores = quality_scores(models.clip.encode_image(results), p.emb.E_T, p.emb.E_I_src,
                             oc.alpha, oc.beta, scale=1.0)
     best = pick_best(scores, oc.rank_top)
     return results[best], p.boxes[best, choice[best]].tolist(), p.anchors[best].tolist()

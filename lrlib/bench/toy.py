@@ -21,7 +21,6 @@ edits are shared by ours and its ablations and counted in each).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass, field
@@ -100,10 +99,13 @@ def _edit_boxes(p, boxes_k, models, cfg, seed):
 
 
 def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bool = True,
-            strategies=STRATEGIES, images: dict | None = None) -> dict[str, dict]:
+            strategies=STRATEGIES, images: dict | None = None,
+            aspect: float = 1.0) -> dict[str, dict]:
     """Run every strategy on the first n benchmark tasks; {strategy: summary}.
 
-    Pass a dict as `images` to receive {strategy: [(final (3,S,S), box), ...]} per task."""
+    aspect: scene width / height (longer side cfg.size, so the letterboxed canvas holds the scene
+    at scale 1 and a box only shifts by the content's corner). Pass a dict as `images` to
+    receive {strategy: [(final (3, H, W), box), ...]} per task, in scene pixels."""
     from tqdm.auto import tqdm
 
     from lrlib.models import load_models
@@ -113,7 +115,7 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
     rows = {s: Row(images=[] if images is not None else None) for s in strategies}
-    for i, task in enumerate(tqdm(benchmark_tasks(n, size=cfg.size), desc="toy benchmark",
+    for i, task in enumerate(tqdm(benchmark_tasks(n, cfg.size, aspect), desc="toy benchmark",
                                   disable=not progress)):
         rng = np.random.default_rng(i)
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
@@ -121,6 +123,11 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
         p = prepare(img, task.prompt, task.source_caption, cfg, models)
         t_prep = time.perf_counter() - t0
         K, M = p.K, p.M
+        ox, oy, ox1, oy1 = p.content                      # the scene on the canvas, at scale 1
+
+        def add(name, final, box, anchor, seconds):       # canvas -> scene pixels
+            rows[name].add(task, final[:, oy:oy1, ox:ox1], [box[0] - ox, box[1] - oy, box[2] - ox,
+                           box[3] - oy], anchor and [anchor[0] - ox, anchor[1] - oy], seconds)
         learned = [("ours", cfg, p), ("ours w/o L_dir", cfg.replace(lambda_dir=0.0), p),
                    ("ours w/o L_str", cfg.replace(lambda_str=0.0), p)]
         if "ours, paper settings" in rows:   # its own anchors, hence its own candidates
@@ -137,33 +144,34 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             chosen = probs.argmax(-1)
             results = pc.C[torch.arange(K), chosen]
             _, best = rank(pc, results, models.clip, c)
-            rows[name].add(task, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
-                           pc.anchors[best].tolist(),
-                           (t_paper if pc is not p else t_prep) + time.perf_counter() - t1)
+            add(name, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
+                pc.anchors[best].tolist(),
+                (t_paper if pc is not p else t_prep) + time.perf_counter() - t1)
         if "DINO-anchor-random-size" in rows:
             t1 = time.perf_counter()
             chosen = torch.from_numpy(rng.integers(0, M, K))
             results = p.C[torch.arange(K), chosen]
             _, best = rank(p, results, models.clip, cfg)
-            rows["DINO-anchor-random-size"].add(
-                task, results[best].cpu(), p.boxes[best, chosen[best]].tolist(),
-                p.anchors[best].tolist(), t_prep + time.perf_counter() - t1)
+            add("DINO-anchor-random-size", results[best].cpu(),
+                p.boxes[best, chosen[best]].tolist(), p.anchors[best].tolist(),
+                t_prep + time.perf_counter() - t1)
         S = cfg.size
         if "random-anchor-random-size" in rows:
             t1 = time.perf_counter()
             anchors = torch.from_numpy(rng.uniform(0, S, (K, 2))).float()
+            if aspect != 1:                                # on the scene, not the padding
+                anchors = torch.tensor([ox, oy]) + anchors * torch.tensor([ox1 - ox, oy1 - oy]) / S
             sides = rng.choice(cfg.box_sides(), K)
-            boxes = torch.stack([make_proposals(anchors[k:k + 1], [float(sides[k])], S, S)[0, 0]
-                                 for k in range(K)])
+            boxes = torch.stack([make_proposals(anchors[k:k + 1], [float(sides[k])], S, S,
+                                                p.content)[0, 0] for k in range(K)])
             final, best = _edit_boxes(p, boxes, models, cfg, cfg.seed + 1)
-            rows["random-anchor-random-size"].add(task, final.cpu(), boxes[best].tolist(),
-                                                  anchors[best].tolist(), time.perf_counter() - t1)
+            add("random-anchor-random-size", final.cpu(), boxes[best].tolist(),
+                anchors[best].tolist(), time.perf_counter() - t1)
         if "oracle (GT box)" in rows:
             t1 = time.perf_counter()
-            gt = torch.tensor([list(task.target_box)])
+            gt = torch.tensor([list(task.target_box)]) + torch.tensor([ox, oy, ox, oy])
             final, _ = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
-            rows["oracle (GT box)"].add(task, final.cpu(), list(task.target_box), None,
-                                        time.perf_counter() - t1)
+            add("oracle (GT box)", final.cpu(), gt[0].tolist(), None, time.perf_counter() - t1)
     if images is not None:
         images.update({k: r.images for k, r in rows.items()})
     return {k: r.summary() for k, r in rows.items()}

@@ -22,9 +22,13 @@ At step $t = 0, \dots, T-1$:
    $\tau_t$ going linearly from `temperature[0]` to `temperature[1]`; tokens that were not masked
    at this step get $\mathrm{conf} = +\infty$ (they are never re-masked).
 4. **Re-mask** the least confident: keep
-   $$n_t = \left\lfloor N \cdot \gamma\!\left(\tfrac{t+1}{T}\right) \right\rfloor, \qquad
-     \gamma(r) = \cos\left(\tfrac{\pi}{2} r\right)$$
-   tokens masked (`mask_schedule`): $\gamma(1) = 0$, so every token is filled after $T$ steps.
+   $$n_t = \max\!\Big(1, \min\big(n_{t-1} - 1,
+     \left\lfloor N \cdot \gamma\!\left(\tfrac{t+1}{T}\right) \right\rfloor\big)\Big), \qquad
+     \gamma(r) = \cos\left(\tfrac{\pi}{2} r\right), \quad n_{-1} = N$$
+   tokens masked (`mask_schedule`), and $n_{T-1} = 0$: every token is filled after $T$ steps.
+   The clamp is MaskGIT's (and diffusers' `AmusedScheduler`'s): each step reveals at least one
+   token and keeps at least one hidden for the next, so no step is wasted (few tokens, many
+   steps) and the last step never has to fill a large remainder alone.
 
 Tokens outside the mask are never changed; the grid is decoded by the VQ decoder,
 $\hat x = D(\hat z)$, clipped to $[0, 1]$. Outside the mask $\hat x$ is only the VQ reconstruction
@@ -60,13 +64,18 @@ from lrlib.text import check_prompt
 
 
 def mask_schedule(n_masked: int, steps: int) -> list[int]:
-    r"""Number of tokens still masked after each step: $n_t = \lfloor N \cos(\frac{\pi}{2}
-    \frac{t+1}{T}) \rfloor$, $t = 0..T-1$; non-increasing, ends at 0."""
+    r"""Number of tokens still masked after each step $t = 0..T-1$:
+    $n_t = \max(1, \min(n_{t-1} - 1, \lfloor N \cos(\frac{\pi}{2} \frac{t+1}{T}) \rfloor))$,
+    $n_{-1} = N$, and $n_{T-1} = 0$ (MaskGIT's clamp, as diffusers' `AmusedScheduler`);
+    non-increasing; all zeros when nothing is masked."""
     if steps < 1:
         raise LRError(f"steps must be >= 1, got {steps}; aMUSEd uses 12.")
-    n_t = [math.floor(n_masked * math.cos(math.pi / 2 * (t + 1) / steps)) for t in range(steps)]
-    n_t[-1] = 0  # gamma(1) = cos(pi/2) = 0 exactly (the float is 6e-17)
-    return n_t
+    n_t, prev = [], n_masked
+    for t in range(steps - 1):
+        cos_t = math.floor(n_masked * math.cos(math.pi / 2 * (t + 1) / steps))
+        prev = max(1, min(prev - 1, cos_t)) if n_masked else 0
+        n_t.append(prev)
+    return n_t + [0]   # gamma(1) = cos(pi/2) = 0: the last step fills everything
 
 
 def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:

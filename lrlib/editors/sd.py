@@ -9,8 +9,13 @@ lrlib encodes the prompt itself (`lrlib.editors.prompts`) so that prompts over 7
 cut: each 75-token chunk is encoded by the pipeline's own CLIP text encoder and the hidden states
 are concatenated along the sequence (cross-attention takes any length); the empty prompt is padded
 to the same length.
-Default checkpoint `stabilityai/stable-diffusion-2-inpainting` (the official code's), fp16 on
-CUDA. Images are resized to `resolution` (512 for SD2) and back.
+Default checkpoint `sd2-community/stable-diffusion-2-inpainting`: the official code's SD 2
+inpainting weights (the `stabilityai/` repository was removed from the hub in Nov 2025), fp16 on
+CUDA. Any SD 1.x / 2.x inpainting checkpoint in the diffusers layout works (e.g.
+`stable-diffusion-v1-5/stable-diffusion-inpainting`); an SDXL one
+(`diffusers/stable-diffusion-xl-1.0-inpainting-0.1`) is recognised by the pipeline class in its
+`model_index.json` (`lrlib.editors.load`) and served by `lrlib.editors.sdxl`. Images are resized to `resolution` (the
+UNet's own size: 512 for SD 1.x / 2, 1024 for SDXL) and back.
 
 **Mask crop** (optional, `crop_margin`; off by default, as for SD2): instead of the whole image,
 each image is cropped to a square around its mask's bounding box, side = `crop_margin` times the
@@ -35,15 +40,29 @@ from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, check_inpaint_args
 from lrlib.editors.prompts import PromptEncoder
 from lrlib.errors import LRError, checkpoint_error
 
-DEFAULT_SD = "stabilityai/stable-diffusion-2-inpainting"
+DEFAULT_SD = "sd2-community/stable-diffusion-2-inpainting"
 #: LRConfig.scheduler -> (diffusers class, options over the checkpoint's scheduler config)
 SCHEDULERS = {"dpm++": ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver++")),
               "pndm": ("PNDMScheduler", dict(skip_prk_steps=True)),
               "lcm": ("LCMScheduler", {})}
 
 
+def pipeline_class_name(name_or_path: str) -> str:
+    """The pipeline class a diffusers checkpoint names in its model_index.json (hub id or folder)."""
+    from diffusers import DiffusionPipeline
+    return DiffusionPipeline.load_config(name_or_path)["_class_name"]
+
+
+def image_generators(generator: torch.Generator, n: int) -> list[torch.Generator]:
+    """One CPU generator per image, seeded from `generator`: an image's noise does not depend on
+    the batch it is generated in."""
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=generator)) for _ in range(n)]
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
 class StableDiffusionEditor(Editor):
     kind = "sd"
+    pipeline_class = "StableDiffusionInpaintPipeline"   # the diffusers class that runs it
 
     def __init__(self, pipe, steps: int = 50, guidance_scale: float = 7.5,
                  prompt_template: str | None = None, resolution: int | None = None,
@@ -61,7 +80,7 @@ class StableDiffusionEditor(Editor):
     @classmethod
     def from_pretrained(cls, name_or_path: str = DEFAULT_SD, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None, **kwargs) -> "StableDiffusionEditor":
-        from diffusers import StableDiffusionInpaintPipeline
+        import diffusers
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
@@ -69,12 +88,18 @@ class StableDiffusionEditor(Editor):
         if os.path.isfile(defaults):
             with open(defaults) as f:
                 kwargs = {**json.load(f), **kwargs}
-        try:
-            pipe = StableDiffusionInpaintPipeline.from_pretrained(
-                name_or_path, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+        extra = (dict(safety_checker=None, requires_safety_checker=False)
+                 if cls.pipeline_class == "StableDiffusionInpaintPipeline" else {})
+        try:   # no variant=: the community mirrors do not all carry an fp16 variant
+            pipe = getattr(diffusers, cls.pipeline_class).from_pretrained(
+                name_or_path, torch_dtype=dtype, **extra)
         except Exception as e:
             raise checkpoint_error("Stable Diffusion inpainting", str(name_or_path), e,
                                    option="sd_model") from e
+        if pipe.unet.config.in_channels != 9:
+            raise LRError(f"'{name_or_path}' is not an inpainting checkpoint (its UNet takes "
+                          f"{pipe.unet.config.in_channels} channels, inpainting ones take 9: "
+                          "latents, mask, masked image); use e.g. " + DEFAULT_SD + ".")
         return cls(pipe.to(device), **kwargs)
 
     def set_scheduler(self, name: str = "default") -> None:
@@ -114,6 +139,11 @@ class StableDiffusionEditor(Editor):
         uncond, _ = self.prompts.unconditional(len(prompts), cond.shape[1])
         return cond, uncond
 
+    def conditioning(self, prompts: list[str]) -> dict:
+        """The text keyword arguments of the diffusers pipeline call for these prompts."""
+        cond, uncond = self.encode_prompts(prompts)
+        return dict(prompt_embeds=cond, negative_prompt_embeds=uncond)
+
     @torch.no_grad()
     def inpaint(self, images, masks, prompts, generator):
         check_inpaint_args(images, masks, prompts)
@@ -128,13 +158,11 @@ class StableDiffusionEditor(Editor):
             x = F.interpolate(images.float(), size=(R, R), mode="bilinear", antialias=True,
                               align_corners=False) if (H, W) != (R, R) else images.float()
             m = F.interpolate(masks.float(), size=(R, R), mode="nearest") if (H, W) != (R, R) else masks.float()
-        cond, uncond = self.encode_prompts(prompts)
-        seeds = [int(torch.randint(0, 2**62, (1,), generator=generator)) for _ in prompts]
-        gens = [torch.Generator().manual_seed(s) for s in seeds]   # one per image: batch-size free
+        cond = self.conditioning(prompts)
+        gens = image_generators(generator, len(prompts))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = self.pipe(prompt_embeds=cond, negative_prompt_embeds=uncond,
-                            image=x.to(self.device), mask_image=m.to(self.device), height=R,
+            out = self.pipe(**cond, image=x.to(self.device), mask_image=m.to(self.device), height=R,
                             width=R, num_inference_steps=self.steps,
                             guidance_scale=self.guidance_scale, generator=gens,
                             output_type="pt").images

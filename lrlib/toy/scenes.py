@@ -17,7 +17,10 @@ A scene is a background plus 1-3 objects:
   so the mask touches all four box edges, and nothing of the object is painted outside the box.
 * layout: boxes never overlap; they keep a 2-pixel gap from each other and from the image border,
   so a ring around each box shows only background (the judge uses it). Object sides are 14-28 px
-  at 64 px and scale with the image size.
+  at 64 px and scale with the image size (the shorter side of a non-square image).
+* size: an int for a square image, or (width, height): a non-square scene keeps every object's
+  proportions (a square is square); the background's gradient and texture span the whole
+  image. A square (n, n) and n draw the same scene for the same seed.
 
 On top of the pictures: captions of four kinds ('single', 'multi', 'relation', 'long'; the long
 ones run past CLIP's 77 tokens), and edit tasks with ground truth ("turn *the red circle left of
@@ -62,6 +65,24 @@ def side_range(size: int) -> tuple[int, int]:
     return max(4, round(14 * size / 64)), max(5, round(28 * size / 64))
 
 
+def _wh(size) -> tuple[int, int]:
+    """An image size, int n (square) or (width, height), as (W, H)."""
+    W, H = (size, size) if np.isscalar(size) else size
+    if int(W) != W or int(H) != H or W < 1 or H < 1:
+        raise LRError(f"size={size!r}: use an int (square) or (width, height), positive integers.")
+    return int(W), int(H)
+
+
+def aspect_size(size: int, aspect: float = 1.0):
+    """(W, H) with the longer side `size` and W / H = aspect (rounded); `size` itself when 1."""
+    if aspect == 1:
+        return size
+    if not aspect > 0:
+        raise LRError(f"aspect={aspect!r}: use width / height > 0 (2.0: landscape 2:1).")
+    short = max(1, round(size / max(aspect, 1 / aspect)))
+    return (size, short) if aspect > 1 else (short, size)
+
+
 def _rng(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
@@ -95,16 +116,17 @@ def random_background(rng) -> Background:
                       float(rng.uniform(0.005, 0.015)), int(rng.integers(2**31)))
 
 
-def render_background(bg: Background, size: int) -> np.ndarray:
-    """(size, size, 3) float32 image of the background."""
-    t = (np.arange(size, dtype=np.float32) + 0.5) / size
-    x, y = t[None, :], t[:, None]
+def render_background(bg: Background, size) -> np.ndarray:
+    """(H, W, 3) float32 image of the background; size: n (square) or (W, H)."""
+    W, H = _wh(size)
+    x = ((np.arange(W, dtype=np.float32) + 0.5) / W)[None, :]
+    y = ((np.arange(H, dtype=np.float32) + 0.5) / H)[:, None]
     d = np.cos(bg.angle) * (x - 0.5) + np.sin(bg.angle) * (y - 0.5)  # in [-0.71, 0.71]
     g = np.clip(d / 1.42 + 0.5, 0, 1)[..., None]
     img = (1 - g) * np.asarray(bg.c0, np.float32) + g * np.asarray(bg.c1, np.float32)
     tex = sum(a * np.sin(2 * np.pi * (fx * x + fy * y) + ph) for fx, fy, ph, a in bg.waves)
     img = img * (1 + tex)[..., None]
-    noise = np.random.default_rng(bg.noise_seed).standard_normal((size, size, 3), np.float32)
+    noise = np.random.default_rng(bg.noise_seed).standard_normal((H, W, 3), np.float32)
     return np.clip(img + bg.grain * noise, 0, 1).astype(np.float32)
 
 
@@ -158,25 +180,27 @@ def shape_coverage(shape: str, w: int, h: int, ss: int = SUPERSAMPLE) -> np.ndar
     return hit.reshape(h, ss, w, ss).mean((1, 3), dtype=np.float32)
 
 
-def _object_alpha(shape: str, box, size: int):
-    """Coverage (H, W) float32, mask (H, W) bool and the tight box of the mask, for a shape drawn in `box`.
+def _object_alpha(shape: str, box, size):
+    """Coverage (H, W) float32, mask (H, W) bool and the tight box of the mask, for a shape drawn in
+    `box` of an image of `size` (n or (W, H)).
 
     The mask is coverage >= 0.5; coverage outside the mask's tight box (thin anti-aliased slivers
     under half a pixel) is dropped, so the object lives entirely inside its box.
     """
+    W, H = _wh(size)
     x0, y0, x1, y1 = (int(c) for c in box)
-    if not (0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size):
-        raise LRError(f"box {tuple(box)} is not inside a {size}x{size} image: "
-                      "use (x0, y0, x1, y1) with 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size.")
+    if not (0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H):
+        raise LRError(f"box {tuple(box)} is not inside a {W}x{H} image: "
+                      "use (x0, y0, x1, y1) with 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height.")
     cov = shape_coverage(shape, x1 - x0, y1 - y0)
     m = cov >= 0.5
     if not m.any():
         raise LRError(f"box {tuple(box)} is too small to draw a {shape}: make it at least 3 px a side.")
     rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
     ty0, ty1, tx0, tx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    alpha = np.zeros((size, size), np.float32)
+    alpha = np.zeros((H, W), np.float32)
     alpha[y0 + ty0:y0 + ty1, x0 + tx0:x0 + tx1] = cov[ty0:ty1, tx0:tx1]
-    mask = np.zeros((size, size), bool)
+    mask = np.zeros((H, W), bool)
     mask[y0:y1, x0:x1] = m
     return alpha, mask, (x0 + int(tx0), y0 + int(ty0), x0 + int(tx1), y0 + int(ty1))
 
@@ -216,8 +240,9 @@ class Obj:
         return (x0 + x1) / 2, (y0 + y1) / 2
 
 
-def make_object(shape: str, colour: str, box, size: int, rng=None) -> Obj:
-    """An `Obj` drawn in `box` of a size x size image (rng: jitter the shade, else the palette colour)."""
+def make_object(shape: str, colour: str, box, size, rng=None) -> Obj:
+    """An `Obj` drawn in `box` of an image of `size`, n or (W, H) (rng: jitter the shade, else the
+    palette colour)."""
     _check_colour(colour)
     alpha, mask, tight = _object_alpha(shape, box, size)
     return Obj(shape, colour, tight, mask, _object_rgb(colour, rng), alpha)
@@ -235,7 +260,7 @@ def paint_object(image: np.ndarray, shape: str, colour, box, rng=None):
     """
     image = np.asarray(image, np.float32)
     _check_colour(colour)
-    alpha, mask, _ = _object_alpha(shape, box, image.shape[0])
+    alpha, mask, _ = _object_alpha(shape, box, (image.shape[1], image.shape[0]))
     a = alpha[..., None]
     rgb = np.asarray(_object_rgb(colour, _rng(rng) if rng is not None else None), np.float32)
     return (image * (1 - a) + rgb * a).astype(np.float32), mask
@@ -251,8 +276,17 @@ class Scene:
     background: Background = field(repr=False)
 
     @property
-    def size(self) -> int:
+    def width(self) -> int:
+        return self.image.shape[1]
+
+    @property
+    def height(self) -> int:
         return self.image.shape[0]
+
+    @property
+    def size(self):
+        """What `render_scene` was given: n for a square scene, else (width, height)."""
+        return self.width if self.width == self.height else (self.width, self.height)
 
     def pil(self):
         """The image as an 8-bit RGB PIL image: `scene.pil().save("scene.png")`."""
@@ -270,21 +304,22 @@ def _apart(a, b, gap: int = GAP) -> bool:
             a[3] + gap <= b[1] or b[3] + gap <= a[1])
 
 
-def _place(rng, size: int, taken: list, tries: int = 50):
+def _place(rng, size, taken: list, tries: int = 50):
     """A random box of legal size, GAP px away from the border and from the boxes in `taken`."""
-    lo, hi = side_range(size)
+    W, H = _wh(size)
+    lo, hi = side_range(min(W, H))
     for _ in range(tries):
         w = int(rng.integers(lo, hi + 1))
         h = int(np.clip(round(w * np.exp(rng.uniform(-0.2, 0.2))), lo, hi))
-        x0 = int(rng.integers(GAP, size - GAP - w + 1))
-        y0 = int(rng.integers(GAP, size - GAP - h + 1))
+        x0 = int(rng.integers(GAP, W - GAP - w + 1))
+        y0 = int(rng.integers(GAP, H - GAP - h + 1))
         box = (x0, y0, x0 + w, y0 + h)
         if all(_apart(box, t) for t in taken):
             return box
     return None
 
 
-def _layout(rng, size: int, n: int, fixed: list, restarts: int = 20) -> list:
+def _layout(rng, size, n: int, fixed: list, restarts: int = 20) -> list:
     """n random boxes clear of each other and of `fixed`; whole layouts are redrawn when one gets
     stuck. Returns the largest layout found (fewer than n boxes only if none fitted)."""
     best = []
@@ -298,9 +333,9 @@ def _layout(rng, size: int, n: int, fixed: list, restarts: int = 20) -> list:
     return best
 
 
-def render_scene(rng=None, size: int = 64, n_objects=(1, 3), objects=None,
+def render_scene(rng=None, size=64, n_objects=(1, 3), objects=None,
                  background: Background | None = None) -> Scene:
-    """Draw a scene from a seed or a numpy Generator.
+    """Draw a scene from a seed or a numpy Generator; size: n (square) or (width, height).
 
     n_objects: an int or an inclusive (lo, hi) range (fewer are drawn if they do not fit).
     objects: instead of random ones, a list whose items are `Obj` (kept as they are, e.g. to
@@ -317,16 +352,18 @@ def render_scene(rng=None, size: int = 64, n_objects=(1, 3), objects=None,
     else:
         specs, required = [o if isinstance(o, Obj) else (tuple(o) + (None,) * 3)[:3]
                            for o in objects], True
+    W, H = _wh(size)
     for o in specs:
-        if isinstance(o, Obj) and o.mask.shape != (size, size):
-            raise LRError(f"an Obj drawn for a {o.mask.shape[0]} px image cannot go into a "
-                          f"{size} px scene: pass size={o.mask.shape[0]}.")
+        if isinstance(o, Obj) and o.mask.shape != (H, W):
+            h, w = o.mask.shape
+            raise LRError(f"an Obj drawn for a {w}x{h} image cannot go into a {W}x{H} scene: "
+                          f"pass size={w if w == h else (w, h)}.")
     fixed = [o.box if isinstance(o, Obj) else o[2] for o in specs
              if isinstance(o, Obj) or o[2] is not None]
     n_free = len(specs) - len(fixed)
     free = _layout(rng, size, n_free, fixed)
     if required and len(free) < n_free:
-        raise LRError(f"could not fit {len(specs)} objects in a {size} px image: "
+        raise LRError(f"could not fit {len(specs)} objects in a {W}x{H} image: "
                       "ask for fewer objects or a larger size.")
     placed = []
     for spec in specs:
@@ -352,7 +389,7 @@ def rerender(scene: Scene, rng=None) -> Scene:
     return render_scene(rng, scene.size, objects=list(scene.objects))
 
 
-def render_batch(seeds, size: int = 64, **kwargs):
+def render_batch(seeds, size=64, **kwargs):
     """Scenes for many seeds: ((N, 3, H, W) float32 tensor, list of Scene). kwargs go to render_scene."""
     scenes = [render_scene(int(s), size, **kwargs) for s in seeds]
     x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).contiguous()
@@ -413,15 +450,16 @@ def _relation_phrase(scene: Scene, i: int, j: int, rng, subject=None):
             f"the {anchors[rng.integers(len(anchors))]}")
 
 
-def _position_word(cx: float, cy: float, size: int) -> str:
-    """'top left', 'top middle', ..., 'centre', by thirds of the image."""
-    col = ("left", "middle", "right")[min(2, int(3 * cx / size))]
-    row = ("top", "middle", "bottom")[min(2, int(3 * cy / size))]
+def _position_word(cx: float, cy: float, size) -> str:
+    """'top left', 'top middle', ..., 'centre', by thirds of the image (size: n or (W, H))."""
+    W, H = _wh(size)
+    col = ("left", "middle", "right")[min(2, int(3 * cx / W))]
+    row = ("top", "middle", "bottom")[min(2, int(3 * cy / H))]
     return "centre" if row == col == "middle" else f"{row} {col}"
 
 
-def _size_word(obj: Obj, size: int) -> str:
-    side = max(obj.box[2] - obj.box[0], obj.box[3] - obj.box[1]) / size
+def _size_word(obj: Obj, size) -> str:
+    side = max(obj.box[2] - obj.box[0], obj.box[3] - obj.box[1]) / min(_wh(size))
     return "small" if side < 0.28 else "medium-sized" if side < 0.36 else "large"
 
 
@@ -446,9 +484,9 @@ _SHAPE_DETAIL = {"circle": "that is perfectly round", "square": "with four strai
 def _background_sentence(scene: Scene) -> str:
     bg = scene.background
     dx, dy = np.cos(bg.angle), np.sin(bg.angle)
-    n = scene.size
-    start = _position_word((0.5 - 0.4 * dx) * n, (0.5 - 0.4 * dy) * n, n)
-    end = _position_word((0.5 + 0.4 * dx) * n, (0.5 + 0.4 * dy) * n, n)
+    W, H, n = scene.width, scene.height, scene.size
+    start = _position_word((0.5 - 0.4 * dx) * W, (0.5 - 0.4 * dy) * H, n)
+    end = _position_word((0.5 + 0.4 * dx) * W, (0.5 + 0.4 * dy) * H, n)
     return (f"The background is a smooth gradient from {_soft_colour_name(bg.c0)} at the {start} "
             f"to {_soft_colour_name(bg.c1)} at the {end}, with a faint mottled texture and a "
             f"little grain, and it has no pattern, horizon or other things in it.")
@@ -457,8 +495,8 @@ def _background_sentence(scene: Scene) -> str:
 def _long_caption(scene: Scene) -> str:
     objs, n = scene.objects, scene.size
     count = ("one", "two", "three", "four", "five")[len(objs) - 1] if len(objs) <= 5 else str(len(objs))
-    parts = [f"A small synthetic picture, {n} by {n} pixels, showing {count} simple flat "
-             f"{'shape' if len(objs) == 1 else 'shapes'} on a plain background.",
+    parts = [f"A small synthetic picture, {scene.width} by {scene.height} pixels, showing {count} "
+             f"simple flat {'shape' if len(objs) == 1 else 'shapes'} on a plain background.",
              _background_sentence(scene)]
     for o in objs:
         parts.append(f"In the {_position_word(*o.centre, n)} there is a {_size_word(o, n)} "
@@ -554,8 +592,9 @@ def _long_prompt(scene: Scene, box, shape: str, colour: str) -> str:
             f"in the image changes at all.")
 
 
-def make_edit_task(seed: int, size: int = 64, kind: str = "single") -> EditTask:
-    """An edit task with ground truth, fully determined by (seed, size, kind).
+def make_edit_task(seed: int, size=64, kind: str = "single") -> EditTask:
+    """An edit task with ground truth, fully determined by (seed, size, kind); size: n (square)
+    or (width, height).
 
     'single'   one object; source 'the red circle', prompt 'a blue square'.
     'multi'    2-3 objects with different names; the source names one of them.
@@ -584,7 +623,7 @@ def make_edit_task(seed: int, size: int = 64, kind: str = "single") -> EditTask:
                 t, source = options[rng.integers(len(options))]
                 break
         else:
-            raise LRError(f"no relational layout found at size {size}: use size >= 64.")
+            raise LRError(f"no relational layout found at size {size}: use sides >= 64.")
     obj = scene.objects[t]
     shape, colour = _new_look(rng, obj)
     prompt = (_long_prompt(scene, obj.box, shape, colour) if kind == "long"
@@ -602,10 +641,12 @@ def ground_truth_edit(task: EditTask) -> np.ndarray:
     return image
 
 
-def benchmark_tasks(n: int = 200, size: int = 64) -> list:
+def benchmark_tasks(n: int = 200, size: int = 64, aspect: float = 1.0) -> list:
     """The fixed held-out benchmark: task i = make_edit_task(10_000_000 + i), kinds in turn.
 
-    Training must use seeds below TRAIN_SEED_LIMIT so it never sees these scenes.
+    aspect: width / height of the scenes, the longer side `size` (1: square, the benchmark the
+    README reports). Training must use seeds below TRAIN_SEED_LIMIT so it never sees these scenes.
     """
+    size = aspect_size(size, aspect)
     return [make_edit_task(BENCHMARK_SEED0 + i, size, EDIT_KINDS[i % len(EDIT_KINDS)])
             for i in range(n)]

@@ -2,7 +2,7 @@ r"""# Toy Stable Diffusion inpainting: a latent diffusion model trained on the t
 
 A small version of Stable Diffusion's inpainting model, trained here from scratch on toy scenes,
 saved as a diffusers `StableDiffusionInpaintPipeline` folder that `StableDiffusionEditor`
-loads exactly as it loads `stabilityai/stable-diffusion-2-inpainting`.
+loads exactly as it loads an SD 2 inpainting checkpoint (`sd2-community/stable-diffusion-2-inpainting`).
 
 **Task.** Given an image $x$, a box mask $m$ (1 inside) and a caption $c$ ("a red circle"),
 fill the box with the named object on the continued background:
