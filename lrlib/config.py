@@ -90,6 +90,8 @@ class LRConfig:
     structure: str = "dino"         # "dino": DINO key self-similarity (Splicing ViT Features)
                                     # "clip": CLIP tokens before the last block (official code)
     default_caption: str = "a photo"  # source text for L_dir when no caption is given
+    table_views: int = 16           # "expected": L_clip views per candidate, loss table computed
+                                    # once (lrlib; official: 16; CPU: 16; 0: redrawn every iteration)
 
     # --- ranking -------------------------------------------------------------------------
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
@@ -103,11 +105,16 @@ class LRConfig:
     steps: int = 50                 # SD denoising steps (official: 50)
     guidance_scale: float = 7.5     # SD classifier-free guidance (official: 7.5)
     scheduler: str = "default"      # "default": the checkpoint's own (SD2: PNDM/DDIM, 50 steps);
-                                    # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster)
+                                    # "dpm++": DPM-Solver++ (2M), good at ~20 steps (faster);
+                                    # "pndm": PNDM (the official code's); "lcm": with an LCM-LoRA
     prompt_template: str | None = None  # e.g. "a high quality image of {}." (official code)
     maskgit_steps: int = 12         # MaskGIT decoding steps (aMUSEd default: 12)
     maskgit_guidance: float = 10.0  # aMUSEd's default
     editor_batch_size: int = 8      # candidate edits per editor call
+    draft_steps: int = 0            # > 0: candidates drafted with DPM-Solver++ at this many steps,
+                                    # the winner regenerated at `steps` (lrlib; paper: 0; CPU: 0)
+    lora: str | None = None         # LoRA fused into the SD UNet (id or folder), e.g. "latent-
+                                    # consistency/lcm-lora-sdv1-5" + scheduler="lcm", steps=4 (paper: none)
     blend_px: int = 3               # feather the paste over the box's last px (lrlib.blend; outside
                                     # stays the input; 0: hard paste; paper: none; CPU: 3; README)
 
@@ -248,7 +255,14 @@ class LRConfig:
         integer("rank_top", 1)
         integer("steps", 1, hint=": the editor needs at least one denoising step (official: 50)")
         integer("maskgit_steps", 1, hint=" (aMUSEd: 12)")
-        one_of("scheduler", ("default", "dpm++"))
+        one_of("scheduler", ("default", "dpm++", "pndm", "lcm"), " ('lcm' with an LCM-LoRA in lora=)")
+        integer("table_views", 0, hint=" (0: the loss table redrawn every iteration)")
+        integer("draft_steps", 0, hint=" (0: no drafts)")
+        if self.lora is not None and (not isinstance(self.lora, str) or not self.lora.strip()):
+            bad(f"lora={self.lora!r}: must be None or a LoRA id or folder (a non-empty string).")
+        if (self.draft_steps or self.lora) and self.editor != "sd":
+            bad(f"draft_steps={self.draft_steps}, lora={self.lora!r}: both are SD options; use "
+                "editor='sd' or set draft_steps=0, lora=None.")
         integer("editor_batch_size", 1)
         integer("seed", 0, 2**32 - 1)
         if self.prompt_template is not None and (not isinstance(self.prompt_template, str)

@@ -137,8 +137,11 @@ def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
     if cfg.editor == "sd":
         from lrlib.editors.load import load_sd_editor
         name = replacement_id(name or cfg.sd_model)
-        ed = _cached(("sd", name, str(device), dtype),
-                     lambda: load_sd_editor(name, device=device, dtype=dtype))
+
+        def build():
+            ed = load_sd_editor(name, device=device, dtype=dtype)
+            return ed.load_lora(cfg.lora) if cfg.lora else ed
+        ed = _cached(("sd", name, str(device), dtype, cfg.lora), build)
         ed.steps, ed.guidance_scale, ed.prompt_template = cfg.steps, cfg.guidance_scale, cfg.prompt_template
         ed.set_scheduler(cfg.scheduler)
         return ed

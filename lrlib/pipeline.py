@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from lrlib.anchors import caption_anchors, cells_to_pixels, refine_anchors, top_k_anchors
 from lrlib.blend import feather
 from lrlib.config import LRConfig
+from lrlib.draft import batch_generator, drafting, regenerate
 from lrlib.errors import LRError
 from lrlib.io import atomic_dir, input_record, load_image, to_pil, to_tensor, write_result
 from lrlib.losses import Embeddings, edit_loss, embed
@@ -157,7 +158,7 @@ def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=Tru
     starts = range(0, n, batch_size)
     for b, s in enumerate(tqdm(starts, desc="candidate edits", disable=not progress, leave=False)):
         m = masks[s:s + batch_size]
-        gen = torch.Generator().manual_seed(seed * 100_003 + b)
+        gen = batch_generator(seed, b)
         out.append(editor.inpaint(x.expand(m.shape[0], -1, -1, -1), m, [prompt] * m.shape[0], gen))
     return torch.cat(out)
 
@@ -292,7 +293,7 @@ def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Te
         rgn = RGN(p.pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(p.x.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn(p, cfg), cfg.iterations, cfg.lr, cfg.tau,
-                     cfg.hard, gen, cfg.progress, cfg.estimator)
+                     cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views)
     with torch.no_grad():
         probs = torch.softmax(rgn(p.pooled, p.geom), -1)
     return probs, hist
@@ -338,16 +339,21 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     source, image = image, load_image(image)  # bad input fails before any model is loaded
     warn_if_not_toy_scene(image, cfg)        # the toy world on a photo paints a blob: say so
     models = models or load_models(cfg)
-    p = prepare(image, prompt, caption, cfg, models)
+    with drafting(models.editor, cfg.draft_steps):          # cheap candidates (lrlib.draft)
+        p = prepare(image, prompt, caption, cfg, models)
     probs, hist = train_and_choose(p)
     K = p.K
     chosen = probs.argmax(-1)
     results = p.C[torch.arange(K), chosen]                                   # (K, 3, S, S)
     scores, best = rank(p, results, models.clip)
     mask, (x0, y0, x1, y1) = p.masks[best, chosen[best]], p.content
+    win = results[best]
+    if cfg.draft_steps:                                      # the winner again, at full quality
+        win = regenerate(models.editor, p.x, mask, p.prompt, cfg.seed,
+                         best * p.M + int(chosen[best]), cfg.editor_batch_size)
     w = torch.zeros_like(mask)         # feathered on the picture: its edge counts as inside
     w[:, y0:y1, x0:x1] = feather(mask[:, y0:y1, x0:x1], cfg.blend_px)
-    final = paste_back(p.x_full, results[best], w, p.content)
+    final = paste_back(p.x_full, win, w, p.content)
     return EditResult(
         image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
         best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),

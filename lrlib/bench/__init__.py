@@ -1,7 +1,8 @@
 """Benchmarks that print tables. Nothing here is imported by the library itself.
 
     python -m lrlib.bench toy --n 200            # region strategies and loss ablations, judged (toy.py)
-    python -m lrlib.bench speed --size small     # UNet evaluations, seconds, memory per edit (speed.py)
+    python -m lrlib.bench speed --size toy       # UNet evals, CLIP forwards, seconds, memory per edit (speed.py)
+    python -m lrlib.bench draft --n 200          # drafts + regenerated winner vs full candidates, judged (speed.py)
     python -m lrlib.bench smoke --size full      # every default architecture, one edit each (smoke.py)
     python -m lrlib.bench blend --n 50           # does feathering the paste hide the box? (blend.py)
     python -m lrlib.bench scenes                 # milliseconds to draw a toy scene (scenes.py)
@@ -10,7 +11,7 @@
 |---|---|
 | `toy.py` | the whole method on held-out toy tasks, one row per region strategy, graded by the judge |
 | `peers.py` | the peers' boxes (DiffEdit-style, CLIPSeg-style, DINO attention box) for toy.py |
-| `speed.py` | UNet image-evaluations, seconds and peak memory per edit, lrlib vs the official loop |
+| `speed.py` | UNet image-evaluations, CLIP forwards, seconds, peak memory and quality per edit, lrlib's modes vs the official loop; the draft benchmark |
 | `smoke.py` | the real architectures (random weights) end to end on a photo: seconds and peak RSS |
 | `blend.py` | seam, success and preservation of the final paste for several `blend_px` |
 | `scenes.py` | wall-clock time to draw the toy world's scenes (render_batch) |

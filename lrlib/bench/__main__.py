@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|blend|scenes|smoke`: the benchmarks' command line (lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|draft|blend|scenes|smoke`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -32,9 +32,15 @@ def main(argv=None) -> int:
     t.add_argument("--aspect", type=float, default=1.0,
                    help="scene width / height (2: landscape 2:1 scenes; default 1, square)")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
-    s.add_argument("--size", default="small", choices=["small", "full", "toy"])
+    s.add_argument("--size", default="toy", choices=["toy", "small", "full"])
     s.add_argument("--device", default="auto")
     s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--n", type=int, default=None, help="edits per mode (toy: held-out tasks, 3)")
+    s.add_argument("--draft-steps", type=int, default=5, help="DPM++ steps of the draft row")
+    d = sub.add_parser("draft", help="toy benchmark: drafts + regenerated winner vs full candidates")
+    d.add_argument("--n", type=int, default=200)
+    d.add_argument("--draft-steps", type=int, nargs="+", default=[5])
+    d.add_argument("--start", type=int, default=0, help="skip the first tasks (split a long run)")
     m = sub.add_parser("smoke", help="every default architecture, random weights, one edit each")
     m.add_argument("--sdxl-resolution", type=int, default=1024,
                    help="SDXL working size (native 1024; CI uses 512 to fit its CPU time)")
@@ -72,6 +78,9 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "draft":
+        from lrlib.bench.speed import run_draft
+        print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start))
     elif args.cmd == "smoke":
         from lrlib.bench.smoke import FAMILIES, run_smoke
         run_smoke(args.size, args.family or FAMILIES, args.sdxl_resolution)
@@ -88,7 +97,7 @@ def main(argv=None) -> int:
         print(run_scenes(args.n))
     else:
         from lrlib.bench.speed import run_speed
-        print(run_speed(args.size, args.device, args.steps))
+        print(run_speed(args.size, args.device, args.steps, n=args.n, fast_steps=args.draft_steps))
     return 0
 
 

@@ -41,6 +41,10 @@ from lrlib.editors.prompts import PromptEncoder
 from lrlib.errors import LRError, checkpoint_error
 
 DEFAULT_SD = "sd2-community/stable-diffusion-2-inpainting"
+#: LRConfig.scheduler -> (diffusers class, options over the checkpoint's scheduler config)
+SCHEDULERS = {"dpm++": ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver++")),
+              "pndm": ("PNDMScheduler", dict(skip_prk_steps=True)),
+              "lcm": ("LCMScheduler", {})}
 
 
 def pipeline_class_name(name_or_path: str) -> str:
@@ -99,14 +103,34 @@ class StableDiffusionEditor(Editor):
         return cls(pipe.to(device), **kwargs)
 
     def set_scheduler(self, name: str = "default") -> None:
-        """"default": the checkpoint's scheduler; "dpm++": DPM-Solver++ 2M (fewer steps)."""
-        from diffusers import DPMSolverMultistepScheduler
+        """"default": the checkpoint's scheduler; "dpm++": DPM-Solver++ 2M (fewer steps);
+        "pndm": PNDM (SD 2's own, the official code's: steps + 1 UNet calls); "lcm":
+        LCMScheduler, for an LCM-LoRA (`load_lora`, 4 steps)."""
+        import diffusers
 
         if not hasattr(self, "_default_scheduler"):
             self._default_scheduler = self.pipe.scheduler
-        self.pipe.scheduler = (self._default_scheduler if name == "default" else
-                               DPMSolverMultistepScheduler.from_config(
-                                   self._default_scheduler.config, algorithm_type="dpmsolver++"))
+        if name == "default":
+            self.pipe.scheduler = self._default_scheduler
+            return
+        cls, kw = SCHEDULERS[name]
+        self.pipe.scheduler = getattr(diffusers, cls).from_config(self._default_scheduler.config, **kw)
+
+    def load_lora(self, name_or_path: str) -> "StableDiffusionEditor":
+        """Fuse a LoRA into the UNet (diffusers `load_lora_weights`, needs `peft`), e.g.
+        `latent-consistency/lcm-lora-sdv1-5` for SD 1.5 inpainting with scheduler "lcm", 4 steps."""
+        import importlib.util
+
+        if importlib.util.find_spec("peft") is None:
+            raise LRError(f"lora={name_or_path!r} needs the `peft` package (diffusers loads LoRAs "
+                          "with it): `pip install peft` or `pip install lrlib[lora]`.")
+        try:
+            self.pipe.load_lora_weights(name_or_path)
+        except Exception as e:
+            raise checkpoint_error("LoRA", str(name_or_path), e, option="lora") from e
+        self.pipe.fuse_lora()
+        self.pipe.unload_lora_weights()      # the fused weights stay; the adapters go
+        return self
 
     def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Chunked prompt embeddings (B, 77 * n, D) and matching empty-prompt embeddings
