@@ -165,14 +165,15 @@ def upsample(fmap: torch.Tensor, H: int, W: int) -> torch.Tensor:
 
 
 def scale_boxes(boxes: torch.Tensor, factors: list[float], H: int, W: int,
-                min_side: float = 1.0, content=None) -> torch.Tensor:
+                min_side: float = 1.0, content=None, max_side: float | None = None) -> torch.Tensor:
     """(K, 4) boxes -> (K, M, 4) integer boxes, each scaled about its centre by each factor
-    (sides at least `min_side` px), clipped to the picture (the image, or `content`)."""
+    (sides between `min_side` and `max_side` px), clipped to the picture (the image, or
+    `content`)."""
     X0, Y0, X1, Y1 = content or (0, 0, W, H)
     b = boxes.float()[:, None]
     f = torch.tensor(factors, dtype=torch.float32)[None, :, None]
     c = (b[..., :2] + b[..., 2:]) / 2
-    half = ((b[..., 2:] - b[..., :2]) * f).clamp(min=min_side) / 2
+    half = ((b[..., 2:] - b[..., :2]) * f).clamp(min=min_side, max=max_side) / 2
     lo = (c - half).round()
     hi = torch.maximum((c + half).round(), lo + 1)
     lo0, lim = torch.tensor([X0, Y0], dtype=torch.float32), torch.tensor([X1, Y1], dtype=torch.float32)
@@ -206,7 +207,8 @@ def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
     if cfg.proposals == "fitted":
         X0, Y0, X1, Y1 = content or (0, 0, W, H)
         b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content)
-        return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * min(X1 - X0, Y1 - Y0),
-                           content)
+        short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
+        return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
+                           max_side=cfg.box_max * short)   # over the background is no region
     from lrlib.errors import LRError
     raise LRError(f"proposals={cfg.proposals!r}; use 'squares' (paper) or 'fitted' (lrlib).")

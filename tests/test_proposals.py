@@ -121,3 +121,20 @@ def test_box_iou():
     a, b = torch.tensor([0, 0, 10, 20]), torch.tensor([5, 0, 15, 20])
     assert float(box_iou(a, b)) == pytest.approx(100 / 300)
     assert float(box_iou(a, a)) == 1.0
+
+
+def test_fitted_boxes_never_exceed_box_max():
+    """Bug caught (seen on the demo scene): an anchor on the background grows a blob over the
+    whole image and all its 'fitted' proposals became the whole picture (0, 0, 64, 64), so an
+    edit could repaint everything; sides must stay within box_max of the picture's short side."""
+    import torch
+
+    from lrlib.config import LRConfig
+    from lrlib.regions import propose
+    cfg = LRConfig.cpu(proposals="fitted")
+    feats = torch.ones(1, 8, 8, 8)                    # every patch alike: one blob = the image
+    for content in (None, (0, 16, 64, 48)):
+        boxes = propose(torch.tensor([[32.0, 32.0]]), feats, cfg, 64, 64, content)
+        short = 64 if content is None else 32
+        sides = torch.stack([boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]], -1)
+        assert sides.max() <= round(cfg.box_max * short) + 1, boxes
