@@ -32,15 +32,17 @@ def test_edit_end_to_end(models, scene, editor):
     assert len(r.history.loss) == CFG.iterations and set(r.history.terms) == {"L_clip", "L_dir", "L_str"}
     assert 0 <= r.best < K and abs(sum(r.scores["S_t2i"]) - 1) < 1e-5
     # outside the chosen box (mapped to the full-resolution input) nothing changed, exactly
-    x0, y0, x1, y1 = r.best_box
-    sx, sy = img.size[0] / 64, img.size[1] / 64
+    # (the input is letterboxed: one scale for both axes, an offset on the short one, so the box
+    # in the input's pixels is best_box_image, not best_box times W/64 and H/64)
+    x0, y0, x1, y1 = r.best_box_image
+    s = max(img.size) / 64                                    # input pixels per working pixel
     a, b = np.array(img).astype(int), np.array(r.image).astype(int)
     diff = np.abs(a - b).sum(-1) > 0
     ys, xs = np.nonzero(diff)
     if len(xs):
-        pad = 4 if editor == "maskgit" else 1                 # MaskGIT edits whole token cells
-        assert xs.min() >= x0 * sx - pad * sx and xs.max() <= x1 * sx + pad * sx
-        assert ys.min() >= y0 * sy - pad * sy and ys.max() <= y1 * sy + pad * sy
+        pad = (4 if editor == "maskgit" else 1) * s           # MaskGIT edits whole token cells
+        assert xs.min() >= x0 - pad and xs.max() <= x1 + pad
+        assert ys.min() >= y0 - pad and ys.max() <= y1 + pad
     assert diff.mean() < 0.9
     # the K results keep the source outside their box, exactly (working resolution)
     src = to_tensor(r.source)
