@@ -43,8 +43,10 @@ WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD, progress=False)
 if WORLD != "real":
     cfg = cfg.replace(K=3, M=4, epochs=2, iters_per_epoch=6)
-cfg = cfg.replace(estimator="st")   # the paper's straight-through loop, written out below;
-                                    # "expected" (the CPU default) is compared at the end
+# the paper's loop, written out below: straight-through Gumbel, the top-K attention peaks and
+# M squares per anchor ("expected", the default estimator, is compared at the end; lrlib's
+# caption anchors and fitted boxes are notebook 08's subject)
+cfg = cfg.replace(estimator="st", anchor_pool=0, proposals="squares")
 print(banner(cfg))
 print(f"K = {cfg.K} anchors, M = {cfg.M} boxes each, {cfg.iterations} iterations, "
       f"editor {cfg.editor} ({cfg.steps} steps), estimator {cfg.estimator!r}, seed {cfg.seed}")
@@ -211,8 +213,8 @@ with torch.no_grad():
     chosen = probs.argmax(-1)
     results = C[torch.arange(K), chosen]                                # (K, 3, S, S)
     scores = quality_scores(models.clip.encode_image(results), emb.E_T, emb.E_I_src,
-                            cfg.alpha, cfg.beta, models.clip.logit_scale, emb.E_T_caption,
-                            cfg.gamma)
+                            cfg.alpha, cfg.beta, cfg.score_scale or models.clip.logit_scale,
+                            emb.E_T_caption, cfg.gamma)   # score_scale 1: raw cosines (official)
 best = pick_best(scores, cfg.rank_top)
 
 H, W = x_full.shape[-2:]
