@@ -273,18 +273,12 @@ def judge_edit(source, edited, task) -> dict:
 
 
 def _grow(seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """The connected blobs (4-neighbourhood) of `allowed` that touch `seed` (both (H, W) bool)."""
-    m = seed & allowed
-    while True:
-        g = m.copy()
-        g[1:] |= m[:-1]
-        g[:-1] |= m[1:]
-        g[:, 1:] |= m[:, :-1]
-        g[:, :-1] |= m[:, 1:]
-        g &= allowed
-        if (g == m).all():
-            return m
-        m = g
+    """The connected blobs (4-neighbourhood) of `allowed` that touch `seed` (both (H, W) bool):
+    `lrlib.regions.grow`, the same flood fill the fitted proposals use, on numpy arrays."""
+    import torch
+
+    from lrlib.regions import grow
+    return grow(torch.from_numpy(seed), torch.from_numpy(allowed)).numpy()
 
 
 def _box_of(m: np.ndarray) -> tuple:
