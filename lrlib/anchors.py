@@ -186,17 +186,24 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def crop_scores(clip, x: torch.Tensor, boxes: torch.Tensor, E_T: torch.Tensor,
-                context: float, mode: str = "crop") -> torch.Tensor:
-    """(1, 3, H, W) image, (P, 4) boxes, (E,) text -> (P,) cos of each view with the text.
+                context: float, mode: str = "crop", blobs: torch.Tensor | None = None,
+                rim: int = 0) -> torch.Tensor:
+    """(1, 3, H, W) image, (P, 4) boxes, (E,) or (E, T) texts -> (P,) or (P, T) cos of each view
+    with the text(s).
 
     mode "crop": a square of `context` times the box's longer side (kept inside the image),
     resized to CLIP's input; "keep": the whole image with everything outside the box grown by
-    `context` replaced by the image's median colour (the object at its own size and place)."""
+    `context` replaced by the image's median colour (the object at its own size and place);
+    "blob": the same, but keeping only the blob (`blobs`, (P, H, W) bool) grown by `rim` px
+    (its anti-aliased edge): a background anchor's box may hold the object, its blob does not."""
     from lrlib.editors.base import crop_resize, crop_windows
     from lrlib.regions import boxes_to_masks, scale_boxes
     H, W = x.shape[-2:]
-    if mode == "keep":
-        m = boxes_to_masks(scale_boxes(boxes, [context], H, W)[:, 0], H, W)     # (P, 1, H, W)
+    if mode in ("keep", "blob"):
+        if mode == "blob":
+            m = torch.stack([_dilate(b, rim) for b in blobs])[:, None].float().to(x.device)
+        else:
+            m = boxes_to_masks(scale_boxes(boxes, [context], H, W)[:, 0], H, W)  # (P, 1, H, W)
         fill = x.flatten(2).median(-1).values[..., None, None]
         views = m * x + (1 - m) * fill
     else:
@@ -206,19 +213,38 @@ def crop_scores(clip, x: torch.Tensor, boxes: torch.Tensor, E_T: torch.Tensor,
         return clip.encode_image(views) @ E_T.to(views)
 
 
+def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
+    """(H, W) bool mask grown by r pixels (a (2r+1)^2 square)."""
+    if r <= 0:
+        return m
+    return F.max_pool2d(m[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0] > 0
+
+
 def caption_anchors(pool_xy: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, clip,
-                    E_T_caption, cfg, content=None) -> torch.Tensor:
-    """(P, 2) candidate anchors (attention peaks), (1, d, h, w) features, (1, 3, H, W) image ->
-    (K, 2) pixel anchors: the caption-aware choice above (content: the picture's rectangle)."""
-    from lrlib.regions import fitted_boxes
+                    caption: str, cfg, content=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, 2) candidate anchors (attention peaks), (1, d, h, w) features, (1, 3, H, W) image, the
+    caption -> (K, 2) pixel anchors (the caption-aware choice above; content: the picture's
+    rectangle) and their (K,) grounding scores g (lrlib.relations: s_a, plus the relation term
+    when the caption says where its object is and cfg.relation_weight > 0)."""
+    from lrlib.regions import fitted_blobs, mask_boxes
+    from lrlib.relations import grounding, parse_relation
     H, W = x.shape[-2:]
-    boxes = fitted_boxes(feats[0].cpu(), pool_xy, cfg.fit_level, H, W, content)
-    s = crop_scores(clip, x, boxes.to(x.device), E_T_caption, cfg.anchor_context,
-                    cfg.anchor_view).cpu()
+    blobs = fitted_blobs(feats[0].cpu(), pool_xy, cfg.fit_level, H, W, content, x[0], cfg.fit_snap)
+    boxes = mask_boxes(blobs)
+    rim = max(1, round(H / feats.shape[-2] / 4))                      # a quarter of a cell
+    parts = parse_relation(caption) if cfg.relation_weight > 0 else None
+    texts = [parts[0], parts[2]] if parts else [caption]
+    E = clip.encode_text(texts)
+    cos = crop_scores(clip, x, boxes.to(x.device), E.T, cfg.anchor_context, cfg.anchor_view,
+                      blobs, rim).cpu()                                 # (P, 1 or 2)
+    centres = (boxes[:, :2] + boxes[:, 2:]).float() / 2
+    s = grounding(cos[:, 0], cos[:, 1] if parts else None, centres, parts and parts[1],
+                  cfg.relation_weight)
     kept, rest = [], []
     for i in torch.argsort(s, descending=True, stable=True).tolist():
         if all(float(box_iou(boxes[i], boxes[j])) <= 0.5 for j in kept):
             kept.append(i)
         else:
             rest.append(i)
-    return pool_xy[(kept + rest)[:cfg.K]]
+    order = (kept + rest)[:cfg.K]
+    return pool_xy[order], s[order]

@@ -56,7 +56,7 @@ class LRConfig:
                                     # and keep the K best, one per object (lrlib, anchors.
                                     # caption_anchors; CPU: 8); 0: the top K peaks (paper)
     anchor_context: float = 1.2     # caption score views: this times the fitted box's side
-    anchor_view: str = "keep"       # "keep": the image with all outside that box filled with
+    anchor_view: str = "blob"       # "keep": the image with all outside that box filled with
                                     # its median colour; "crop": that square, resized
 
     # --- proposals and RGN ----------------------------------------------------------------
@@ -71,8 +71,11 @@ class LRConfig:
     proposals: str = "fitted"       # "fitted": the DINO-feature blob's box around the anchor
                                     # scaled by M factors fit_min..fit_max (lrlib); "squares":
                                     # M squares of box_sides centred on the anchor (paper)
-    fit_level: float = 0.8          # "fitted": cosine to the anchor's feature that joins the blob
-                                    # (measured on the toy DINO; 0.6: boxes too large)
+    fit_level: float = 0.7          # "fitted": cosine to the anchor's feature that joins the blob
+                                    # (tuning set, snapped: 0.7; unsnapped 0.7-0.8; 0.6: too large)
+    fit_snap: float = 1.5           # "fitted": snap the similarity to the image's edges with a
+                                    # guided filter of this radius in patch cells (lrlib.regions;
+                                    # 0: the blurred patch map, blob IoU 0.69 -> 0.93 on toy)
     fit_min: float = 1.0            # "fitted": smallest / largest scale of the blob's box
     fit_max: float = 1.6            # (1.0: the blob's box itself; larger: a clean margin)
 
@@ -97,6 +100,10 @@ class LRConfig:
     alpha: float = 2.0              # S = alpha * S_t2i + beta * S_i2i (official: 2, 1)
     beta: float = 1.0               # weight of S_i2i in the ranking score (official: 1)
     gamma: float = 3.0              # + gamma * S_dir, caption-aware (lrlib; paper: 0)
+    delta: float = 30.0             # + delta * S_cap: the anchor's region matches the caption
+                                    # (lrlib.scoring; needs caption anchors; paper: 0)
+    relation_weight: float = 0.05   # rho: "the X left of the Y" read geometrically when choosing
+                                    # and ranking anchors (lrlib.relations; 0: caption as is)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
     score_scale: float | None = 1.0  # softmax temperature of S: 1.0 = raw cosines (official
                                     # code); None = CLIP's logit scale (100 for OpenAI CLIP)
@@ -239,6 +246,8 @@ class LRConfig:
         if self.box_max > 1.0:
             bad(f"box_max={self.box_max} is larger than the image: box sides are fractions of the "
                 "image side, use a value <= 1.0.")
+        real("fit_level", -1, hint=" (a cosine, in -1..1)")
+        real("fit_snap", 0, hint=" (guided-filter radius in patch cells; 0: off)")
         integer("roi_size", 1, hint=" (official: 8)")
         integer("rgn_channels", 1)
         integer("rgn_hidden", 1)
@@ -247,11 +256,13 @@ class LRConfig:
         integer("iters_per_epoch", 0)
         real("lr", 0, strict=True, hint=" (paper: Adam, 0.003)")
         one_of("estimator", ("st", "expected"), " ('st': straight-through)")
-        for name in ("lambda_clip", "lambda_str", "lambda_dir", "alpha", "beta", "gamma",
+        for name in ("lambda_clip", "lambda_str", "lambda_dir", "alpha", "beta", "gamma", "delta",
+                     "relation_weight",
                      "guidance_scale", "maskgit_guidance"):
             real(name, 0)
         integer("n_aug", 1, hint=": L_clip needs at least one view")
         one_of("structure", ("dino", "clip"))
+        one_of("anchor_view", ("keep", "crop", "blob"))
         integer("rank_top", 1)
         integer("steps", 1, hint=": the editor needs at least one denoising step (official: 50)")
         integer("maskgit_steps", 1, hint=" (aMUSEd: 12)")
@@ -272,8 +283,8 @@ class LRConfig:
 
 
 #: the method fields where the paper / official code differs from lrlib's defaults
-PAPER_METHOD = dict(estimator="st", gamma=0.0, anchor_refine=False, anchor_pool=0, blend_px=0,
-                    proposals="squares", score_scale=1.0)
+PAPER_METHOD = dict(estimator="st", gamma=0.0, delta=0.0, anchor_refine=False, anchor_pool=0,
+                    blend_px=0, proposals="squares", score_scale=1.0)
 
 
 def _field_comments(cls) -> dict[str, str]:

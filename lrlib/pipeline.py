@@ -181,6 +181,8 @@ class Prepared:
     C: torch.Tensor               # (K, M, 3, S, S) composites m * E + (1 - m) * x
     emb: Embeddings               # E_T, E_T_caption, E_I_src, S_src: read by the loss and the rank
     models: Models
+    grounding: torch.Tensor | None = None   # (K,) how well each anchor's region matches the
+                                            # caption (caption-aware anchors; lrlib.relations)
 
     @property
     def K(self) -> int:
@@ -257,14 +259,15 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     x = x.to(dev)
     with torch.no_grad():
         d_out = models.dino(x)                                              # 1. DINO
+    ground = None
     if anchors is None:
         A = d_out.attn_mean[0].cpu()
         anchors = content_anchors(A, content, S, cfg.K, cfg.anchor_spacing, cfg.anchor_refine)
         if cfg.anchor_pool > cfg.K and caption != cfg.default_caption:    # lrlib: caption-aware
             pool = anchor_pool(A, content, S, cfg)
-            anchors = caption_anchors(pool, d_out.feats, x, models.clip,
-                                      models.clip.encode_text([caption])[0], cfg, content)
-    boxes = propose(anchors, d_out.feats, cfg, S, S, content)               # 2. proposals
+            anchors, ground = caption_anchors(pool, d_out.feats, x, models.clip, caption, cfg,
+                                              content)
+    boxes = propose(anchors, d_out.feats, cfg, S, S, content, x)            # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
     masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
@@ -275,7 +278,7 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
                     attn=d_out.attn[0].cpu(), anchors=anchors, boxes=boxes, pooled=pooled,
                     geom=box_geometry(boxes, S, S).to(dev), masks=masks.view(K, M, 1, S, S),
                     C=composites(cands, masks, x).view(K, M, 3, S, S), emb=emb,
-                    models=models)
+                    models=models, grounding=ground)
 
 
 def loss_fn(p: Prepared, cfg: LRConfig):
@@ -306,8 +309,8 @@ def rank(p: Prepared, results: torch.Tensor, clip, cfg: LRConfig | None = None):
         scores = quality_scores(clip.encode_image(results), p.emb.E_T, p.emb.E_I_src,
                                 cfg.alpha, cfg.beta,
                                 clip.logit_scale if cfg.score_scale is None else cfg.score_scale,
-                                p.emb.E_T_caption,
-                                cfg.gamma)
+                                p.emb.E_T_caption, cfg.gamma,
+                                p.grounding, cfg.delta)
     return scores, pick_best(scores, cfg.rank_top)
 
 

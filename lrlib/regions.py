@@ -127,6 +127,44 @@ def gumbel_softmax(logits: torch.Tensor, tau: float = 1.0, hard: bool = True,
 #
 # so the M proposals are rectangles of the object's size and position (and a few larger ones,
 # which repaint a clean margin around it).
+#
+# Snapping to the image's edges (fit_snap > 0). sim_a is known only per patch (8-18 px); its
+# bilinear upsampling blurs the object's outline by about a patch, so B_a misses the object by
+# up to half a patch on each side (toy DINO: IoU 0.69 with the object's box at the best level).
+# The guided filter (He, Sun & Tang, ECCV 2010) repaints a coarse map q with the edges of a
+# guide image I (here the picture, RGB): inside every window w_k of radius r it fits q linearly
+# to the colours,
+#
+#     q_hat(p) = a_k . I(p) + b_k,     a_k = (Sigma_k + eps 1)^-1 cov_k(I, q),   b_k = mean_k(q) - a_k . mean_k(I)
+#
+# and averages the (a_k, b_k) of the windows covering p. Where the colours change (an object's
+# edge), q_hat changes with them; where they are flat, q_hat is q smoothed. The blob is then
+# thresholded on q_hat (tuning tasks, radius 1.5 cells, eps 1e-3, level 0.7: IoU 0.93).
+
+SNAP_EPS = 1e-3      # the guided filter's regulariser eps (colours in [0, 1]; measured, tuning set)
+
+
+def _box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
+    """(N, C, H, W) -> the mean over each (2r+1)^2 window, edges replicated."""
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def guided_filter(I: torch.Tensor, q: torch.Tensor, r: int, eps: float = SNAP_EPS) -> torch.Tensor:
+    """Colour guided filter (equation above): guide I (3, H, W) in [0, 1], maps q (P, H, W) ->
+    (P, H, W) q filtered with I's edges, window radius r px. The guide's 3 x 3 covariances are
+    inverted once for all P maps."""
+    I, q = I.float()[None], q.float()[:, None]                           # (1, 3, H, W), (P, 1, H, W)
+    H, W = I.shape[-2:]
+    mI, mq = _box_mean(I, r), _box_mean(q, r)                            # (1,3,H,W), (P,1,H,W)
+    pairs = torch.stack([I[:, i] * I[:, j] for i in range(3) for j in range(3)], 1)
+    Sigma = (_box_mean(pairs, r) - torch.stack([mI[:, i] * mI[:, j] for i in range(3)
+                                                 for j in range(3)], 1))[0]          # (9, H, W)
+    Sigma = Sigma.permute(1, 2, 0).reshape(H, W, 3, 3) + eps * torch.eye(3)
+    inv = torch.linalg.inv(Sigma)                                        # (H, W, 3, 3)
+    cov = _box_mean(I * q, r) - mI * mq                                  # (P, 3, H, W)
+    a = torch.einsum("hwij,pjhw->pihw", inv, cov)                        # (P, 3, H, W)
+    b = mq - (a * mI).sum(1, keepdim=True)                               # (P, 1, H, W)
+    return ((_box_mean(a, r) * I).sum(1) + _box_mean(b, r)[:, 0])
 
 def grow(seed: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """The connected blobs (4-neighbourhood) of the (H, W) bool mask `allowed` touching `seed`."""
@@ -182,31 +220,64 @@ def scale_boxes(boxes: torch.Tensor, factors: list[float], H: int, W: int,
     return torch.cat([lo, hi], -1).long()
 
 
-def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
-                 W: int, content=None) -> torch.Tensor:
-    """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, 4) boxes B_a (see above),
-    the blob kept inside the picture (the image, or `content`: no box reaches the padding)."""
+def fitted_blobs(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
+                 W: int, content=None, image: torch.Tensor | None = None,
+                 snap: float = 0.0) -> torch.Tensor:
+    """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, H, W) bool blobs R_a (see
+    above), kept inside the picture (the image, or `content`: no blob reaches the padding).
+
+    image (3, H, W) and snap > 0: sim_a is first snapped to the image's edges by the guided
+    filter, window radius `snap` patch cells. An anchor below the level gets its own pixel."""
     X0, Y0, X1, Y1 = content or (0, 0, W, H)
     Fp = F.normalize(upsample(feats, H, W), dim=0)                          # (d, H, W)
+    pts = [(min(X1 - 1, max(X0, int(x))), min(Y1 - 1, max(Y0, int(y))))
+           for x, y in anchors_xy.tolist()]
+    if not pts:
+        return torch.zeros(0, H, W, dtype=torch.bool)
+    sims = torch.stack([torch.einsum("d,dhw->hw", Fp[:, yi, xi], Fp) for xi, yi in pts])
+    if snap > 0 and image is not None:
+        r = max(1, round(snap * H / feats.shape[-2]))                     # cells -> pixels
+        sims = guided_filter(image.float().cpu(), sims, r)
+    inside = torch.zeros(H, W, dtype=torch.bool)
+    inside[Y0:Y1, X0:X1] = True
     out = []
-    for x, y in anchors_xy.tolist():
-        xi, yi = min(X1 - 1, max(X0, int(x))), min(Y1 - 1, max(Y0, int(y)))
-        sim = torch.full((H, W), -2.0)
-        sim[Y0:Y1, X0:X1] = torch.einsum("d,dhw->hw", Fp[:, yi, xi], Fp[:, Y0:Y1, X0:X1])
-        out.append(blob_box(sim, (xi, yi), level))
-    return torch.tensor(out, dtype=torch.long)
+    for (xi, yi), sim in zip(pts, sims):
+        seed = torch.zeros(H, W, dtype=torch.bool)
+        seed[yi, xi] = True
+        m = grow(seed, (sim >= level) & inside)
+        out.append(m if m.any() else seed)
+    return torch.stack(out)
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """(K, H, W) non-empty bool masks -> (K, 4) tight boxes (x0, y0, x1, y1), x1/y1 exclusive."""
+    out = []
+    for m in masks:
+        rows, cols = torch.nonzero(m.any(1))[:, 0], torch.nonzero(m.any(0))[:, 0]
+        out.append([int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1])
+    return torch.tensor(out, dtype=torch.long).view(-1, 4)
+
+
+def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
+                 W: int, content=None, image: torch.Tensor | None = None,
+                 snap: float = 0.0) -> torch.Tensor:
+    """(d, h, w) features and (K, 2) anchor pixels -> (K, 4) boxes B_a: the tight boxes of
+    `fitted_blobs` (same arguments)."""
+    return mask_boxes(fitted_blobs(feats, anchors_xy, level, H, W, content, image, snap))
 
 
 def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
-            content=None) -> torch.Tensor:
+            content=None, image: torch.Tensor | None = None) -> torch.Tensor:
     """(K, 2) anchors and (1, d, h, w) DINO features -> the (K, M, 4) proposals cfg.proposals asks
     for: "squares" (make_proposals of cfg.box_sides()) or "fitted" (the blob boxes, scaled),
-    inside the picture (the image, or `content`)."""
+    inside the picture (the image, or `content`); image (1, 3, H, W): the canvas, for
+    cfg.fit_snap."""
     if cfg.proposals == "squares":
         return make_proposals(anchors_xy, cfg.box_sides(), H, W, content)
     if cfg.proposals == "fitted":
         X0, Y0, X1, Y1 = content or (0, 0, W, H)
-        b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content)
+        b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content,
+                         None if image is None else image[0], cfg.fit_snap)
         short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
         return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
                            max_side=cfg.box_max * short)   # over the background is no region

@@ -14,7 +14,13 @@ lrlib adds an optional third term (gamma = 0, the paper's score, by default):
 
 The paper's S never reads the caption, so when a scene holds several objects it cannot tell
 an edit of the object the caption names from the same edit of its neighbour; S_dir (the
-directional score L_dir is built on) can. See the toy benchmark in the README for its effect.
+directional score L_dir is built on) can. So can a fourth term, read off the *source*: how well
+the region each anchor stands on matches the caption (its grounding g_k, computed when the
+caption-aware anchors were chosen, relations included: lrlib.relations):
+
+    S_cap = softmax_k( s * g_k )                 S += delta * S_cap     (lrlib; paper: delta = 0)
+
+See the toy benchmark in the README for the effect of each.
 
 The scale never changes an order within one softmax (softmax is monotone); it changes how the
 two terms trade off. At s = 1 both softmaxes stay near 1/K and S ~ const + (alpha cos_t2i +
@@ -32,9 +38,10 @@ import torch
 
 def quality_scores(E_I: torch.Tensor, E_T: torch.Tensor, E_I_src: torch.Tensor, alpha: float,
                    beta: float, scale: float = 1.0, E_T_caption: torch.Tensor | None = None,
-                   gamma: float = 0.0) -> dict[str, torch.Tensor]:
-    """(K, E) results, (E,) prompt, (E,) source [, (E,) caption] -> dict of (K,) S_t2i, S_i2i,
-    S (and S_dir when gamma != 0)."""
+                   gamma: float = 0.0, grounding: torch.Tensor | None = None,
+                   delta: float = 0.0) -> dict[str, torch.Tensor]:
+    """(K, E) results, (E,) prompt, (E,) source [, (E,) caption, (K,) grounding] -> dict of (K,)
+    S_t2i, S_i2i, S (and S_dir when gamma != 0, S_cap when delta != 0 and grounding is given)."""
     S_t2i = torch.softmax(scale * (E_I @ E_T), 0)
     S_i2i = torch.softmax(scale * (E_I @ E_I_src), 0)
     out = {"S_t2i": S_t2i, "S_i2i": S_i2i, "S": alpha * S_t2i + beta * S_i2i}
@@ -45,6 +52,9 @@ def quality_scores(E_I: torch.Tensor, E_T: torch.Tensor, E_I_src: torch.Tensor, 
         d_txt = torch.nn.functional.normalize(E_T - E_T_caption, dim=-1)
         out["S_dir"] = torch.softmax(scale * (d_img @ d_txt), 0)
         out["S"] = out["S"] + gamma * out["S_dir"]
+    if delta and grounding is not None:
+        out["S_cap"] = torch.softmax(scale * grounding.to(E_I), 0)
+        out["S"] = out["S"] + delta * out["S_cap"]
     return out
 
 

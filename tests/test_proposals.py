@@ -104,8 +104,8 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
         d = models.dino(x)
         A = d.attn_mean[0]
         pool = anchor_pool(A, (0, 0, 64, 64), 64, cfg)
-        cap = caption_anchors(pool, d.feats, x, models.clip,
-                              models.clip.encode_text([t.source_caption])[0], cfg)
+        cap, g = caption_anchors(pool, d.feats, x, models.clip, t.source_caption, cfg)
+        assert g.shape == (cfg.K,) and float(g[0]) == float(g.max())   # the best-grounded first
         top = cells_to_pixels(top_k_anchors(A, cfg.K, cfg.anchor_spacing), A.shape, 64, 64)
         assert cap.shape == (cfg.K, 2)
         on_cap = any(inside(a, t.target_box) for a in cap.tolist())

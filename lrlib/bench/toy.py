@@ -54,7 +54,7 @@ STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anch
               "random-anchor-random-size", "oracle (GT box)")
 # the fields prepare() reads: variants that agree on them share one prepare (and its edits)
 PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
-                  "anchor_view", "proposals", "fit_level", "fit_min", "fit_max", "box_min",
+                  "anchor_view", "relation_weight", "proposals", "fit_level", "fit_snap", "fit_min", "fit_max", "box_min",
                   "box_max", "seed", "roi_size", "n_aug", "structure")
 TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
                 "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
