@@ -168,12 +168,17 @@ def upsample_map(A: torch.Tensor, H: int, W: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- caption-aware
 # lrlib's anchors (anchor_pool > K): the paper takes the K attention peaks, blind to the caption,
 # so in a scene of several objects the named one may get no anchor at all. Instead take a pool
-# of P peaks, fit a box B_a around each (regions.fitted_boxes), and keep the K whose crop
-# matches the caption c best, one per object:
+# of P peaks, fit a blob R_a and its box B_a around each (regions.fitted_blobs), and keep the K
+# whose view matches the caption c best, one per object:
 #
-#     s_a = cos(E_I(crop(x, context * B_a)), E_T(c))       a crop of `context` times the box
+#     s_a = cos(E_I(view_a(x)), E_T(c))
 #
-# in decreasing s_a, skipping an anchor whose box overlaps a kept one (IoU > 0.5).
+# in decreasing s_a, skipping an anchor whose box overlaps a kept one (IoU > 0.5). The view
+# (anchor_view): "blob" (default) keeps only R_a (plus a rim of a quarter patch) and fills the
+# rest with the image's median colour, so a background anchor, whose *box* often holds the
+# object, shows only background; "keep" keeps the box grown by `context`; "crop" crops it.
+# When the caption holds a spatial relation, s_a becomes the grounding score g_a of
+# lrlib.relations; the kept anchors' g_a are returned for the ranking's S_cap term.
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of (..., 4) boxes a and b (broadcast)."""

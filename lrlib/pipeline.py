@@ -267,6 +267,9 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
             pool = anchor_pool(A, content, S, cfg)
             anchors, ground = caption_anchors(pool, d_out.feats, x, models.clip, caption, cfg,
                                               content)
+            if cfg.prune_margin is not None:     # lrlib: no edits for anchors the caption rules out
+                keep = ground >= ground[0] - cfg.prune_margin       # ground[0] is the highest
+                anchors, ground = anchors[keep], ground[keep]
     boxes = propose(anchors, d_out.feats, cfg, S, S, content, x)            # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)

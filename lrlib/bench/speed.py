@@ -231,21 +231,21 @@ def _official(image, prompt, caption, oc, models, T):
 
 def lrlib_edit(image, prompt, cfg: LRConfig, models, caption=None):
     """lrlib.edit itself, with the editor as the caller set it (see `configured`) -> (final
-    (3, S, S) at the working size, box, anchor)."""
-    import torch.nn.functional as F
-
+    (3, S, S) on the working canvas, letterboxed like the source so a non-square input keeps
+    its proportions; box and anchor in canvas pixels)."""
     from lrlib.io import to_tensor
-    from lrlib.pipeline import edit
+    from lrlib.pipeline import edit, letterbox
     r = edit(image, prompt, caption, cfg, models)
-    final = F.interpolate(to_tensor(r.image)[None], size=(cfg.size, cfg.size), mode="bilinear",
-                          antialias=True, align_corners=False)[0].clamp(0, 1)
-    return final, r.best_box, r.anchors[r.best]
+    final, _ = letterbox(to_tensor(r.image)[None], cfg.size)
+    return final[0], r.best_box, r.anchors[r.best]
 
 
 def modes(cfg: LRConfig, fast_steps: int):
-    """(name, config) of lrlib's rows at cfg's K, M, steps; cfg itself is the paper's settings."""
-    ours = cfg.replace(estimator="expected", gamma=3.0)
-    return [("lrlib, paper settings (st)", cfg),
+    """(name, config) of lrlib's rows at cfg's K, M, steps: the paper's method
+    (`PAPER_METHOD` on cfg), then lrlib's (cfg's own method fields, `LRConfig()`'s)."""
+    from lrlib.config import PAPER_METHOD
+    ours = cfg
+    return [("lrlib, paper settings (st)", cfg.replace(**PAPER_METHOD)),
             ("lrlib expected, table redrawn each iteration", ours.replace(table_views=0)),
             (f"lrlib expected, table once ({ours.table_views} views)", ours),
             (f"  + drafts DPM++ {fast_steps} steps, winner at {cfg.steps}",
@@ -300,6 +300,7 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
                            raw_cosine(models.clip, final, prompt))
         out.append((name, sum(evals) / len(tasks), sum(clips) / len(tasks),
                     sum(secs) / len(tasks), max(mem), sum(quality) / len(tasks)))
+    counter.remove()
     qname = "success" if size == "toy" else "cos(I,T)"
     head = (f"speed per edit: size={size} device={dev} "
             f"({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'}, "

@@ -43,7 +43,12 @@ from lrlib.train import composites
 SETS = {"first": 0, "second": 50_000, "tuning": 100_000}   # seed offsets from BENCHMARK_SEED0
 # one row per lrlib choice switched back (or loss term dropped); each shares ours' work when it can
 ABLATIONS = {"ours w/o caption anchors": dict(anchor_pool=0),
+             "ours, caption view = box": dict(anchor_view="keep"),
+             "ours w/o relations": dict(relation_weight=0.0),
+             "ours w/o S_cap (delta=0)": dict(delta=0.0),
+             "ours, every anchor edited (no pruning)": dict(prune_margin=None),
              "ours w/o fitted boxes": dict(proposals="squares"),
+             "ours w/o edge snapping": dict(fit_snap=0.0),
              "ours w/o S_dir (gamma=0)": dict(gamma=0.0),
              "ours, score scale = CLIP's (100)": dict(score_scale=None),
              "ours, straight-through": dict(estimator="st"),
@@ -54,7 +59,7 @@ STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anch
               "random-anchor-random-size", "oracle (GT box)")
 # the fields prepare() reads: variants that agree on them share one prepare (and its edits)
 PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
-                  "anchor_view", "relation_weight", "proposals", "fit_level", "fit_snap", "fit_min", "fit_max", "box_min",
+                  "anchor_view", "relation_weight", "prune_margin", "proposals", "fit_level", "fit_snap", "fit_min", "fit_max", "box_min",
                   "box_max", "seed", "roi_size", "n_aug", "structure")
 TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
                 "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
