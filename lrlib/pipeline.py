@@ -59,8 +59,11 @@ class EditResult:
     boxes            (K, M, 4) box proposals (x0, y0, x1, y1), working pixels, x1/y1 exclusive
     chosen           (K,) the proposal each anchor's trained RGN picked (argmax of probs)
     probs            (K, M) RGN box probabilities after training
-    scores           {"S_t2i", "S_i2i", "S"} (+ "S_dir" when config.gamma != 0): (K,) lists,
-                     S the ranking score (lrlib.scoring)
+    scores           {"S_t2i", "S_i2i", "S"} (+ "S_dir" when config.gamma != 0, "S_cap" when
+                     config.delta != 0 and the anchors were caption-aware): (K,) lists, S the
+                     ranking score (lrlib.scoring)
+    grounding        (K,) how well each anchor's region matches the caption (lrlib.relations;
+                     None when the anchors were not chosen by the caption)
     attention        (h, w) DINO [CLS] attention, head-averaged; attention_heads (heads, h, w)
     history          the training run (lrlib.train.History): loss and terms per iteration, the
                      sampled boxes and the probabilities
@@ -90,6 +93,8 @@ class EditResult:
     content: list[int]                 # (x0, y0, x1, y1) of the canvas that holds the input
     candidates: torch.Tensor | None = field(default=None, repr=False)  # (K, M, 3, S, S) composites
     input: dict | None = None          # {"file", "sha256"} of the input file (None: in memory)
+    grounding: list[float] | None = None  # (K,) each anchor's caption grounding g (caption-aware
+                                          # anchors only; the ranking's S_cap reads it)
 
     @property
     def best_box(self) -> list[int]:
@@ -110,7 +115,7 @@ class EditResult:
                 "anchors": self.anchors, "boxes": self.boxes,
                 "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
                 "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
-                "config": self.config.to_dict(), "input": self.input}
+                "config": self.config.to_dict(), "input": self.input, "grounding": self.grounding}
 
     def figure(self):
         """The matplotlib Figure of figure.png: inputs, anchors, boxes, K results, training."""
@@ -366,4 +371,5 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
         probs=probs.tolist(), scores={k: v.tolist() for k, v in scores.items()},
         attention=p.attn.mean(0), attention_heads=p.attn, history=hist, prompt=p.prompt,
         caption=p.caption, config=cfg, seconds=time.perf_counter() - t0, content=list(p.content),
-        candidates=p.C.cpu(), input=input_record(source) if isinstance(source, (str, Path)) else None)
+        candidates=p.C.cpu(), input=input_record(source) if isinstance(source, (str, Path)) else None,
+        grounding=None if p.grounding is None else p.grounding.tolist())

@@ -40,6 +40,9 @@ cfg = config_for(WORLD, progress=False)
 if WORLD != "real":
     # 5 results to rank (the top-3 rule needs more than 3); few boxes and a short training (09)
     cfg = cfg.replace(K=5, M=3, epochs=1, iters_per_epoch=8)
+# keep all K anchors (lrlib's prune_margin drops those the caption rules out before any edit;
+# here we want K results to rank)
+cfg = cfg.replace(prune_margin=None)
 print(banner(cfg))
 
 # %% [markdown]
@@ -106,6 +109,13 @@ plt.show()
 # `LRConfig.paper().gamma` is 0 (the paper's score); `LRConfig()` and the CPU / toy settings use
 # $\gamma = 3$, which on the toy benchmark picks the anchor on the captioned object far more
 # often (README).
+#
+# **And a fourth, read off the source.** When the anchors were chosen by the caption, each has a
+# grounding score $g_k$: how well *its region of the input* matches the caption (a relation such
+# as "left of" checked on the regions' centres, `lrlib.relations`). With weight $\delta$
+# (`LRConfig().delta` = 30, the paper: 0):
+#
+# $$S_{cap}(k) = \mathrm{softmax}_k(s\, g_k), \qquad S \mathrel{+}= \delta\, S_{cap}.$$
 # By hand, from the exact images the pipeline ranked (`result.candidates` holds every
 # composite; the chosen one per anchor is the result):
 
@@ -132,11 +142,16 @@ if cfg.gamma:                                   # lrlib's caption-aware term (0 
     my["S_dir"] = torch.softmax(s * cos_d, 0)
     my["S"] = my["S"] + cfg.gamma * my["S_dir"]
 
-lib = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, s, E_c, cfg.gamma)
+g = None if result.grounding is None else torch.tensor(result.grounding)
+if cfg.delta and g is not None:                 # lrlib's grounding term (0 in the paper)
+    my["S_cap"] = torch.softmax(s * g, 0)
+    my["S"] = my["S"] + cfg.delta * my["S_cap"]
+
+lib = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, s, E_c, cfg.gamma, g, cfg.delta)
 for name in my:
     torch.testing.assert_close(my[name], lib[name])
     torch.testing.assert_close(my[name], torch.tensor(result.scores[name]), atol=1e-4, rtol=1e-4)
-print(f"score scale s = {s:.2f}, gamma = {cfg.gamma}: hand-written {sorted(my)} == quality_scores "
+print(f"score scale s = {s:.2f}, gamma = {cfg.gamma}, delta = {cfg.delta}: hand-written {sorted(my)} == quality_scores "
       "== the pipeline's")
 print("cos(result, prompt):", [round(v, 3) for v in cos_t.tolist()])
 print("cos(result, source):", [round(v, 3) for v in cos_i.tolist()])
@@ -156,7 +171,7 @@ print("cos(result, source):", [round(v, 3) for v in cos_i.tolist()])
 s_clip = clip.logit_scale
 scales = [1.0, s_clip / 4, s_clip, 4 * s_clip]
 for sc in scales:
-    sc_scores = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, sc, E_c, cfg.gamma)
+    sc_scores = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, sc, E_c, cfg.gamma, g, cfg.delta)
     order = torch.argsort(sc_scores["S_t2i"], descending=True).tolist()
     print(f"s = {sc:6.1f}: S_t2i order {order} (the cosines' order "
           f"{torch.argsort(cos_t, descending=True).tolist()}), winner #{pick_best(sc_scores, cfg.rank_top)}")
@@ -182,7 +197,8 @@ plt.show()
 
 # %%
 alphas = np.linspace(0, 8, 161)
-extra = cfg.gamma * my["S_dir"] if cfg.gamma else 0.0   # the caption term, when used, held fixed
+extra = (cfg.gamma * my["S_dir"] if cfg.gamma else 0.0) + \
+    (cfg.delta * my["S_cap"] if "S_cap" in my else 0.0)  # the caption terms, when used, held fixed
 curves = np.stack([(a * my["S_t2i"] + my["S_i2i"] + extra).numpy() for a in alphas])  # (A, K)
 winners = [pick_best({"S_t2i": my["S_t2i"], "S_i2i": my["S_i2i"], "S": torch.from_numpy(c)},
                      cfg.rank_top) for c in curves]
@@ -191,7 +207,8 @@ fig, ax = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, height_ratios=[3, 1]
 for k in range(K):
     ax[0].plot(alphas, curves[:, k], label=f"#{k}")
 ax[0].axvline(cfg.alpha, color="k", ls="--", lw=0.8)
-ax[0].set_ylabel("S = α S_t2i + S_i2i" + (" + γ S_dir" if cfg.gamma else ""))
+ax[0].set_ylabel("S = α S_t2i + S_i2i" + (" + γ S_dir" if cfg.gamma else "")
+                 + (" + δ S_cap" if "S_cap" in my else ""))
 ax[0].legend(fontsize=7, ncol=K)
 ax[1].scatter(alphas, winners, c=winners, cmap="tab10", vmin=0, vmax=9, s=8)
 ax[1].axvline(cfg.alpha, color="k", ls="--", lw=0.8)

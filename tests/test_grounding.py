@@ -132,3 +132,30 @@ def test_paper_settings_turn_the_grounding_off():
                 dict(anchor_view="mask")):
         with pytest.raises(Exception):
             LRConfig(**bad).validate()
+
+
+def test_prune_margin_drops_ruled_out_anchors_before_any_edit(toy):
+    """prune_margin: anchors whose grounding is more than the margin below the best get no
+    candidate edits (fewer K); None keeps all K. Catches pruning after the edits (no saving) or
+    keeping the wrong end of the order."""
+    from lrlib.bench.toy import task_set
+    from lrlib.io import to_pil
+    from lrlib.pipeline import prepare
+    cfg, models = toy
+    t = next(t for t in task_set(8, "tuning") if t.kind == "multi")
+    img = to_pil(torch.from_numpy(t.scene.image).permute(2, 0, 1).float())
+    calls = []
+    inpaint = models.editor.inpaint
+    models.editor.inpaint = lambda x, m, *a, **k: (calls.append(m.shape[0]), inpaint(x, m, *a, **k))[1]
+    try:
+        full = prepare(img, t.prompt, t.source_caption, cfg.replace(prune_margin=None), models)
+        n_full = sum(calls)
+        calls.clear()
+        cut = prepare(img, t.prompt, t.source_caption, cfg.replace(prune_margin=0.0), models)
+        n_cut = sum(calls)
+    finally:
+        models.editor.inpaint = inpaint
+    assert full.K == cfg.K and n_full == cfg.K * cfg.M
+    assert cut.K < full.K and n_cut == cut.K * cfg.M                 # fewer edits, not just fewer rows
+    assert torch.equal(cut.anchors[0], full.anchors[0])              # the best-grounded one stays
+    assert float(cut.grounding.min()) >= float(full.grounding[0])    # margin 0: only the best (ties)
