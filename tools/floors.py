@@ -3,8 +3,8 @@
     python tools/floors.py            # prints "diffusers==0.30.0 timm==1.0.29 ..." (pip arguments)
     python tools/floors.py --check    # exit 1 unless this environment has exactly those versions
 
-torch and torchvision are left out: pip resolves them together under the machine's cap (see the
-README); every other floor is installed as is, so each floor is a version CI has run.
+Every floor is installed as is, torch and torchvision included (2.4 / 0.19: PyPI's CUDA 12.1
+wheels, about 2.9 GB, run on the CPU), so each floor is a version CI has run.
 """
 import re
 import sys
@@ -12,7 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP = {"torch", "torchvision"}
+SKIP: set[str] = set()
 
 
 def floors() -> dict[str, str]:
