@@ -74,7 +74,10 @@ def main(argv=None) -> int:
         print(f"toy benchmark: {args.n} tasks of the {args.set!r} set, editor={args.editor}, "
               f"world={args.world}, K={cfg.K} M={cfg.M} iterations={cfg.iterations} "
               f"estimator={cfg.estimator} gamma={cfg.gamma} score_scale={cfg.score_scale} "
-              f"anchor_pool={cfg.anchor_pool} proposals={cfg.proposals} "
+              f"anchor_pool={cfg.anchor_pool} anchor_view={cfg.anchor_view} "
+              f"relation_weight={cfg.relation_weight} delta={cfg.delta} "
+              f"prune_margin={cfg.prune_margin} proposals={cfg.proposals} "
+              f"fit={cfg.fit_min}-{cfg.fit_max}@{cfg.fit_level} fit_snap={cfg.fit_snap} "
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))

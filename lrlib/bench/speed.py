@@ -242,14 +242,17 @@ def lrlib_edit(image, prompt, cfg: LRConfig, models, caption=None):
 
 def modes(cfg: LRConfig, fast_steps: int):
     """(name, config) of lrlib's rows at cfg's K, M, steps: the paper's method
-    (`PAPER_METHOD` on cfg), then lrlib's (cfg's own method fields, `LRConfig()`'s)."""
+    (`PAPER_METHOD` on cfg), then lrlib's (cfg's own method fields, `LRConfig()`'s), one lever
+    at a time: every anchor edited (prune_margin=None) with the loss table redrawn / computed
+    once, then anchors the caption rules out not edited (cfg's prune_margin), then drafts."""
     from lrlib.config import PAPER_METHOD
-    ours = cfg
+    every = cfg.replace(prune_margin=None)
     return [("lrlib, paper settings (st)", cfg.replace(**PAPER_METHOD)),
-            ("lrlib expected, table redrawn each iteration", ours.replace(table_views=0)),
-            (f"lrlib expected, table once ({ours.table_views} views)", ours),
+            ("lrlib, all K edited, table redrawn each iter", every.replace(table_views=0)),
+            (f"lrlib, all K edited, table once ({cfg.table_views} views)", every),
+            (f"  + prune anchors (margin {cfg.prune_margin}) = LRConfig()", cfg),
             (f"  + drafts DPM++ {fast_steps} steps, winner at {cfg.steps}",
-             ours.replace(draft_steps=fast_steps))]
+             cfg.replace(draft_steps=fast_steps))]
 
 
 def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None, T: int = 10,

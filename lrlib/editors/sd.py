@@ -32,6 +32,8 @@ import json
 import os
 import warnings
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
@@ -124,8 +126,13 @@ class StableDiffusionEditor(Editor):
         if importlib.util.find_spec("peft") is None:
             raise LRError(f"lora={name_or_path!r} needs the `peft` package (diffusers loads LoRAs "
                           "with it): `pip install peft` or `pip install lrlib[lora]`.")
+        kwargs = {}
+        folder = Path(str(name_or_path)).expanduser()
+        files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+        if len(files) == 1:            # a local folder: name the file (diffusers < 0.31 needs it
+            kwargs["weight_name"] = files[0].name          # offline, newer ones find it)
         try:
-            self.pipe.load_lora_weights(name_or_path)
+            self.pipe.load_lora_weights(str(folder) if files else name_or_path, **kwargs)
         except Exception as e:
             raise checkpoint_error("LoRA", str(name_or_path), e, option="lora") from e
         self.pipe.fuse_lora()
