@@ -29,14 +29,15 @@ from contextlib import contextmanager
 
 import torch
 
-from lrlib.config import LRConfig
+from lrlib.config import PAPER_METHOD, LRConfig
 from lrlib.errors import LRError
 
 TEMPLATE = "a high quality image of {}."   # the official code's SD prompt template
 OFFICIAL_VIEWS = 16                        # L_clip views; L_dir: 2 x 16
 # the official boxes: half-sizes range(4, 16, 2) patches of a 32-patch side; peak-cell anchors
-OFFICIAL = dict(M=6, box_min=8 / 32, box_max=28 / 32, anchor_refine=False, gamma=0.0,
-                prompt_template=TEMPLATE, scheduler="pndm", structure="clip")
+# on top of the paper's method fields (top-K peaks, squares, caption-blind score, no pruning)
+OFFICIAL = dict(PAPER_METHOD, M=6, box_min=8 / 32, box_max=28 / 32, prompt_template=TEMPLATE,
+                scheduler="pndm", structure="clip")
 
 def build_models(size: str, device: torch.device):
     """Random-weight models of the real classes at 'full' or 'small' size -> lrlib Models."""
