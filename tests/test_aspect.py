@@ -150,8 +150,10 @@ def test_edit_end_to_end_on_a_non_square_photo(models, W, H):
 def test_toy_world_edit_keeps_the_objects_aspect(W, H):
     """The shipped toy world edits a 2:1 / 1:2 scene; the judge finds the object it painted, and
     its width / height in the photo is what it was on the canvas (within 15%). Before the
-    letterbox it came out twice as wide (2:1) or half as wide (1:2)."""
-    cfg = LRConfig.cpu(world="toy", progress=False)
+    letterbox it came out twice as wide (2:1) or half as wide (1:2). Hard paste (blend_px=0):
+    `results` are hard composites, and the feathered edge (tests/test_blend.py) fades an object
+    that fills a tight box to its edges, which would change its measured extent, not its shape."""
+    cfg = LRConfig.cpu(world="toy", progress=False, blend_px=0)
     task = make_edit_task(1, (W, H), "single")                    # "a green triangle"
     img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1))
     r = lrlib.edit(img, task.prompt, task.source_caption, config=cfg)

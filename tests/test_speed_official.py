@@ -96,7 +96,7 @@ def test_regenerate_gives_back_the_candidate(models, scene):
     for k, j in ((0, 1), (1, 2)):              # batch 0 position 1; batch 1 position 1
         again = regenerate(m.editor, p.x, p.masks[k, j], p.prompt, cfg.seed, k * p.M + j,
                            cfg.editor_batch_size)
-        assert torch.allclose(again, p.C[k, j], atol=1e-5)
+        assert torch.allclose(again, p.C[k, j], atol=1e-4)   # batched vs single: ~2e-5 of float noise
     assert not torch.allclose(p.C[0, 1], p.C[1, 2])
 
 
