@@ -52,3 +52,15 @@ def scene():
     disc = ((x - 40) ** 2 + (y - 22) ** 2) < 100
     img[:, disc] = torch.tensor([0.9, 0.1, 0.1])[:, None]
     return img
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """(LRConfig.cpu(), the shipped toy world's models), loaded once per test module."""
+    from lrlib.config import LRConfig
+    from lrlib.models import load_models
+    from lrlib.world import toy_available
+    if not toy_available():
+        pytest.fail("the toy world's weights are missing from lrlib/toy/weights")
+    cfg = LRConfig.cpu(world="toy", progress=False)
+    return cfg, load_models(cfg)

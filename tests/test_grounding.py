@@ -43,16 +43,6 @@ def test_mask_boxes_and_blobs_stay_connected_and_inside():
     assert not bg[:8].any() and not bg[56:].any() and not bg[26, 26]
 
 
-@pytest.fixture(scope="module")
-def toy():
-    from lrlib.models import load_models
-    from lrlib.world import toy_available
-    if not toy_available():
-        pytest.fail("the toy world's weights are missing from lrlib/toy/weights")
-    cfg = LRConfig.cpu(world="toy", progress=False)
-    return cfg, load_models(cfg)
-
-
 def test_snapping_fits_toy_objects_better(toy):
     """On 12 held-out tuning-set tasks, the snapped blob's box around the object's centre has a
     higher mean IoU with the object's box than the unsnapped one (measured 0.93 vs 0.69 on 80

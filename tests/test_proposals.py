@@ -50,16 +50,6 @@ def test_propose_gives_M_boxes_of_either_kind_and_rejects_unknown():
         propose(a, feats, cfg.replace(proposals="circles"), 64, 64)
 
 
-@pytest.fixture(scope="module")
-def toy():
-    from lrlib.models import load_models
-    from lrlib.world import toy_available
-    if not toy_available():
-        pytest.fail("the toy world's weights are missing from lrlib/toy/weights")
-    cfg = LRConfig.cpu(world="toy", progress=False)
-    return cfg, load_models(cfg)
-
-
 def _tasks(n):
     from lrlib.bench.toy import task_set
     return task_set(n, "tuning")
