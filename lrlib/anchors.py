@@ -226,11 +226,12 @@ def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def caption_anchors(pool_xy: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, clip,
-                    caption: str, cfg, content=None) -> tuple[torch.Tensor, torch.Tensor]:
+                    caption: str, cfg, content=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(P, 2) candidate anchors (attention peaks), (1, d, h, w) features, (1, 3, H, W) image, the
     caption -> (K, 2) pixel anchors (the caption-aware choice above; content: the picture's
-    rectangle) and their (K,) grounding scores g (lrlib.relations: s_a, plus the relation term
-    when the caption says where its object is and cfg.relation_weight > 0)."""
+    rectangle), their (K,) grounding scores g (lrlib.relations: s_a, plus the relation term
+    when the caption says where its object is and cfg.relation_weight > 0) and their (K, 4)
+    blob boxes B_a (what "fitted" proposals scale: no second blob fit)."""
     from lrlib.regions import fitted_blobs, mask_boxes
     from lrlib.relations import grounding, parse_relation
     H, W = x.shape[-2:]
@@ -252,4 +253,4 @@ def caption_anchors(pool_xy: torch.Tensor, feats: torch.Tensor, x: torch.Tensor,
         else:
             rest.append(i)
     order = (kept + rest)[:cfg.K]
-    return pool_xy[order], s[order]
+    return pool_xy[order], s[order], boxes[order]

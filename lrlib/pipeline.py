@@ -264,18 +264,18 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     x = x.to(dev)
     with torch.no_grad():
         d_out = models.dino(x)                                              # 1. DINO
-    ground = None
+    ground = blob_boxes = None
     if anchors is None:
         A = d_out.attn_mean[0].cpu()
         anchors = content_anchors(A, content, S, cfg.K, cfg.anchor_spacing, cfg.anchor_refine)
         if cfg.anchor_pool > cfg.K and caption != cfg.default_caption:    # lrlib: caption-aware
             pool = anchor_pool(A, content, S, cfg)
-            anchors, ground = caption_anchors(pool, d_out.feats, x, models.clip, caption, cfg,
-                                              content)
+            anchors, ground, blob_boxes = caption_anchors(pool, d_out.feats, x, models.clip,
+                                                          caption, cfg, content)
             if cfg.prune_margin is not None:     # lrlib: no edits for anchors the caption rules out
                 keep = ground >= ground[0] - cfg.prune_margin       # ground[0] is the highest
-                anchors, ground = anchors[keep], ground[keep]
-    boxes = propose(anchors, d_out.feats, cfg, S, S, content, x)            # 2. proposals
+                anchors, ground, blob_boxes = anchors[keep], ground[keep], blob_boxes[keep]
+    boxes = propose(anchors, d_out.feats, cfg, S, S, content, x, blob_boxes)            # 2. proposals
     K, M = boxes.shape[:2]
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
     masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))

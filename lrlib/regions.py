@@ -184,15 +184,18 @@ def grow(seed: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
 def blob_box(score: torch.Tensor, xy, level: float) -> list[int]:
     """Tight box (x0, y0, x1, y1) of the connected blob of {score >= level} holding pixel xy of
     the (H, W) map; the pixel's own 1 x 1 box when it is below the level."""
-    H, W = score.shape
+    return mask_boxes(blob(score >= level, xy)[None])[0].tolist()
+
+
+def blob(allowed: torch.Tensor, xy) -> torch.Tensor:
+    """The connected blob of the (H, W) bool mask `allowed` holding pixel xy (clamped into the
+    map); the pixel alone when it is not allowed."""
+    H, W = allowed.shape
     x, y = min(W - 1, max(0, int(xy[0]))), min(H - 1, max(0, int(xy[1])))
     seed = torch.zeros(H, W, dtype=torch.bool)
     seed[y, x] = True
-    m = grow(seed, score >= level)
-    if not m.any():
-        return [x, y, x + 1, y + 1]
-    rows, cols = torch.nonzero(m.any(1))[:, 0], torch.nonzero(m.any(0))[:, 0]
-    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+    m = grow(seed, allowed)
+    return m if m.any() else seed
 
 
 def upsample(fmap: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -234,19 +237,14 @@ def fitted_blobs(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H:
            for x, y in anchors_xy.tolist()]
     if not pts:
         return torch.zeros(0, H, W, dtype=torch.bool)
-    sims = torch.stack([torch.einsum("d,dhw->hw", Fp[:, yi, xi], Fp) for xi, yi in pts])
+    xs, ys = torch.tensor(pts).T
+    sims = torch.einsum("dp,dhw->phw", Fp[:, ys, xs], Fp)                  # (K, H, W)
     if snap > 0 and image is not None:
         r = max(1, round(snap * H / feats.shape[-2]))                     # cells -> pixels
         sims = guided_filter(image.float().cpu(), sims, r)
     inside = torch.zeros(H, W, dtype=torch.bool)
     inside[Y0:Y1, X0:X1] = True
-    out = []
-    for (xi, yi), sim in zip(pts, sims):
-        seed = torch.zeros(H, W, dtype=torch.bool)
-        seed[yi, xi] = True
-        m = grow(seed, (sim >= level) & inside)
-        out.append(m if m.any() else seed)
-    return torch.stack(out)
+    return torch.stack([blob((sim >= level) & inside, xy) for xy, sim in zip(pts, sims)])
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -267,17 +265,20 @@ def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H:
 
 
 def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
-            content=None, image: torch.Tensor | None = None) -> torch.Tensor:
+            content=None, image: torch.Tensor | None = None,
+            blob_boxes: torch.Tensor | None = None) -> torch.Tensor:
     """(K, 2) anchors and (1, d, h, w) DINO features -> the (K, M, 4) proposals cfg.proposals asks
     for: "squares" (make_proposals of cfg.box_sides()) or "fitted" (the blob boxes, scaled),
     inside the picture (the image, or `content`); image (1, 3, H, W): the canvas, for
-    cfg.fit_snap."""
+    cfg.fit_snap; blob_boxes (K, 4): the anchors' blob boxes when already fitted (caption
+    anchors), scaled instead of fitted again."""
     if cfg.proposals == "squares":
         return make_proposals(anchors_xy, cfg.box_sides(), H, W, content)
     if cfg.proposals == "fitted":
         X0, Y0, X1, Y1 = content or (0, 0, W, H)
-        b = fitted_boxes(feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content,
-                         None if image is None else image[0], cfg.fit_snap)
+        b = blob_boxes if blob_boxes is not None else fitted_boxes(
+            feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content,
+            None if image is None else image[0], cfg.fit_snap)
         short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
         return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
                            max_side=cfg.box_max * short)   # over the background is no region

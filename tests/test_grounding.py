@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lrlib.config import LRConfig
+from lrlib.errors import LRError
 from lrlib.regions import fitted_blobs, fitted_boxes, guided_filter, mask_boxes
 from lrlib.relations import grounding, parse_relation, relation_scores
 from lrlib.scoring import pick_best, quality_scores
@@ -120,7 +121,7 @@ def test_paper_settings_turn_the_grounding_off():
     assert c.delta > 0 and c.relation_weight > 0 and c.fit_snap > 0 and c.anchor_view == "blob"
     for bad in (dict(delta=-1.0), dict(relation_weight=float("nan")), dict(fit_snap=-0.5),
                 dict(anchor_view="mask")):
-        with pytest.raises(Exception):
+        with pytest.raises(LRError):
             LRConfig(**bad).validate()
 
 

@@ -5,7 +5,7 @@ import torch
 
 from lrlib.anchors import box_iou
 from lrlib.config import LRConfig
-from lrlib.regions import blob_box, grow, propose, scale_boxes
+from lrlib.regions import blob_box, fitted_boxes, grow, propose, scale_boxes
 
 
 def test_blob_box_is_the_connected_blob_around_the_seed_only():
@@ -94,7 +94,9 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
         d = models.dino(x)
         A = d.attn_mean[0]
         pool = anchor_pool(A, (0, 0, 64, 64), 64, cfg)
-        cap, g = caption_anchors(pool, d.feats, x, models.clip, t.source_caption, cfg)
+        cap, g, b = caption_anchors(pool, d.feats, x, models.clip, t.source_caption, cfg)
+        assert torch.equal(b, fitted_boxes(d.feats[0], cap, cfg.fit_level, 64, 64, None, x[0],
+                                           cfg.fit_snap))   # propose may reuse them
         assert g.shape == (cfg.K,) and float(g[0]) == float(g.max())   # the best-grounded first
         top = cells_to_pixels(top_k_anchors(A, cfg.K, cfg.anchor_spacing), A.shape, 64, 64)
         assert cap.shape == (cfg.K, 2)
