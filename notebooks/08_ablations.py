@@ -62,7 +62,7 @@ models = load_models(cfg)
 # goes blind when the box reaches a neighbour. Below, both judges on two hand-made edits.
 
 # %%
-from lrlib.toy.judge import judge_edit, judge_region, judge_task
+from lrlib.toy.judge import judge_region, judge_task
 from lrlib.toy.scenes import EditTask, paint_object, render_background, render_scene
 
 a, b = (10, 10, 30, 30), (20, 20, 40, 40)
