@@ -12,6 +12,18 @@ A pixel at Chebyshev distance d >= 0 from the nearest pixel outside the box (d =
 own border row) gets w = min(d + 1, b) / b: 1/b on the border, 1 from b - 1 pixels deep inward.
 Outside the box w = 0 exactly, so the output there is still the input bit for bit. The image
 edge counts as inside (a box touching it is not faded against it). b = 0 or 1 is the hard paste.
+
+A ramp fades whatever lies on the box's last pixels, and with a tight box that is the object:
+the new one comes out faint at its edge and a rim of the old one shows through (toy tuning set,
+80 tasks: success 0.88 hard, 0.84 feathered). So the ramp is kept only where the edit agrees
+with the input (`keep_changes`):
+
+    w' = max(w, m * min(1, D / tau))        D = 3 x 3 max of max_c |E - x|,  tau = blend_tau
+
+The background seam is what the ramp is for, and there E and x differ by little; where they
+differ by tau or more, the edit drew or removed something and is pasted whole. Measured with
+`python -m lrlib.bench blend --set tuning --n 80 --blend 0 3 --tau 0 0.5`: seam 0.096 hard,
+0.024 ramp, 0.044 with tau = 0.5; success 0.88, 0.84, 0.89.
 """
 from __future__ import annotations
 
@@ -31,3 +43,23 @@ def feather(mask: torch.Tensor, b: int) -> torch.Tensor:
         total += m
         m = -F.max_pool2d(-m, 3, stride=1, padding=1)   # erosion; the padding (-inf) is inside
     return (total / b).reshape(shape).to(mask.dtype)
+
+
+def keep_changes(w: torch.Tensor, mask: torch.Tensor, edit: torch.Tensor, source: torch.Tensor,
+                 tau: float) -> torch.Tensor:
+    """Feather only where the edit agrees with the input: w' = max(w, m * min(1, D / tau)).
+
+    The ramp exists to hide a *background* seam: there the editor's pixels and the input's
+    differ by a few grey levels. Where they differ a lot, the editor drew something (the new
+    object) or removed something (the old one), and a ramp there fades the new object and leaves a
+    ghost of the old one at the box's edge. So with D = max over channels of |E - x| (3 x 3 max,
+    so an object's anti-aliased rim counts as the object), a pixel that changed by tau or more
+    keeps the full edit; one that barely changed keeps the ramp. Outside the mask w' = 0 still.
+
+    w, mask: (..., 1, H, W); edit, source: (..., 3, H, W) on the same grid. tau <= 0: w unchanged.
+    """
+    if tau <= 0:
+        return w
+    D = (edit.float() - source.float()).abs().amax(-3, keepdim=True)
+    D = F.max_pool2d(D.reshape(-1, 1, *D.shape[-2:]), 3, stride=1, padding=1).reshape(D.shape)
+    return torch.maximum(w, mask * (D / tau).clamp(max=1)).to(w.dtype)

@@ -55,6 +55,12 @@ class LRConfig:
     anchor_pool: int = 18           # > K: score this many attention peaks against the caption
                                     # and keep the K best, one per object (lrlib, anchors.
                                     # caption_anchors; CPU: 8); 0: the top K peaks (paper)
+    anchor_cover: bool = True       # caption anchors: the pool takes one peak per region (a peak
+                                    # inside a region already taken is skipped; anchors.
+                                    # cover_pool; lrlib); False: peaks spaced on the grid only
+    max_blob: float | None = 0.5    # caption anchors: a blob over this share of the picture (the
+                                    # background) or under a quarter patch (a speck) is not an
+                                    # object: g - 1 (lrlib); None: every blob alike
     prune_margin: float | None = 0.1   # caption anchors: drop (before any edit) those whose
                                     # grounding g is below the best by more than this (fewer
                                     # candidate edits: tuning set K 3 -> 1.95, success unchanged;
@@ -81,6 +87,9 @@ class LRConfig:
     fit_snap: float = 1.5           # "fitted": snap the similarity to the image's edges with a
                                     # guided filter of this radius in patch cells (lrlib.regions;
                                     # 0: the blurred patch map, blob IoU 0.69 -> 0.93 on toy)
+    fit_reach: float = 0.5          # "fitted": an anchor below fit_level seeds its blob at the
+                                    # nearest pixel above it within this many patch cells (a
+                                    # star's gap, an object's rim; lrlib); 0: the anchor's pixel
     fit_min: float = 1.1            # "fitted": smallest / largest scale of the blob's box
     fit_max: float = 1.5            # (1.0: the blob's box itself; tuning set, snapped: 1.1-1.5
                                     # 0.88 success, 1.0-1.6 0.84)
@@ -108,8 +117,9 @@ class LRConfig:
     gamma: float = 3.0              # + gamma * S_dir, caption-aware (lrlib; paper: 0)
     delta: float = 30.0             # + delta * S_cap: the anchor's region matches the caption
                                     # (lrlib.scoring; needs caption anchors; paper: 0)
-    relation_weight: float = 0.05   # rho: "the X left of the Y" read geometrically when choosing
-                                    # and ranking anchors (lrlib.relations; 0: caption as is)
+    relation_weight: float = 0.2    # rho: "the X left of the Y" read geometrically when choosing
+                                    # and ranking anchors (lrlib.relations; 0: caption as is;
+                                    # tuning set, 60 relation tasks: 0.05 -> 0.78, 0.2 -> 0.83)
     rank_top: int = 3               # keep the best S among the top-3 by S_t2i (official rule)
     score_scale: float | None = 1.0  # softmax temperature of S: 1.0 = raw cosines (official
                                     # code); None = CLIP's logit scale (100 for OpenAI CLIP)
@@ -130,6 +140,9 @@ class LRConfig:
                                     # consistency/lcm-lora-sdv1-5" + scheduler="lcm", steps=4 (paper: none)
     blend_px: int = 3               # feather the paste over the box's last px (lrlib.blend; outside
                                     # stays the input; 0: hard paste; paper: none; CPU: 3; README)
+    blend_tau: float = 0.5          # ... but keep the full edit where it changed a pixel by this
+                                    # much (the new object, the old one's removal; lrlib.blend.
+                                    # keep_changes; tuning set: success 0.84 -> 0.89); 0: ramp only
 
     seed: int = 0                   # one seed: Gumbel noise, augmentations, editor noise
     progress: bool = True           # tqdm progress bars
@@ -232,7 +245,7 @@ class LRConfig:
             except (RuntimeError, ValueError):
                 bad(f"device={self.device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:1'.")
         one_of("dtype", ("auto", "float16", "bfloat16", "float32"))
-        for name in ("anchor_refine", "hard", "progress"):
+        for name in ("anchor_refine", "anchor_cover", "hard", "progress"):
             if not isinstance(getattr(self, name), bool):
                 bad(f"{name}={getattr(self, name)!r}: must be True or False.")
         integer("size", 32, hint=" and a multiple of 8 (the working resolution; paper: 512)")
@@ -254,6 +267,8 @@ class LRConfig:
                 "image side, use a value <= 1.0.")
         real("fit_level", -1, hint=" (a cosine, in -1..1)")
         real("fit_snap", 0, hint=" (guided-filter radius in patch cells; 0: off)")
+        real("fit_reach", 0, hint=" (patch cells; 0: the anchor's own pixel)")
+        real("blend_tau", 0, hint=" (a colour difference in 0..1; 0: the plain ramp)")
         integer("roi_size", 1, hint=" (official: 8)")
         integer("rgn_channels", 1)
         integer("rgn_hidden", 1)
@@ -275,6 +290,9 @@ class LRConfig:
         one_of("scheduler", ("default", "dpm++", "pndm", "lcm"), " ('lcm' with an LCM-LoRA in lora=)")
         integer("table_views", 0, hint=" (0: the loss table redrawn every iteration)")
         integer("draft_steps", 0, hint=" (0: no drafts)")
+        if self.max_blob is not None and not 0 < self.max_blob <= 1:
+            bad(f"max_blob={self.max_blob}: a share of the picture in (0, 1], or None to keep "
+                "every blob alike.")
         if self.prune_margin is not None:
             real("prune_margin", 0, hint=" (a cosine margin; None: keep every anchor)")
         if self.lora is not None and (not isinstance(self.lora, str) or not self.lora.strip()):
@@ -292,7 +310,8 @@ class LRConfig:
 
 #: the method fields where the paper / official code differs from lrlib's defaults
 PAPER_METHOD = dict(estimator="st", gamma=0.0, delta=0.0, anchor_refine=False, anchor_pool=0,
-                    prune_margin=None, blend_px=0, proposals="squares", score_scale=1.0)
+                    anchor_cover=False, max_blob=None, prune_margin=None, blend_px=0,
+                    proposals="squares", score_scale=1.0)
 
 
 def _field_comments(cls) -> dict[str, str]:

@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lrlib.anchors import caption_anchors, cells_to_pixels, refine_anchors, top_k_anchors
-from lrlib.blend import feather
+from lrlib.blend import feather, keep_changes
 from lrlib.config import LRConfig
 from lrlib.draft import batch_generator, drafting, regenerate
 from lrlib.errors import LRError
@@ -239,9 +239,16 @@ def content_anchors(A: torch.Tensor, content, S: int, K: int, spacing: int,
     return cells_to_pixels(cells, (h, w), S, S)
 
 
-def anchor_pool(A: torch.Tensor, content, S: int, cfg: LRConfig) -> torch.Tensor:
+def anchor_pool(A: torch.Tensor, content, S: int, cfg: LRConfig, feats: torch.Tensor | None = None,
+                x: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Up to cfg.anchor_pool content anchors (as many as the spacing lets fit, at least K): the
-    candidates that lrlib's caption-aware anchors choose from (anchors.caption_anchors)."""
+    candidates that lrlib's caption-aware anchors choose from (anchors.caption_anchors).
+
+    cfg.anchor_cover (and feats (1, d, h, w), x given): one anchor per region instead
+    (anchors.cover_pool), returned with its blobs as (pool (P, 2), blobs (P, S, S))."""
+    if cfg.anchor_cover and feats is not None and x is not None:
+        from lrlib.anchors import cover_pool
+        return cover_pool(A, feats, x, content, cfg)
     for n in range(cfg.anchor_pool, cfg.K, -1):
         try:
             return content_anchors(A, content, S, n, cfg.anchor_spacing, cfg.anchor_refine)
@@ -269,9 +276,11 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
         A = d_out.attn_mean[0].cpu()
         anchors = content_anchors(A, content, S, cfg.K, cfg.anchor_spacing, cfg.anchor_refine)
         if cfg.anchor_pool > cfg.K and caption != cfg.default_caption:    # lrlib: caption-aware
-            pool = anchor_pool(A, content, S, cfg)
+            pool, blobs = anchor_pool(A, content, S, cfg, d_out.feats, x), None
+            if isinstance(pool, tuple):                      # anchor_cover: blobs come along
+                pool, blobs = pool
             anchors, ground, blob_boxes = caption_anchors(pool, d_out.feats, x, models.clip,
-                                                          caption, cfg, content)
+                                                          caption, cfg, content, blobs)
             if cfg.prune_margin is not None:     # lrlib: no edits for anchors the caption rules out
                 keep = ground >= ground[0] - cfg.prune_margin       # ground[0] is the highest
                 anchors, ground, blob_boxes = anchors[keep], ground[keep], blob_boxes[keep]
@@ -335,6 +344,20 @@ def paste_back(x_full: torch.Tensor, result: torch.Tensor, mask: torch.Tensor,
     return m_up * up + (1 - m_up) * x_full
 
 
+def paste_weight(mask: torch.Tensor, result: torch.Tensor, x: torch.Tensor, cfg: LRConfig,
+                 content=None) -> torch.Tensor:
+    """The weight w (1, S, S) of the final paste y = w E + (1 - w) x on the canvas: the box
+    `mask` feathered over its last cfg.blend_px px (the picture's edge counts as inside; no ramp
+    there), kept at 1 where `result` differs from the canvas `x` (1, 3, S, S) by cfg.blend_tau
+    or more (lrlib.blend.keep_changes); 0 outside the mask."""
+    x0, y0, x1, y1 = content or (0, 0, mask.shape[-1], mask.shape[-2])
+    w = torch.zeros_like(mask)
+    w[:, y0:y1, x0:x1] = feather(mask[:, y0:y1, x0:x1], cfg.blend_px)
+    if cfg.blend_px <= 1:
+        return w
+    return keep_changes(w, mask, result, x[0].to(result), cfg.blend_tau)
+
+
 def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None = None,
          models: Models | None = None) -> EditResult:
     """Edit `image` (path, PIL, array or tensor) so the region the prompt is about shows `prompt`.
@@ -357,14 +380,11 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     chosen = probs.argmax(-1)
     results = p.C[torch.arange(K), chosen]                                   # (K, 3, S, S)
     scores, best = rank(p, results, models.clip)
-    mask, (x0, y0, x1, y1) = p.masks[best, chosen[best]], p.content
-    win = results[best]
+    mask, win = p.masks[best, chosen[best]], results[best]
     if cfg.draft_steps:                                      # the winner again, at full quality
         win = regenerate(models.editor, p.x, mask, p.prompt, cfg.seed,
                          best * p.M + int(chosen[best]), cfg.editor_batch_size)
-    w = torch.zeros_like(mask)         # feathered on the picture: its edge counts as inside
-    w[:, y0:y1, x0:x1] = feather(mask[:, y0:y1, x0:x1], cfg.blend_px)
-    final = paste_back(p.x_full, win, w, p.content)
+    final = paste_back(p.x_full, win, paste_weight(mask, win, p.x, cfg, p.content), p.content)
     return EditResult(
         image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
         best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),

@@ -187,11 +187,20 @@ def blob_box(score: torch.Tensor, xy, level: float) -> list[int]:
     return mask_boxes(blob(score >= level, xy)[None])[0].tolist()
 
 
-def blob(allowed: torch.Tensor, xy) -> torch.Tensor:
+def blob(allowed: torch.Tensor, xy, reach: int = 0) -> torch.Tensor:
     """The connected blob of the (H, W) bool mask `allowed` holding pixel xy (clamped into the
-    map); the pixel alone when it is not allowed."""
+    map); the pixel alone when it is not allowed. reach > 0: a pixel that is not allowed seeds
+    the blob at the nearest allowed pixel within `reach` px instead (an anchor in a star's gap
+    or on an object's anti-aliased rim still finds its object)."""
     H, W = allowed.shape
     x, y = min(W - 1, max(0, int(xy[0]))), min(H - 1, max(0, int(xy[1])))
+    if reach > 0 and not allowed[y, x]:
+        ys, xs = torch.nonzero(allowed[max(0, y - reach):y + reach + 1,
+                                       max(0, x - reach):x + reach + 1], as_tuple=True)
+        if len(ys):
+            ys, xs = ys + max(0, y - reach), xs + max(0, x - reach)
+            i = int(torch.argmin((ys - y) ** 2 + (xs - x) ** 2))       # ties: the first in
+            y, x = int(ys[i]), int(xs[i])                               # row-major order
     seed = torch.zeros(H, W, dtype=torch.bool)
     seed[y, x] = True
     m = grow(seed, allowed)
@@ -223,16 +232,29 @@ def scale_boxes(boxes: torch.Tensor, factors: list[float], H: int, W: int,
     return torch.cat([lo, hi], -1).long()
 
 
+def unit_features(feats: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(d, h, w) patch features -> (d, H, W) upsampled to pixels, unit length per pixel."""
+    return F.normalize(upsample(feats, H, W), dim=0)
+
+
+FIT_PEAK = 0.9   # fitted_blobs with reach: cut at most this fraction of the anchor's own peak
+
+
 def fitted_blobs(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
                  W: int, content=None, image: torch.Tensor | None = None,
-                 snap: float = 0.0) -> torch.Tensor:
+                 snap: float = 0.0, reach: float = 0.0, Fp: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, H, W) bool blobs R_a (see
     above), kept inside the picture (the image, or `content`: no blob reaches the padding).
+    Fp: `unit_features(feats, H, W)` when the caller already has it (one upsampling per image).
 
     image (3, H, W) and snap > 0: sim_a is first snapped to the image's edges by the guided
-    filter, window radius `snap` patch cells. An anchor below the level gets its own pixel."""
+    filter, window radius `snap` patch cells. reach > 0 (patch cells): the cut is
+    min(level, FIT_PEAK * the map's peak within `reach` of the anchor) (a thin object, snapped,
+    can peak under the level), and an anchor below the cut seeds its blob at the nearest pixel
+    above it within `reach`; else an anchor below the level gets its own pixel."""
     X0, Y0, X1, Y1 = content or (0, 0, W, H)
-    Fp = F.normalize(upsample(feats, H, W), dim=0)                          # (d, H, W)
+    Fp = unit_features(feats, H, W) if Fp is None else Fp                  # (d, H, W)
     pts = [(min(X1 - 1, max(X0, int(x))), min(Y1 - 1, max(Y0, int(y))))
            for x, y in anchors_xy.tolist()]
     if not pts:
@@ -244,7 +266,15 @@ def fitted_blobs(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H:
         sims = guided_filter(image.float().cpu(), sims, r)
     inside = torch.zeros(H, W, dtype=torch.bool)
     inside[Y0:Y1, X0:X1] = True
-    return torch.stack([blob((sim >= level) & inside, xy) for xy, sim in zip(pts, sims)])
+    px = round(reach * H / feats.shape[-2])
+    out = []
+    for (x, y), sim in zip(pts, sims):
+        cut = level
+        if px > 0:              # snapping can pull a thin object's whole map below the level:
+            peak = float(sim[max(0, y - px):y + px + 1, max(0, x - px):x + px + 1].max())
+            cut = min(level, FIT_PEAK * peak)      # then cut relative to the anchor's own peak
+        out.append(blob((sim >= cut) & inside, (x, y), px))
+    return torch.stack(out)
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -258,10 +288,10 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
 
 def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
                  W: int, content=None, image: torch.Tensor | None = None,
-                 snap: float = 0.0) -> torch.Tensor:
+                 snap: float = 0.0, reach: float = 0.0) -> torch.Tensor:
     """(d, h, w) features and (K, 2) anchor pixels -> (K, 4) boxes B_a: the tight boxes of
     `fitted_blobs` (same arguments)."""
-    return mask_boxes(fitted_blobs(feats, anchors_xy, level, H, W, content, image, snap))
+    return mask_boxes(fitted_blobs(feats, anchors_xy, level, H, W, content, image, snap, reach))
 
 
 def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
@@ -278,7 +308,7 @@ def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
         X0, Y0, X1, Y1 = content or (0, 0, W, H)
         b = blob_boxes if blob_boxes is not None else fitted_boxes(
             feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content,
-            None if image is None else image[0], cfg.fit_snap)
+            None if image is None else image[0], cfg.fit_snap, cfg.fit_reach)
         short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
         return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
                            max_side=cfg.box_max * short)   # over the background is no region

@@ -44,7 +44,9 @@ def legend_text(r, width: int = 100) -> str:
         + (", and of the edit direction to caption -> prompt" if c.gamma else ""),
         f"  the winner: best S among the top {c.rank_top} by S_t2i (official rule)",
         "final: the winner pasted into the input at full resolution; outside the box = the input",
-        (f"  blended over the box's last {c.blend_px} px (blend_px)" if c.blend_px > 1
+        (f"  blended over the box's last {c.blend_px} px (blend_px), kept whole where the edit "
+         f"changed a pixel by {c.blend_tau:g} (blend_tau)" if c.blend_px > 1 and c.blend_tau > 0
+         else f"  blended over the box's last {c.blend_px} px (blend_px)" if c.blend_px > 1
          else f"  hard paste (blend_px = {c.blend_px})"),
         f"world {c.world}, editor {c.editor}, K={len(r.results)} M={len(r.boxes[0])}, "
         f"{c.iterations} iterations ({c.estimator}), seed {c.seed}, {r.seconds:.1f} s",

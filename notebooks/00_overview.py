@@ -77,7 +77,8 @@ plt.show()
 # prompt; the source, the anchors (dots) with the box the RGN chose for each (one colour per
 # candidate, the winner's thicker), the DINO attention they came from, the final edit (pasted
 # into the input at full resolution: outside the box nothing changes; inside, the last
-# `blend_px` = 3 pixels fade into the input so the box's border does not show); the K
+# `blend_px` = 3 pixels fade into the input so the box's border does not show, except where
+# the edit drew or removed something, which is kept whole: `blend_tau`); the K
 # per-anchor results with their quality score S (the star marks the winner); the training
 # loss, each anchor's probability of its chosen box during training, and a legend.
 #

@@ -153,6 +153,15 @@ assert iou(boxes_["snapped"], tb) >= iou(boxes_["blurred"], tb)
 assert int(g_rel.argmax()) == rel_task.target_index     # the relation singles out the right twin
 
 # %% [markdown]
+# Three more choices decide which regions the caption is scored on at all. **The pool covers
+# regions** (`anchor_cover`): the P attention peaks spaced on the patch grid tend to fall on one
+# big object or on the background again and again, so a peak that lies inside a region already
+# taken is skipped. **The background and specks are not objects** (`max_blob`): a blob over half
+# the picture, or under a quarter of a patch, scores g - 1 and is never the relation's reference.
+# **A blob finds its object** (`fit_reach`): snapping can pull a thin star's whole similarity
+# map under `fit_level`, and its anchor then got a one-pixel blob; the cut follows the anchor's
+# own peak instead. Each has its row in the table below.
+#
 # ## Run every strategy on a few held-out tasks
 # All strategies see the same scenes; rows that differ only in training or ranking share the
 # candidate edits. Four tasks here (CPU-quick); the 200-task table is in the README.
@@ -160,6 +169,7 @@ assert int(g_rel.argmax()) == rel_task.target_index     # the relation singles o
 # %%
 N = 4
 ROWS = ("ours", "ours, paper settings", "ours w/o edge snapping", "ours w/o relations",
+        "ours, pool by spacing only", "ours, background blobs kept",
         "DiffEdit-style mask", "CLIPSeg-style mask", "DINO attention box", "oracle (GT box)")
 images = {}
 summary = run_toy(N, cfg, models, progress=False, images=images, strategies=ROWS)

@@ -202,10 +202,13 @@ print(f"{cfg.iterations} iterations: L {hist.loss[0]:.4f} -> {hist.loss[-1]:.4f}
 # the paper's score; the CPU settings read the caption with $\gamma = 3$); the winner's box is
 # pasted into the full-resolution input. The paste is feathered (`lrlib.blend.feather`,
 # `blend_px` = 3): inside the box the mask ramps from 1/3 on its border to 1 three pixels in,
-# $y = w\,E + (1 - w)\,x$, so the box's edge does not show; outside it $w = 0$.
+# $y = w\,E + (1 - w)\,x$, so the box's edge does not show; outside it $w = 0$. Where the
+# edit changed a pixel a lot (the new object, the old one's removal) the ramp would fade it, so
+# there the weight stays 1: $w' = \max(w,\ m \min(1, D/\tau))$, $D$ = the 3 x 3 maximum of
+# $\max_c |E - x|$, $\tau$ = `blend_tau` (`lrlib.blend.keep_changes`).
 
 # %%
-from lrlib.blend import feather
+from lrlib.blend import feather, keep_changes
 from lrlib.scoring import pick_best, quality_scores
 
 with torch.no_grad():
@@ -218,7 +221,8 @@ with torch.no_grad():
 best = pick_best(scores, cfg.rank_top)
 
 H, W = x_full.shape[-2:]
-w_best = feather(masks.view(K, M, 1, S, S)[best, chosen[best]], cfg.blend_px)   # (1, S, S)
+m_box = masks.view(K, M, 1, S, S)[best, chosen[best]]                  # (1, S, S)
+w_best = keep_changes(feather(m_box, cfg.blend_px), m_box, results[best], x[0], cfg.blend_tau)
 m_best = F.interpolate(w_best[None].float().cpu(), size=(H, W), mode="nearest")
 up = F.interpolate(results[best][None].cpu(), size=(H, W), mode="bicubic",
                    align_corners=False).clamp(0, 1)

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 import lrlib
-from lrlib.blend import feather
+from lrlib.blend import feather, keep_changes
 from lrlib.config import LRConfig
 from lrlib.regions import boxes_to_masks
 
@@ -40,7 +40,8 @@ def test_edit_blends_inside_the_border_and_keeps_the_outside_exactly(models, sce
     (2) mix the winner into the input with the ramp on the border rows (catches a blend that is
     not applied, applied to the wrong box, or applied outside it)."""
     b = 3
-    r = lrlib.edit(scene, "a blue square", config=CFG.replace(blend_px=b), models=models("sd"))
+    r = lrlib.edit(scene, "a blue square", config=CFG.replace(blend_px=b, blend_tau=0.0),
+                   models=models("sd"))
     x0, y0, x1, y1 = r.best_box
     src = np.asarray(lrlib.io.to_pil(scene)).astype(float)
     res, out = np.asarray(r.results[r.best]).astype(float), np.asarray(r.image).astype(float)
@@ -52,3 +53,51 @@ def test_edit_blends_inside_the_border_and_keeps_the_outside_exactly(models, sce
     ring = inside & (w[..., 0] < 1)
     assert ring.any() and np.abs(res - src)[ring].max() > 10            # a real difference...
     assert np.abs(out - res)[ring].max() > 3                            # ...that was blended
+
+
+def keep_by_hand(w, m, E, x, tau):
+    """w' = max(w, m * min(1, D / tau)), D = the 3 x 3 maximum of max_c |E - x| (zero padding
+    is harmless: D >= 0)."""
+    d = np.abs(E - x).max(0)
+    H, W = d.shape
+    D = np.array([[d[max(0, i - 1):i + 2, max(0, j - 1):j + 2].max() for j in range(W)]
+                  for i in range(H)])
+    return np.maximum(w, m * np.minimum(1.0, D / tau))
+
+
+def test_keep_changes_matches_the_formula_and_keeps_the_outside_zero():
+    """Catches a weight that ignores the change (a plain ramp), one that leaks outside the box,
+    a D over the wrong axis, or a missing clamp at 1."""
+    g = torch.Generator().manual_seed(0)
+    m = boxes_to_masks(torch.tensor([(3, 4, 15, 14)]), 18, 18)[0]      # (1, 18, 18)
+    x = torch.rand(3, 18, 18, generator=g)
+    E = x + 0.05 * torch.randn(3, 18, 18, generator=g)                  # background: small change
+    E[:, 6:9, 3:6] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]       # an object on the border
+    w = feather(m, 3)
+    out = keep_changes(w, m, E, x, 0.5)
+    np.testing.assert_allclose(out[0].numpy(), keep_by_hand(w[0].numpy(), m[0].numpy(),
+                                                             E.numpy(), x.numpy(), 0.5), atol=1e-6)
+    assert torch.equal(out[m == 0], torch.zeros_like(out[m == 0]))     # outside: still 0
+    assert (out[0, 6:9, 3] == 1).all() and (w[0, 6:9, 3] < 1).all()    # the object: kept whole
+    assert (out <= 1).all() and (out >= w).all()
+    assert torch.equal(keep_changes(w, m, E, x, 0.0), w)               # tau = 0: the plain ramp
+
+
+def test_edit_keeps_the_new_object_whole_at_the_box_border(models, scene):
+    """With blend_tau, `lrlib.edit` pastes y = w' E + (1 - w') x (w' above) inside the box and
+    the input exactly outside; where the winner differs from the input by tau or more the
+    output is the winner itself (the object is not faded as the plain ramp fades it)."""
+    cfg = CFG.replace(blend_px=3, blend_tau=0.5)
+    r = lrlib.edit(scene, "a blue square", config=cfg, models=models("sd"))
+    x0, y0, x1, y1 = r.best_box
+    src = np.asarray(lrlib.io.to_pil(scene)).astype(float) / 255
+    res = np.asarray(r.results[r.best]).astype(float) / 255
+    out = np.asarray(r.image).astype(float) / 255
+    m = np.zeros((1, 64, 64))
+    m[0, y0:y1, x0:x1] = 1
+    w = ramp_by_hand(r.best_box, 64, 64, 3)[None]
+    wk = keep_by_hand(w, m, res.transpose(2, 0, 1), src.transpose(2, 0, 1), 0.5)[0][..., None]
+    assert np.abs(out - (wk * res + (1 - wk) * src)).max() <= 1.5 / 255
+    assert np.array_equal(out[m[0] == 0], src[m[0] == 0])
+    moved = (wk[..., 0] > w[0] + 0.1)                                    # where tau kept the edit
+    assert moved.any(), "the winner changed nothing by tau at the border: a vacuous test"

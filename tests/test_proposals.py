@@ -93,10 +93,11 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
         x = torch.from_numpy(t.scene.image).permute(2, 0, 1)[None].float()
         d = models.dino(x)
         A = d.attn_mean[0]
-        pool = anchor_pool(A, (0, 0, 64, 64), 64, cfg)
-        cap, g, b = caption_anchors(pool, d.feats, x, models.clip, t.source_caption, cfg)
+        pool, blobs = anchor_pool(A, (0, 0, 64, 64), 64, cfg, d.feats, x)
+        cap, g, b = caption_anchors(pool, d.feats, x, models.clip, t.source_caption, cfg,
+                                    None, blobs)
         assert torch.equal(b, fitted_boxes(d.feats[0], cap, cfg.fit_level, 64, 64, None, x[0],
-                                           cfg.fit_snap))   # propose may reuse them
+                                           cfg.fit_snap, cfg.fit_reach))   # propose reuses them
         assert g.shape == (cfg.K,) and float(g[0]) == float(g.max())   # the best-grounded first
         top = cells_to_pixels(top_k_anchors(A, cfg.K, cfg.anchor_spacing), A.shape, 64, 64)
         assert cap.shape == (cfg.K, 2)

@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     b.add_argument("--n", type=int, default=50)
     b.add_argument("--blend", type=int, nargs="+", default=[0, 2, 3, 4])
     b.add_argument("--editor", default="sd", choices=["sd", "maskgit"])
+    b.add_argument("--tau", type=float, nargs="+", default=[0.0],
+                   help="blend_tau values (lrlib.blend.keep_changes; 0: the plain ramp)")
+    b.add_argument("--set", default="first", choices=["first", "second", "tuning"])
     r = sub.add_parser("scenes", help="milliseconds to draw a toy scene")
     r.add_argument("--n", type=int, default=100)
     args = ap.parse_args(argv)
@@ -78,6 +81,7 @@ def main(argv=None) -> int:
               f"relation_weight={cfg.relation_weight} delta={cfg.delta} "
               f"prune_margin={cfg.prune_margin} proposals={cfg.proposals} "
               f"fit={cfg.fit_min}-{cfg.fit_max}@{cfg.fit_level} fit_snap={cfg.fit_snap} "
+              f"fit_reach={cfg.fit_reach} anchor_cover={cfg.anchor_cover} max_blob={cfg.max_blob} "
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
@@ -91,8 +95,8 @@ def main(argv=None) -> int:
         from lrlib.bench.blend import format_blend, run_blend
         cfg = LRConfig.cpu(world="toy", editor=args.editor)
         t0 = time.perf_counter()
-        summary = run_blend(args.n, args.blend, cfg)
-        print(f"blend benchmark: {args.n} held-out tasks, editor={args.editor}, K={cfg.K} "
+        summary = run_blend(args.n, args.blend, cfg, taus=tuple(args.tau), tasks=args.set)
+        print(f"blend benchmark: {args.n} tasks of the {args.set!r} set, editor={args.editor}, K={cfg.K} "
               f"M={cfg.M}, {time.perf_counter() - t0:.0f} s")
         print(format_blend(summary))
     elif args.cmd == "scenes":

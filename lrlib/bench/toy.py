@@ -24,6 +24,9 @@ credits an edit that leaves the old object beside the new, and goes blind next t
 `psnr_out` (source vs result outside the source object's box, dB; inf shown as 99), `s/edit`
 (wall seconds; shared candidate edits are counted in every row that uses them).
 Under the table: success per edit kind, and ours' failures by their first cause.
+Every row is judged on the paste `lrlib.edit` returns (`pipeline.paste_weight`: the row's
+`blend_px` feather, kept whole where the edit changed a pixel by `blend_tau`); the paper row
+pastes hard (`blend_px=0`), as the paper does.
 """
 from __future__ import annotations
 
@@ -43,12 +46,15 @@ from lrlib.train import composites
 SETS = {"first": 0, "second": 50_000, "tuning": 100_000}   # seed offsets from BENCHMARK_SEED0
 # one row per lrlib choice switched back (or loss term dropped); each shares ours' work when it can
 ABLATIONS = {"ours w/o caption anchors": dict(anchor_pool=0),
+             "ours, pool by spacing only": dict(anchor_cover=False),
+             "ours, background blobs kept": dict(max_blob=None),
              "ours, caption view = box": dict(anchor_view="keep"),
              "ours w/o relations": dict(relation_weight=0.0),
              "ours w/o S_cap (delta=0)": dict(delta=0.0),
              "ours, every anchor edited (no pruning)": dict(prune_margin=None),
              "ours w/o fitted boxes": dict(proposals="squares"),
              "ours w/o edge snapping": dict(fit_snap=0.0),
+             "ours, blob from the anchor pixel only": dict(fit_reach=0.0),
              "ours w/o S_dir (gamma=0)": dict(gamma=0.0),
              "ours, score scale = CLIP's (100)": dict(score_scale=None),
              "ours, straight-through": dict(estimator="st"),
@@ -59,7 +65,8 @@ STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anch
               "random-anchor-random-size", "oracle (GT box)")
 # the fields prepare() reads: variants that agree on them share one prepare (and its edits)
 PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
-                  "anchor_view", "relation_weight", "prune_margin", "proposals", "fit_level", "fit_snap", "fit_min", "fit_max", "box_min",
+                  "anchor_view", "anchor_cover", "max_blob", "relation_weight", "prune_margin", "proposals", "fit_level", "fit_snap",
+                  "fit_reach", "fit_min", "fit_max", "box_min",
                   "box_max", "seed", "roi_size", "n_aug", "structure")
 TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
                 "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
@@ -146,38 +153,42 @@ class _Target:
 
 
 def _edit_boxes(p, boxes_k, models, cfg, seed):
-    """One candidate per box (K, 4) on p's source; rank them; return (final (3,S,S), k)."""
+    """One candidate per box (K, 4) on p's source; rank them; return (composite (3,S,S), k,
+    its mask (1, S, S))."""
     from lrlib.pipeline import generate_candidates, rank
     S = p.x.shape[-1]
     masks = models.editor.snap_mask(boxes_to_masks(boxes_k, S, S).to(p.x.device))
     E = generate_candidates(models.editor, p.x, masks, p.prompt, seed, cfg.editor_batch_size, False)
     results = composites(E, masks, p.x)
     scores, best = rank(p, results, models.clip, cfg)
-    return results[best], best
+    return results[best], best, masks[best]
 
 
 def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bool = True,
             strategies=STRATEGIES, images: dict | None = None, tasks: str = "first",
-            every: int = 0, report=print, aspect: float = 1.0) -> dict[str, dict]:
+            every: int = 0, report=print, aspect: float = 1.0, start: int = 0,
+            raw: dict | None = None) -> dict[str, dict]:
     """Run every strategy on the first n tasks of the set `tasks` (see SETS); {strategy: summary}.
 
     aspect: scene width / height (longer side cfg.size, so the letterboxed canvas holds the scene
     at scale 1 and a box only shifts by the content's corner). Pass a dict as `images` to
     receive {strategy: [(final (3, H, W), box), ...]} per task, in scene pixels.
-    every > 0: `report(text)` the table so far after every `every` tasks (long runs)."""
+    every > 0: `report(text)` the table so far after every `every` tasks (long runs).
+    start > 0: only tasks start..n-1 (split a long run; pass a dict as `raw` to receive the
+    {strategy: Row} and merge the parts' lists before `Row.summary`)."""
     from tqdm.auto import tqdm
 
     from lrlib.bench.peers import peer_boxes
     from lrlib.models import load_models
-    from lrlib.pipeline import prepare, rank, train_and_choose
+    from lrlib.pipeline import paste_weight, prepare, rank, train_and_choose
 
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
     rows = {s: Row(images=[] if images is not None else None) for s in strategies}
     variants = {"ours": cfg, "ours, paper settings": cfg.replace(**PAPER),
                 **{k: cfg.replace(**v) for k, v in ABLATIONS.items()}}
-    for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size, aspect), desc="toy benchmark",
-                                  disable=not progress)):
+    for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size, aspect)[start:],
+                                  desc="toy benchmark", disable=not progress), start=start):
         rng = np.random.default_rng(i)
         img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
         prepared = {}                                     # PREPARE_FIELDS values -> (p, seconds)
@@ -191,8 +202,11 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
                                  time.perf_counter() - t0)
             return key, prepared[key]
 
-        def add(name, p, final, box, anchor, seconds, anchors=None):   # canvas -> scene pixels
-            ox, oy, ox1, oy1 = p.content                  # the scene on the canvas, at scale 1
+        def add(name, p, final, box, anchor, seconds, anchors=None, mask=None, c=cfg):
+            if mask is not None:                          # the paste lrlib.edit returns (c's blend)
+                w = paste_weight(mask.cpu(), final, p.x.cpu(), c, p.content)
+                final = w * final + (1 - w) * p.x[0].cpu()
+            ox, oy, ox1, oy1 = p.content                  # canvas -> scene pixels, at scale 1
             shift = lambda a: a and [a[0] - ox, a[1] - oy]
             rows[name].add(task, final[:, oy:oy1, ox:ox1], [box[0] - ox, box[1] - oy, box[2] - ox,
                            box[3] - oy], shift(anchor), seconds,
@@ -212,7 +226,8 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             results = pc.C[torch.arange(pc.K), chosen]
             _, best = rank(pc, results, models.clip, c)
             add(name, pc, results[best].cpu(), pc.boxes[best, chosen[best]].tolist(),
-                pc.anchors[best].tolist(), t_prep + time.perf_counter() - t1, pc.anchors.tolist())
+                pc.anchors[best].tolist(), t_prep + time.perf_counter() - t1, pc.anchors.tolist(),
+                pc.masks[best, chosen[best]], c)
         _, (p, t_prep) = get_prepared(cfg)
         K, M = p.K, p.M
         ox, oy, ox1, oy1 = p.content
@@ -223,8 +238,8 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             for name, box in boxes.items():
                 if name in rows:
                     t1 = time.perf_counter()
-                    final, _ = _edit_boxes(p, torch.tensor([box]), models, cfg, cfg.seed + 3)
-                    add(name, p, final.cpu(), box, None, t_map + time.perf_counter() - t1)
+                    final, _, m = _edit_boxes(p, torch.tensor([box]), models, cfg, cfg.seed + 3)
+                    add(name, p, final.cpu(), box, None, t_map + time.perf_counter() - t1, None, m)
         if "DINO-anchor-random-size" in rows:
             t1 = time.perf_counter()
             chosen = torch.from_numpy(rng.integers(0, M, K))
@@ -232,7 +247,7 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             _, best = rank(p, results, models.clip, cfg)
             add("DINO-anchor-random-size", p, results[best].cpu(),
                 p.boxes[best, chosen[best]].tolist(), p.anchors[best].tolist(),
-                t_prep + time.perf_counter() - t1)
+                t_prep + time.perf_counter() - t1, None, p.masks[best, chosen[best]])
         S = cfg.size
         if "random-anchor-random-size" in rows:
             t1 = time.perf_counter()
@@ -242,18 +257,21 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
             sides = rng.choice(cfg.replace(proposals="squares").box_sides(), K)
             boxes = torch.stack([make_proposals(anchors[k:k + 1], [float(sides[k])], S, S,
                                                 p.content)[0, 0] for k in range(K)])
-            final, best = _edit_boxes(p, boxes, models, cfg, cfg.seed + 1)
+            final, best, m = _edit_boxes(p, boxes, models, cfg, cfg.seed + 1)
             add("random-anchor-random-size", p, final.cpu(), boxes[best].tolist(),
-                anchors[best].tolist(), time.perf_counter() - t1)
+                anchors[best].tolist(), time.perf_counter() - t1, None, m)
         if "oracle (GT box)" in rows:
             t1 = time.perf_counter()
             gt = torch.tensor([list(task.target_box)]) + torch.tensor([ox, oy, ox, oy])
-            final, _ = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
-            add("oracle (GT box)", p, final.cpu(), gt[0].tolist(), None, time.perf_counter() - t1)
+            final, _, m = _edit_boxes(p, gt, models, cfg, cfg.seed + 2)
+            add("oracle (GT box)", p, final.cpu(), gt[0].tolist(), None, time.perf_counter() - t1,
+                None, m)
         if every and (i + 1) % every == 0 and i + 1 < n:
             report(f"after {i + 1} tasks:\n" + format_table({k: r.summary() for k, r in rows.items()}))
     if images is not None:
         images.update({k: r.images for k, r in rows.items()})
+    if raw is not None:
+        raw.update(rows)
     return {k: r.summary() for k, r in rows.items()}
 
 
