@@ -17,8 +17,8 @@ def test_figure_has_every_panel_for_small_K(models, scene, K):
     missing for some anchor."""
     from matplotlib.text import Text
 
-    r = lrlib.edit(scene, PROMPT, caption="the red circle", config=CFG.replace(K=K),
-                   models=models("sd"))
+    r = lrlib.edit(scene, PROMPT, caption="the red circle",      # every anchor edited: K panels
+                   config=CFG.replace(K=K, prune_margin=None), models=models("sd"))
     fig = r.figure()
     titles = [a.get_title() or a.get_title(loc="left") for a in fig.axes]
     for t in ["source (working size)", "anchors + chosen boxes", "DINO [CLS] attention",

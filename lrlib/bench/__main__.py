@@ -31,6 +31,12 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=None, help="SD sampling steps (toy default: 10)")
     t.add_argument("--aspect", type=float, default=1.0,
                    help="scene width / height (2: landscape 2:1 scenes; default 1, square)")
+    t.add_argument("--start", type=int, default=0,
+                   help="run only tasks start..n-1 (split a long run over processes)")
+    t.add_argument("--save", default=None,
+                   help="also write every row's per-task grades to this JSON file (for toy-merge)")
+    g = sub.add_parser("toy-merge", help="one table from the --save files of a split toy run")
+    g.add_argument("files", nargs="+")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
     s.add_argument("--size", default="toy", choices=["toy", "small", "full"])
     s.add_argument("--device", default="auto")
@@ -72,9 +78,24 @@ def main(argv=None) -> int:
         unknown = [r for r in rows if r not in STRATEGIES]
         if unknown:
             ap.error(f"unknown rows {unknown}; choose from {list(STRATEGIES)}")
+        if args.save:                                          # refused before the hour of work
+            import os
+
+            from lrlib.io import check_writable
+            if os.path.lexists(args.save):
+                ap.error(f"--save {args.save}: the file exists and is never overwritten; name a "
+                         "new file.")
+            check_writable(os.path.dirname(os.path.abspath(args.save)), args.save)
+        raw = {}
         summary = run_toy(args.n, cfg, strategies=rows, tasks=args.set, every=args.every,
-                          report=lambda text: print(text, flush=True), aspect=args.aspect)
-        print(f"toy benchmark: {args.n} tasks of the {args.set!r} set, editor={args.editor}, "
+                          report=lambda text: print(text, flush=True), aspect=args.aspect,
+                          start=args.start, raw=raw)
+        span = f"tasks {args.start}..{args.n - 1}" if args.start else f"{args.n} tasks"
+        if args.save:
+            from lrlib.bench.toy import save_rows
+            save_rows(args.save, raw, dict(set=args.set, start=args.start, n=args.n,
+                                           seconds=time.perf_counter() - t0))
+        print(f"toy benchmark: {span} of the {args.set!r} set, editor={args.editor}, "
               f"world={args.world}, K={cfg.K} M={cfg.M} iterations={cfg.iterations} "
               f"estimator={cfg.estimator} gamma={cfg.gamma} score_scale={cfg.score_scale} "
               f"anchor_pool={cfg.anchor_pool} anchor_view={cfg.anchor_view} "
@@ -85,6 +106,12 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "toy-merge":
+        from lrlib.bench.toy import format_table, load_rows
+        rows, meta = load_rows(args.files)
+        print("toy benchmark, merged: " + ", ".join(
+            f"{m['set']} tasks {m['start']}..{m['n'] - 1} ({m['seconds']:.0f} s)" for m in meta))
+        print(format_table({k: r.summary() for k, r in rows.items()}))
     elif args.cmd == "draft":
         from lrlib.bench.speed import run_draft
         print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start))

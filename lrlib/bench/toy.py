@@ -275,6 +275,45 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
     return {k: r.summary() for k, r in rows.items()}
 
 
+ROW_LISTS = ("anchor_on_obj", "iou", "success", "old_success", "psnr_out", "seconds", "kinds",
+             "causes")
+
+
+def save_rows(path, rows: dict[str, Row], meta: dict) -> None:
+    """Write {strategy: Row}'s per-task lists and `meta` to a JSON file (atomic)."""
+    import json
+
+    from lrlib.io import atomic_write_text
+    data = {"meta": meta, "rows": {k: {f: getattr(r, f) for f in ROW_LISTS} for k, r in rows.items()}}
+    atomic_write_text(path, json.dumps(data, allow_nan=True))
+
+
+def load_rows(paths) -> tuple[dict[str, Row], list[dict]]:
+    """The rows of several `save_rows` files, each strategy's tasks concatenated in file order,
+    and their metas. Raises LRError when the files hold different strategies or overlap."""
+    import json
+
+    from lrlib.errors import LRError
+    rows, metas, seen = {}, [], set()
+    for p in paths:
+        data = json.loads(open(p).read())
+        m = data["meta"]
+        span = (m["set"], m["start"], m["n"])
+        if any(s == m["set"] and m["start"] < n and start < m["n"] for s, start, n in seen):
+            raise LRError(f"{p}: tasks {m['start']}..{m['n'] - 1} of the {m['set']!r} set overlap "
+                          "another file's; merge the parts of one split run only.")
+        seen.add(span)
+        if rows and set(rows) != set(data["rows"]):
+            raise LRError(f"{p} holds rows {sorted(data['rows'])}, the first file {sorted(rows)}: "
+                          "merge runs of the same --rows.")
+        for k, lists in data["rows"].items():
+            r = rows.setdefault(k, Row())
+            for f in ROW_LISTS:
+                getattr(r, f).extend(lists[f])
+        metas.append(m)
+    return rows, metas
+
+
 def format_table(summary: dict[str, dict]) -> str:
     """The main table, then success per edit kind, then ours' failures by cause."""
     cols = ["anchor_on_obj", "IoU", "success", "old success", "psnr_out", "s/edit"]
