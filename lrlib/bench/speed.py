@@ -346,13 +346,13 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
     """The toy benchmark's tasks, three ways on the same scene: full-quality candidates with the
     loss table redrawn every iteration (lrlib before), with the table computed once, and drafts
     at each of `draft_steps` DPM-Solver++ steps with the winner regenerated at full quality.
-    Reports the judge's success of each final image, how often a draft run chose the same anchor
-    and box as the full one (and the IoU of the two boxes), UNet evaluations and CLIP forwards
-    per edit, on tasks start .. n - 1. With progress, the table so far is printed every `every`
+    Reports the judge's success of each final image (pasted as `lrlib.edit` pastes it), how
+    often a draft run chose the same anchor and box as the full one (and the IoU of the two
+    boxes), UNet evaluations and CLIP forwards per edit, on tasks start .. n - 1. With progress, the table so far is printed every `every`
     tasks."""
     from tqdm.auto import tqdm
 
-    from lrlib.bench.toy import Row, iou
+    from lrlib.bench.toy import Row, iou, user_paste
     from lrlib.draft import drafting, regenerate
     from lrlib.io import to_pil
     from lrlib.models import load_models
@@ -389,8 +389,8 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
         for name, c in ((names[0], cfg.replace(table_views=0)), (names[1], cfg)):
             chosen, results, best, n_clip = choose(p, c)
             j = int(chosen[best])
-            rows[name].add(task, results[best].cpu(), p.boxes[best, j].tolist(),
-                           p.anchors[best].tolist(), 0.0)
+            rows[name].add(task, user_paste(p, results[best], p.masks[best, j], c),
+                           p.boxes[best, j].tolist(), p.anchors[best].tolist(), 0.0)
             evals[name].append(prep_evals), clips[name].append(prep_clip + n_clip)
             picks[name] = (best, j, p.boxes[best, j].tolist())
         for name, d in zip(names[2:], draft_steps):
@@ -404,7 +404,8 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
                 final = regenerate(models.editor, pd.x, pd.masks[best, j], pd.prompt, cfg.seed,
                                    best * pd.M + j, cfg.editor_batch_size)
             box = pd.boxes[best, j].tolist()
-            rows[name].add(task, final.cpu(), box, pd.anchors[best].tolist(), 0.0)
+            rows[name].add(task, user_paste(pd, final, pd.masks[best, j], cfg), box,
+                           pd.anchors[best].tolist(), 0.0)
             evals[name].append(d_evals + counter.n), clips[name].append(d_clip + n_clip)
             same[name].append(float(picks[names[1]][:2] == (best, j)))
             box_iou[name].append(iou(picks[names[1]][2], box))

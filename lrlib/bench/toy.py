@@ -152,6 +152,15 @@ class _Target:
     target_colour: str
 
 
+def user_paste(p, result: torch.Tensor, mask: torch.Tensor, cfg: LRConfig) -> torch.Tensor:
+    """The composite `result` (3, S, S) of p's canvas, pasted as `lrlib.edit` pastes it with
+    cfg's blend_px / blend_tau (pipeline.paste_weight), on the canvas (3, S, S), CPU."""
+    from lrlib.pipeline import paste_weight
+    x, result = p.x[0].cpu(), result.cpu()
+    w = paste_weight(mask.cpu(), result, p.x.cpu(), cfg, p.content)
+    return w * result + (1 - w) * x
+
+
 def _edit_boxes(p, boxes_k, models, cfg, seed):
     """One candidate per box (K, 4) on p's source; rank them; return (composite (3,S,S), k,
     its mask (1, S, S))."""
@@ -180,7 +189,7 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
 
     from lrlib.bench.peers import peer_boxes
     from lrlib.models import load_models
-    from lrlib.pipeline import paste_weight, prepare, rank, train_and_choose
+    from lrlib.pipeline import prepare, rank, train_and_choose
 
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
@@ -204,8 +213,7 @@ def run_toy(n: int = 200, cfg: LRConfig | None = None, models=None, progress: bo
 
         def add(name, p, final, box, anchor, seconds, anchors=None, mask=None, c=cfg):
             if mask is not None:                          # the paste lrlib.edit returns (c's blend)
-                w = paste_weight(mask.cpu(), final, p.x.cpu(), c, p.content)
-                final = w * final + (1 - w) * p.x[0].cpu()
+                final = user_paste(p, final, mask, c)
             ox, oy, ox1, oy1 = p.content                  # canvas -> scene pixels, at scale 1
             shift = lambda a: a and [a[0] - ox, a[1] - oy]
             rows[name].add(task, final[:, oy:oy1, ox:ox1], [box[0] - ox, box[1] - oy, box[2] - ox,
