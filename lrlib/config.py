@@ -60,7 +60,8 @@ class LRConfig:
                                     # cover_pool; lrlib); False: peaks spaced on the grid only
     max_blob: float | None = 0.5    # caption anchors: a blob over this share of the picture (the
                                     # background) or under a quarter patch (a speck) is not an
-                                    # object: g - 1 (lrlib); None: every blob alike
+                                    # object: g - 1 (lrlib); None: every blob alike (use None or
+                                    # 0.9 on a close-up whose subject fills over half the frame)
     prune_margin: float | None = 0.1   # caption anchors: drop (before any edit) those whose
                                     # grounding g is below the best by more than this (fewer
                                     # candidate edits: tuning set K 3 -> 1.95, success unchanged;
