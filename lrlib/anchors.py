@@ -226,9 +226,27 @@ def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
     return F.max_pool2d(m[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0] > 0
 
 
+def content_cells(h: int, w: int, S: int, content) -> torch.Tensor:
+    """(h, w) bool: the patch cells of an S x S canvas whose centre lies in the content
+    rectangle (x0, y0, x1, y1), i.e. on the picture, not on the letterbox padding."""
+    x0, y0, x1, y1 = content
+    cx, cy = (torch.arange(w) + 0.5) * S / w, (torch.arange(h) + 0.5) * S / h
+    return ((cy >= y0) & (cy < y1))[:, None] & ((cx >= x0) & (cx < x1))[None, :]
+
+
+def is_background(blobs: torch.Tensor, share: float | None, content) -> torch.Tensor:
+    """(P, H, W) bool blobs -> (P,) bool: the blob covers more than `share` of the content
+    rectangle (the background, for lrlib's max_blob); all False when share is None."""
+    if share is None:
+        return torch.zeros(len(blobs), dtype=torch.bool)
+    x0, y0, x1, y1 = content
+    return blobs.flatten(1).sum(1) > share * (x1 - x0) * (y1 - y0)
+
+
 # The pool itself (anchor_cover): P attention peaks spaced on the patch grid tend to land on the
-# same big object or the background again and again (tuning set, relation tasks: 5 of 40 had no
-# pool anchor on the named object, while three anchors sat on one circle). So the pool covers
+# same big object or the background again and again (tuning set, relation tasks: of the 5 in 40
+# that kept no anchor on the named object, one pool had three anchors on one circle and two
+# more on the background; another's only peaks near the object lay in its gaps). So the pool covers
 # regions instead: walk the cells in decreasing attention, and take a cell only if its anchor does
 # not lie in a region already taken,
 #
@@ -251,8 +269,7 @@ def cover_pool(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, c
     feats = feats[0].cpu()
     Fp = unit_features(feats, S, S)                     # upsampled once for every candidate
     x0, y0, x1, y1 = content
-    cx, cy = (torch.arange(w) + 0.5) * S / w, (torch.arange(h) + 0.5) * S / h
-    inside = ((cy >= y0) & (cy < y1))[:, None] & ((cx >= x0) & (cx < x1))[None, :]
+    inside = content_cells(h, w, S, content)
     order = torch.argsort(A.masked_fill(~inside, -math.inf).flatten(), descending=True, stable=True)
     covered = torch.zeros(S, S, dtype=torch.bool)
     cells, pts, blobs, skipped = [], [], [], []
@@ -273,7 +290,7 @@ def cover_pool(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, c
         cells.append((r, c))
         pts.append(xy)
         blobs.append(R)
-        if cfg.max_blob is None or R.sum() <= cfg.max_blob * (x1 - x0) * (y1 - y0):
+        if not is_background(R[None], cfg.max_blob, content)[0]:
             covered |= R                     # the background's blob covers no object's peak
         if len(pts) == cfg.anchor_pool:
             break
@@ -316,10 +333,9 @@ def caption_anchors(pool_xy: torch.Tensor, feats: torch.Tensor, x: torch.Tensor,
                       blobs, rim).cpu()                                 # (P, 1 or 2)
     not_obj = torch.zeros(len(boxes))
     if cfg.max_blob is not None:                        # the background or a speck: not an object
-        X0, Y0, X1, Y1 = content or (0, 0, W, H)
-        area = blobs.flatten(1).sum(1).float()
         cell = (H / feats.shape[-2]) * (W / feats.shape[-1])
-        not_obj = ((area > cfg.max_blob * (X1 - X0) * (Y1 - Y0)) | (area < cell / 4)).float()
+        speck = blobs.flatten(1).sum(1) < cell / 4
+        not_obj = (is_background(blobs, cfg.max_blob, content or (0, 0, W, H)) | speck).float()
     centres = (boxes[:, :2] + boxes[:, 2:]).float() / 2
     s = grounding(cos[:, 0], cos[:, 1] - not_obj if parts else None, centres,   # the reference
                   parts and parts[1], cfg.relation_weight) - not_obj           # is an object too

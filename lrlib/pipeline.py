@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from lrlib.anchors import caption_anchors, cells_to_pixels, refine_anchors, top_k_anchors
+from lrlib.anchors import (caption_anchors, cells_to_pixels, content_cells, refine_anchors,
+                           top_k_anchors)
 from lrlib.blend import feather, keep_changes
 from lrlib.config import LRConfig
 from lrlib.draft import batch_generator, drafting, regenerate
@@ -224,10 +225,7 @@ def content_anchors(A: torch.Tensor, content, S: int, K: int, spacing: int,
     """K anchors (K, 2) pixel (x, y) from the (h, w) attention map A of the S x S canvas, using
     only the cells whose centre lies in the content rectangle (the padding is never an anchor)."""
     h, w = A.shape
-    x0, y0, x1, y1 = content
-    cx = (torch.arange(w) + 0.5) * S / w
-    cy = (torch.arange(h) + 0.5) * S / h
-    inside = ((cy >= y0) & (cy < y1))[:, None] & ((cx >= x0) & (cx < x1))[None, :]
+    inside = content_cells(h, w, S, content)
     cells = top_k_anchors(A.masked_fill(~inside, -math.inf), K, spacing)
     if not inside[cells[:, 0], cells[:, 1]].all():
         raise LRError(f"only {int(inside.sum())} of the {h}x{w} patch cells lie on the picture "

@@ -1,9 +1,9 @@
 """Does blending hide the pasted box? `python -m lrlib.bench blend --n 50`.
 
 The method runs once per held-out toy task (prepare, train, rank: the steps of `lrlib.edit`),
-then its winner is pasted with each `blend_px` (`lrlib.blend.feather`) and each `blend_tau`
-(`lrlib.blend.keep_changes`: full weight wherever the edit changed a pixel by tau or more) and
-judged:
+then its winner is pasted as `lrlib.edit` pastes it (`pipeline.paste_weight`) with each
+`blend_px` (`lrlib.blend.feather`) and each `blend_tau` (`lrlib.blend.keep_changes`: full weight
+wherever the edit changed a pixel by tau or more) and judged:
 
     seam      `lrlib.toy.judge.seam`: the colour step across the border of the change, beyond
               the background's own grain (0 = the box does not show)
@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from lrlib.bench.toy import Row
-from lrlib.blend import feather, keep_changes
 from lrlib.config import LRConfig
 from lrlib.io import to_pil
 
@@ -32,7 +31,7 @@ def run_blend(n: int = 50, blends=(0, 2, 3, 4), cfg: LRConfig | None = None, mod
     from tqdm.auto import tqdm
 
     from lrlib.models import load_models
-    from lrlib.pipeline import paste_back, prepare, rank, train_and_choose
+    from lrlib.pipeline import paste_back, paste_weight, prepare, rank, train_and_choose
     from lrlib.bench.toy import task_set
     from lrlib.toy import seam
 
@@ -48,8 +47,9 @@ def run_blend(n: int = 50, blends=(0, 2, 3, 4), cfg: LRConfig | None = None, mod
         _, best = rank(p, results, models.clip)
         box, mask = p.boxes[best, chosen[best]].tolist(), p.masks[best, chosen[best]]
         for (b, t), (row, seams) in rows.items():
-            w = keep_changes(feather(mask, b), mask, results[best], p.x[0], t)
-            final = paste_back(p.x_full, results[best], w)[0]
+            w = paste_weight(mask, results[best], p.x, cfg.replace(blend_px=b, blend_tau=t),
+                             p.content)                       # lrlib.edit's paste
+            final = paste_back(p.x_full, results[best], w, p.content)[0]
             row.add(task, final, box, p.anchors[best].tolist(), 0.0)
             seams.append(seam(task.scene.image, final))
     return {bt: {"seam": float(np.mean(s)), "success": row.summary()["success"],

@@ -246,7 +246,6 @@ def modes(cfg: LRConfig, fast_steps: int):
     (`PAPER_METHOD` on cfg), then lrlib's (cfg's own method fields, `LRConfig()`'s), one lever
     at a time: every anchor edited (prune_margin=None) with the loss table redrawn / computed
     once, then anchors the caption rules out not edited (cfg's prune_margin), then drafts."""
-    from lrlib.config import PAPER_METHOD
     every = cfg.replace(prune_margin=None)
     return [("lrlib, paper settings (st)", cfg.replace(**PAPER_METHOD)),
             ("lrlib, all K edited, table redrawn each iter", every.replace(table_views=0)),
@@ -348,8 +347,8 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
     at each of `draft_steps` DPM-Solver++ steps with the winner regenerated at full quality.
     Reports the judge's success of each final image (pasted as `lrlib.edit` pastes it), how
     often a draft run chose the same anchor and box as the full one (and the IoU of the two
-    boxes), UNet evaluations and CLIP forwards per edit, on tasks start .. n - 1. With progress, the table so far is printed every `every`
-    tasks."""
+    boxes), UNet evaluations and CLIP forwards per edit, on tasks start .. n - 1. With
+    progress, the table so far is printed every `every` tasks."""
     from tqdm.auto import tqdm
 
     from lrlib.bench.toy import Row, iou, user_paste

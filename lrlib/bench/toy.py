@@ -65,9 +65,9 @@ STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anch
               "random-anchor-random-size", "oracle (GT box)")
 # the fields prepare() reads: variants that agree on them share one prepare (and its edits)
 PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
-                  "anchor_view", "anchor_cover", "max_blob", "relation_weight", "prune_margin", "proposals", "fit_level", "fit_snap",
-                  "fit_reach", "fit_min", "fit_max", "box_min",
-                  "box_max", "seed", "roi_size", "n_aug", "structure")
+                  "anchor_view", "anchor_cover", "max_blob", "relation_weight", "prune_margin",
+                  "proposals", "fit_level", "fit_snap", "fit_reach", "fit_min", "fit_max",
+                  "box_min", "box_max", "seed", "roi_size", "n_aug", "structure")
 TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
                 "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
 CAUSES = ("no anchor on the object", "ranking chose another anchor", "right anchor, IoU < 0.5",
@@ -304,7 +304,8 @@ def load_rows(paths) -> tuple[dict[str, Row], list[dict]]:
     from lrlib.errors import LRError
     rows, metas, seen = {}, [], set()
     for p in paths:
-        data = json.loads(open(p).read())
+        with open(p) as f:
+            data = json.load(f)
         m = data["meta"]
         span = (m["set"], m["start"], m["n"])
         if any(s == m["set"] and m["start"] < n and start < m["n"] for s, start, n in seen):
