@@ -220,10 +220,20 @@ def crop_scores(clip, x: torch.Tensor, boxes: torch.Tensor, E_T: torch.Tensor,
 
 
 def _dilate(m: torch.Tensor, r: int) -> torch.Tensor:
-    """(H, W) bool mask grown by r pixels (a (2r+1)^2 square)."""
+    """(H, W) bool mask grown by r pixels (a (2r+1)^2 square): the union of its shifts by
+    -r..r columns, then of that by -r..r rows (a square is a row times a column; 4r boolean
+    passes instead of a (2r+1)^2 window per pixel)."""
     if r <= 0:
         return m
-    return F.max_pool2d(m[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0] > 0
+    rows = m.clone()
+    for s in range(1, r + 1):
+        rows[:, s:] |= m[:, :-s]
+        rows[:, :-s] |= m[:, s:]
+    out = rows.clone()
+    for s in range(1, r + 1):
+        out[s:] |= rows[:-s]
+        out[:-s] |= rows[s:]
+    return out
 
 
 def content_cells(h: int, w: int, S: int, content) -> torch.Tensor:
@@ -263,11 +273,13 @@ def cover_pool(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, c
     """(h, w) attention, (1, d, h, w) features, (1, 3, S, S) canvas -> up to cfg.anchor_pool
     anchors (P, 2), at least cfg.K when the picture has that many cells, and their blobs
     (P, S, S) (the region-covering pool above)."""
-    from lrlib.regions import fitted_blobs, unit_features
+    from lrlib.regions import fitted_blobs, guide_stats, pixel_norms, snap_radius
     h, w = A.shape
     S = x.shape[-1]
-    feats = feats[0].cpu()
-    Fp = unit_features(feats, S, S)                     # upsampled once for every candidate
+    feats = feats[0]                                    # (d, h, w), on the models' device
+    per_image = dict(norms=pixel_norms(feats, S, S),    # (S, S): once for every candidate
+                     guide=guide_stats(x[0].to(feats.device), snap_radius(cfg.fit_snap, S, h))
+                     if cfg.fit_snap > 0 else None)
     x0, y0, x1, y1 = content
     inside = content_cells(h, w, S, content)
     order = torch.argsort(A.masked_fill(~inside, -math.inf).flatten(), descending=True, stable=True)
@@ -286,7 +298,7 @@ def cover_pool(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, c
             skipped.append((r, c, xy))
             continue
         R = fitted_blobs(feats, xy[None], cfg.fit_level, S, S, content, x[0], cfg.fit_snap,
-                         cfg.fit_reach, Fp)[0]
+                         cfg.fit_reach, **per_image)[0]
         cells.append((r, c))
         pts.append(xy)
         blobs.append(R)
@@ -302,7 +314,7 @@ def cover_pool(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, c
         cells.append((r, c))
         pts.append(xy)
         blobs.append(fitted_blobs(feats, xy[None], cfg.fit_level, S, S, content, x[0],
-                                  cfg.fit_snap, cfg.fit_reach, Fp)[0])
+                                  cfg.fit_snap, cfg.fit_reach, **per_image)[0])
     if len(pts) < cfg.K:
         raise LRError(f"only {len(pts)} anchors fit on the picture's {int(inside.sum())} patch "
                       f"cells with anchor_spacing={cfg.anchor_spacing}, too few for K={cfg.K}: "
@@ -322,8 +334,8 @@ def caption_anchors(pool_xy: torch.Tensor, feats: torch.Tensor, x: torch.Tensor,
     from lrlib.relations import grounding, parse_relation
     H, W = x.shape[-2:]
     if blobs is None:
-        blobs = fitted_blobs(feats[0].cpu(), pool_xy, cfg.fit_level, H, W, content, x[0],
-                             cfg.fit_snap, cfg.fit_reach)
+        blobs = fitted_blobs(feats[0], pool_xy, cfg.fit_level, H, W, content, x[0],   # one call:
+                             cfg.fit_snap, cfg.fit_reach)         # norms and guide once for all P
     boxes = mask_boxes(blobs)
     rim = max(1, round(H / feats.shape[-2] / 4))                      # a quarter of a cell
     parts = parse_relation(caption) if cfg.relation_weight > 0 else None

@@ -23,6 +23,9 @@ become masks m_ij (1 inside). Coordinates: a box is (x0, y0, x1, y1) in pixels, 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -140,45 +143,107 @@ def gumbel_softmax(logits: torch.Tensor, tau: float = 1.0, hard: bool = True,
 # and averages the (a_k, b_k) of the windows covering p. Where the colours change (an object's
 # edge), q_hat changes with them; where they are flat, q_hat is q smoothed. The blob is then
 # thresholded on q_hat (tuning tasks, radius 1.5 cells, eps 1e-3, level 0.7: IoU 0.93).
+#
+# Cost at the real size (512 px canvas, 28 x 28 grid, d = 768, r = 27 px): four identities
+# keep every step linear in the pixels:
+#
+#   * Window means from an integral image: with C(i) = x(0) + ... + x(i - 1) along a row,
+#     the sum over the window [i, i + 2r] is C(i + 2r + 1) - C(i), whatever r (then the same
+#     along the columns); a sliding window costs (2r + 1)^2 = 3025 adds per pixel.
+#   * The guide's statistics (mean_k(I), (Sigma_k + eps 1)^-1) depend on the image and r only:
+#     `guide_stats` computes them once per image for every map filtered with it.
+#   * Upsampling is linear: up(F)(p) = sum_c t_c(p) F_c over the 4 bilinear taps c of pixel p,
+#     so the numerator of sim_a needs only the patch grid,
+#
+#         F(a) . up(F)(p) = up(F(a) . F)(p)              ((h, w) map, then upsampled)
+#         |up(F)(p)|^2    = sum_{c, c'} t_c(p) t_c'(p) G_cc',   G = F^T F   (hw x hw Gram)
+#
+#     and the (d, H, W) upsampled features (805 MB at 512 px for d = 768) are never built.
+#   * R_a is a connected component of the thresholded map: one labelling pass over the pixels
+#     (scipy.ndimage.label, 4-neighbourhood) instead of growing the blob one ring at a time.
 
 SNAP_EPS = 1e-3      # the guided filter's regulariser eps (colours in [0, 1]; measured, tuning set)
 
 
 def _box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
-    """(N, C, H, W) -> the mean over each (2r+1)^2 window, edges replicated."""
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+    """(N, C, H, W) -> the mean over each (2r+1)^2 window, edges replicated: differences of
+    cumulative sums along the rows, then the columns (the integral image above), in float64 so
+    that the difference of two long sums keeps the window's digits."""
+    k = 2 * r + 1
+    z = F.pad(x, (r, r, r, r), mode="replicate").double()                 # (N, C, H+2r, W+2r)
+    for dim in (-1, -2):
+        c = z.cumsum(dim)                                                 # c[j] = C(j + 1)
+        n = c.shape[dim] - k + 1                                          # W, then H
+        z = c.narrow(dim, k - 1, n).clone()                               # C(i + 2r + 1)
+        z.narrow(dim, 1, n - 1).sub_(c.narrow(dim, 0, n - 1))             # - C(i); C(0) = 0
+    return (z / (k * k)).to(x.dtype)                                      # (N, C, H, W)
 
 
-def guided_filter(I: torch.Tensor, q: torch.Tensor, r: int, eps: float = SNAP_EPS) -> torch.Tensor:
+@dataclass
+class Guide:
+    """What the guided filter needs of its guide image I, for one window radius r and eps:
+    computed once per image (`guide_stats`), reused for every map filtered with it."""
+    I: torch.Tensor         # (1, 3, H, W)  the guide, float
+    mean: torch.Tensor      # (1, 3, H, W)  mean_k(I)
+    inv: torch.Tensor       # (H, W, 3, 3)  (Sigma_k + eps 1)^-1
+    r: int
+    eps: float
+
+
+def guide_stats(I: torch.Tensor, r: int, eps: float = SNAP_EPS) -> Guide:
+    """Guide image (3, H, W) in [0, 1] -> its window means and inverted, regularised 3 x 3
+    colour covariances for the guided filter of radius r px (on I's device)."""
+    I = I.float()[None]                                                  # (1, 3, H, W)
+    H, W = I.shape[-2:]
+    ij = [(i, j) for i in range(3) for j in range(i, 3)]                 # Sigma is symmetric
+    m = _box_mean(torch.cat([I, torch.stack([I[:, i] * I[:, j] for i, j in ij], 1)], 1), r)
+    mI = m[:, :3]                                                        # (1, 3, H, W)
+    var = {p: m[0, 3 + n] - mI[0, p[0]] * mI[0, p[1]] for n, p in enumerate(ij)}   # (H, W) each
+    Sigma = torch.stack([var[min(i, j), max(i, j)] for i in range(3) for j in range(3)], -1)
+    Sigma = Sigma.reshape(H, W, 3, 3) + eps * torch.eye(3, device=I.device)
+    return Guide(I=I, mean=mI, inv=torch.linalg.inv(Sigma), r=r, eps=eps)   # inv (H, W, 3, 3)
+
+
+def guided_filter(I: torch.Tensor, q: torch.Tensor, r: int, eps: float = SNAP_EPS,
+                  guide: Guide | None = None) -> torch.Tensor:
     """Colour guided filter (equation above): guide I (3, H, W) in [0, 1], maps q (P, H, W) ->
     (P, H, W) q filtered with I's edges, window radius r px. The guide's 3 x 3 covariances are
-    inverted once for all P maps."""
-    I, q = I.float()[None], q.float()[:, None]                           # (1, 3, H, W), (P, 1, H, W)
-    H, W = I.shape[-2:]
-    mI, mq = _box_mean(I, r), _box_mean(q, r)                            # (1,3,H,W), (P,1,H,W)
-    pairs = torch.stack([I[:, i] * I[:, j] for i in range(3) for j in range(3)], 1)
-    Sigma = (_box_mean(pairs, r) - torch.stack([mI[:, i] * mI[:, j] for i in range(3)
-                                                 for j in range(3)], 1))[0]          # (9, H, W)
-    Sigma = Sigma.permute(1, 2, 0).reshape(H, W, 3, 3) + eps * torch.eye(3)
-    inv = torch.linalg.inv(Sigma)                                        # (H, W, 3, 3)
-    cov = _box_mean(I * q, r) - mI * mq                                  # (P, 3, H, W)
-    a = torch.einsum("hwij,pjhw->pihw", inv, cov)                        # (P, 3, H, W)
+    inverted once for all P maps; guide: `guide_stats(I, r, eps)` when the caller already has
+    it (several calls with one image). Runs on q's device."""
+    if guide is None:
+        guide = guide_stats(I.to(q.device), r, eps)
+    elif (guide.r, guide.eps) != (r, eps):
+        raise ValueError(f"guide statistics of radius {guide.r}, eps {guide.eps} given for a "
+                         f"filter of radius {r}, eps {eps}")
+    I, mI = guide.I, guide.mean                                          # (1, 3, H, W)
+    q = q.float()[:, None]                                               # (P, 1, H, W)
+    m = _box_mean(torch.cat([q, I * q], 1), r)                           # (P, 4, H, W)
+    mq, cov = m[:, :1], m[:, 1:] - mI * m[:, :1]                         # (P,1,H,W), (P,3,H,W)
+    a = torch.einsum("hwij,pjhw->pihw", guide.inv, cov)                  # (P, 3, H, W)
     b = mq - (a * mI).sum(1, keepdim=True)                               # (P, 1, H, W)
-    return ((_box_mean(a, r) * I).sum(1) + _box_mean(b, r)[:, 0])
+    mab = _box_mean(torch.cat([a, b], 1), r)                             # (P, 4, H, W)
+    return (mab[:, :3] * I).sum(1) + mab[:, 3]                           # (P, H, W)
+
+
+def snap_radius(snap: float, H: int, h: int) -> int:
+    """The guided filter's radius in pixels for `snap` patch cells (h cells over H pixels)."""
+    return max(1, round(snap * H / h))
+
+
+def _components(allowed: torch.Tensor) -> np.ndarray:
+    """(H, W) bool -> (H, W) int labels of its connected components (4-neighbourhood: the
+    default structure of scipy.ndimage.label), 0 off the mask."""
+    from scipy import ndimage
+    return ndimage.label(allowed.cpu().numpy())[0]
+
 
 def grow(seed: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """The connected blobs (4-neighbourhood) of the (H, W) bool mask `allowed` touching `seed`."""
-    m = seed & allowed
-    while True:
-        g = m.clone()
-        g[1:] |= m[:-1]
-        g[:-1] |= m[1:]
-        g[:, 1:] |= m[:, :-1]
-        g[:, :-1] |= m[:, 1:]
-        g &= allowed
-        if torch.equal(g, m):
-            return m
-        m = g
+    labels = _components(allowed)                                        # (H, W)
+    touched = np.unique(labels[(seed & allowed).cpu().numpy()])
+    touched = touched[touched > 0]
+    hit = labels == touched[0] if len(touched) == 1 else np.isin(labels, touched)
+    return torch.from_numpy(hit).to(allowed.device)
 
 
 def blob_box(score: torch.Tensor, xy, level: float) -> list[int]:
@@ -201,7 +266,7 @@ def blob(allowed: torch.Tensor, xy, reach: int = 0) -> torch.Tensor:
             ys, xs = ys + max(0, y - reach), xs + max(0, x - reach)
             i = int(torch.argmin((ys - y) ** 2 + (xs - x) ** 2))       # ties: the first in
             y, x = int(ys[i]), int(xs[i])                               # row-major order
-    seed = torch.zeros(H, W, dtype=torch.bool)
+    seed = torch.zeros(H, W, dtype=torch.bool, device=allowed.device)
     seed[y, x] = True
     m = grow(seed, allowed)
     return m if m.any() else seed
@@ -232,9 +297,67 @@ def scale_boxes(boxes: torch.Tensor, factors: list[float], H: int, W: int,
     return torch.cat([lo, hi], -1).long()
 
 
+def _taps(n_out: int, n_in: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two source cells and their weights for each of n_out outputs along one axis of
+    `upsample` (F.interpolate, bilinear, align_corners=False): source coordinate
+    s = max(0, (i + 0.5) n_in / n_out - 0.5), cells floor(s) and the next one (the last cell
+    twice at the far edge), weights 1 - frac(s) and frac(s). Returns cells (2, n_out) long and
+    weights (2, n_out)."""
+    s = ((torch.arange(n_out, dtype=torch.float32, device=device) + 0.5) * (n_in / n_out)
+         - 0.5).clamp(min=0)                                             # (n_out,)
+    i0 = s.long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    f = s - i0
+    return torch.stack([i0, i1]), torch.stack([1 - f, f])
+
+
+def _pixel_taps(h: int, w: int, ys: torch.Tensor, xs: torch.Tensor, H: int, W: int):
+    """Bilinear taps of pixels (rows ys, columns xs, broadcast together) of an H x W upsampling
+    of an h x w grid: flat cell indices (4, ...) and weights (4, ...), rows x columns."""
+    (ry, wy), (cx, wx) = _taps(H, h, ys.device), _taps(W, w, xs.device)
+    cells = torch.stack([ry[i][ys] * w + cx[j][xs] for i in (0, 1) for j in (0, 1)])
+    weights = torch.stack([wy[i][ys] * wx[j][xs] for i in (0, 1) for j in (0, 1)])
+    return cells, weights
+
+
+def pixel_norms(feats: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """(d, h, w) patch features -> (H, W) |upsample(feats)(p)| per pixel, from the (hw x hw)
+    Gram matrix and the 4 bilinear taps of each pixel (equation above), never building the
+    (d, H, W) upsampled features."""
+    d, h, w = feats.shape
+    Fm = feats.reshape(d, h * w).float()                                 # (d, hw)
+    G = Fm.T @ Fm                                                        # (hw, hw)
+    dev = feats.device
+    cells, wts = _pixel_taps(h, w, torch.arange(H, device=dev)[:, None],
+                             torch.arange(W, device=dev)[None, :], H, W)  # (4, H, W) each
+    n2 = torch.zeros(H, W, device=dev)
+    for i in range(4):
+        n2 += wts[i] * wts[i] * G[cells[i], cells[i]]
+        for j in range(i + 1, 4):
+            n2 += 2 * wts[i] * wts[j] * G[cells[i], cells[j]]
+    return n2.clamp(min=0).sqrt()                                        # (H, W)
+
+
 def unit_features(feats: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """(d, h, w) patch features -> (d, H, W) upsampled to pixels, unit length per pixel."""
     return F.normalize(upsample(feats, H, W), dim=0)
+
+
+def similarity(feats: torch.Tensor, xy: tuple[int, int], H: int, W: int,
+               norms: torch.Tensor | None = None) -> torch.Tensor:
+    """(d, h, w) patch features, pixel xy -> (H, W) sim_a(p) = cos(up(F)(a), up(F)(p)) (the map
+    of `unit_features` dotted with its own pixel xy), computed on the patch grid and upsampled
+    (equations above). norms: `pixel_norms(feats, H, W)` when the caller already has it."""
+    d, h, w = feats.shape
+    norms = pixel_norms(feats, H, W) if norms is None else norms         # (H, W)
+    dev = feats.device
+    cells, wts = _pixel_taps(h, w, torch.tensor([xy[1]], device=dev),
+                             torch.tensor([xy[0]], device=dev), H, W)    # (4, 1) each
+    Fm = feats.reshape(d, h * w).float()                                 # (d, hw)
+    Fa = Fm[:, cells[:, 0]] @ wts[:, 0]                                  # (d,) up(F)(a)
+    num = upsample((Fa @ Fm).view(h, w), H, W)                           # (H, W) up(F(a) . F)
+    eps = 1e-12                                                          # F.normalize's floor
+    return num / (Fa.norm().clamp(min=eps) * norms.clamp(min=eps))
 
 
 FIT_PEAK = 0.9   # fitted_blobs with reach: cut at most this fraction of the anchor's own peak
@@ -242,11 +365,16 @@ FIT_PEAK = 0.9   # fitted_blobs with reach: cut at most this fraction of the anc
 
 def fitted_blobs(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H: int,
                  W: int, content=None, image: torch.Tensor | None = None,
-                 snap: float = 0.0, reach: float = 0.0, Fp: torch.Tensor | None = None
+                 snap: float = 0.0, reach: float = 0.0, Fp: torch.Tensor | None = None,
+                 norms: torch.Tensor | None = None, guide: Guide | None = None
                  ) -> torch.Tensor:
     """(d, h, w) DINO patch features and (K, 2) anchor pixels -> (K, H, W) bool blobs R_a (see
     above), kept inside the picture (the image, or `content`: no blob reaches the padding).
-    Fp: `unit_features(feats, H, W)` when the caller already has it (one upsampling per image).
+    Runs on the features' device; the blobs come back on the CPU.
+    Fp: `unit_features(feats, H, W)` when the caller already has it (sim_a read from it);
+    otherwise sim_a is computed on the patch grid, with norms: `pixel_norms(feats, H, W)` and
+    guide: `guide_stats(image, snap_radius(snap, H, h))` when the caller already has them (one
+    of each per image, whatever the number of calls).
 
     image (3, H, W) and snap > 0: sim_a is first snapped to the image's edges by the guided
     filter, window radius `snap` patch cells. reach > 0 (patch cells): the cut is
@@ -254,26 +382,31 @@ def fitted_blobs(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H:
     can peak under the level), and an anchor below the cut seeds its blob at the nearest pixel
     above it within `reach`; else an anchor below the level gets its own pixel."""
     X0, Y0, X1, Y1 = content or (0, 0, W, H)
-    Fp = unit_features(feats, H, W) if Fp is None else Fp                  # (d, H, W)
     pts = [(min(X1 - 1, max(X0, int(x))), min(Y1 - 1, max(Y0, int(y))))
            for x, y in anchors_xy.tolist()]
     if not pts:
         return torch.zeros(0, H, W, dtype=torch.bool)
-    xs, ys = torch.tensor(pts).T
-    sims = torch.einsum("dp,dhw->phw", Fp[:, ys, xs], Fp)                  # (K, H, W)
-    if snap > 0 and image is not None:
-        r = max(1, round(snap * H / feats.shape[-2]))                     # cells -> pixels
-        sims = guided_filter(image.float().cpu(), sims, r)
-    inside = torch.zeros(H, W, dtype=torch.bool)
+    h = feats.shape[-2]
+    dev = feats.device if Fp is None else Fp.device
+    if Fp is None and norms is None:
+        norms = pixel_norms(feats, H, W)                                  # (H, W), once
+    snapping = snap > 0 and image is not None
+    if snapping and guide is None:
+        guide = guide_stats(image.to(dev), snap_radius(snap, H, h))       # once for all anchors
+    inside = torch.zeros(H, W, dtype=torch.bool, device=dev)
     inside[Y0:Y1, X0:X1] = True
-    px = round(reach * H / feats.shape[-2])
+    px = round(reach * H / h)
     out = []
-    for (x, y), sim in zip(pts, sims):
+    for x, y in pts:                      # one (H, W) map at a time: memory O(H W), not O(K H W)
+        sim = (torch.einsum("d,dhw->hw", Fp[:, y, x], Fp) if Fp is not None
+               else similarity(feats, (x, y), H, W, norms))               # (H, W)
+        if snapping:
+            sim = guided_filter(image, sim[None], guide.r, guide.eps, guide)[0]
         cut = level
         if px > 0:              # snapping can pull a thin object's whole map below the level:
             peak = float(sim[max(0, y - px):y + px + 1, max(0, x - px):x + px + 1].max())
             cut = min(level, FIT_PEAK * peak)      # then cut relative to the anchor's own peak
-        out.append(blob((sim >= cut) & inside, (x, y), px))
+        out.append(blob(((sim >= cut) & inside).cpu(), (x, y), px))
     return torch.stack(out)
 
 
@@ -307,7 +440,7 @@ def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
     if cfg.proposals == "fitted":
         X0, Y0, X1, Y1 = content or (0, 0, W, H)
         b = blob_boxes if blob_boxes is not None else fitted_boxes(
-            feats[0].cpu(), anchors_xy, cfg.fit_level, H, W, content,
+            feats[0], anchors_xy, cfg.fit_level, H, W, content,
             None if image is None else image[0], cfg.fit_snap, cfg.fit_reach)
         short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
         return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
