@@ -6,7 +6,7 @@ box shows as a rectangle (a seam; `lrlib.toy.judge.seam` measures it). Featherin
 mask down inside the box, over its last b pixels:
 
     w = (1/b) * sum_{k=0}^{b-1} erode^k(m)        erode: 3 x 3 minimum (Chebyshev distance)
-    y = w * E + (1 - w) * x
+    y = w * E + (1 - w) * x    where w > 0,     y = x    where w = 0      (`paste`)
 
 A pixel at Chebyshev distance d >= 0 from the nearest pixel outside the box (d = 0 on the box's
 own border row) gets w = min(d + 1, b) / b: 1/b on the border, 1 from b - 1 pixels deep inward.
@@ -29,6 +29,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def paste(w: torch.Tensor, edit: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y = w * edit + (1 - w) * x where w > 0, and x itself where w = 0: outside the weight's
+    support the output is x bit for bit whatever `edit` holds there (NaN or Inf included, which
+    the plain blend would carry everywhere: NaN * 0 is NaN). Shapes broadcast as in the blend."""
+    return torch.where(w > 0, w * edit + (1 - w) * x, x)
 
 
 def feather(mask: torch.Tensor, b: int) -> torch.Tensor:
@@ -54,7 +61,8 @@ def keep_changes(w: torch.Tensor, mask: torch.Tensor, edit: torch.Tensor, source
     object) or removed something (the old one), and a ramp there fades the new object and leaves a
     ghost of the old one at the box's edge. So with D = max over channels of |E - x| (3 x 3 max,
     so an object's anti-aliased rim counts as the object), a pixel that changed by tau or more
-    keeps the full edit; one that barely changed keeps the ramp. Outside the mask w' = 0 still.
+    keeps the full edit; one that barely changed keeps the ramp. Outside the mask w' = 0 still,
+    whatever the edit holds (a NaN pixel of it leaves w as it is: no NaN reaches the weight).
 
     w, mask: (..., 1, H, W); edit, source: (..., 3, H, W) on the same grid. tau <= 0: w unchanged.
     """
@@ -62,4 +70,5 @@ def keep_changes(w: torch.Tensor, mask: torch.Tensor, edit: torch.Tensor, source
         return w
     D = (edit.float() - source.float()).abs().amax(-3, keepdim=True)
     D = F.max_pool2d(D.reshape(-1, 1, *D.shape[-2:]), 3, stride=1, padding=1).reshape(D.shape)
-    return torch.maximum(w, mask * (D / tau).clamp(max=1)).to(w.dtype)
+    kept = torch.fmax(w, mask * (D / tau).clamp(max=1))    # fmax: a NaN difference keeps w
+    return torch.where(mask > 0, kept, w).to(w.dtype)

@@ -35,13 +35,16 @@ def _config(args) -> LRConfig:
     from lrlib.world import choose_world, config_for
     world = choose_world(args.world, args.editor or "sd", allow_real=not args.cpu)
     cfg = config_for(world)
-    over = {k: getattr(args, k) for k in ("K", "M", "seed", "steps", "editor", "device", "size")
+    over = {k: getattr(args, k) for k in ("K", "M", "seed", "editor", "device", "size")
             if getattr(args, k, None) is not None}
     if args.epochs is not None:
         over["epochs"] = args.epochs
     # model choices (--dino, --clip, --clip-pretrained, --sd-model, --maskgit-model)
     over.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k, None) is not None})
-    return cfg.replace(**over).validate()
+    cfg = cfg.replace(**over)
+    if getattr(args, "steps", None) is not None:    # the steps of the editor that runs
+        cfg = cfg.replace(**{"maskgit_steps" if cfg.editor == "maskgit" else "steps": args.steps})
+    return cfg.validate()
 
 
 def _add_common(p):
@@ -55,7 +58,8 @@ def _add_common(p):
     p.add_argument("--K", type=int, help="anchors")
     p.add_argument("--M", type=int, help="box proposals per anchor")
     p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int, help="editor denoising steps")
+    p.add_argument("--steps", type=int, help="the editor's steps: SD denoising steps, or MaskGIT "
+                                              "decoding steps with --editor maskgit")
     p.add_argument("--epochs", type=int)
     p.add_argument("--size", type=int, help="working resolution")
     p.add_argument("--device")

@@ -14,30 +14,17 @@ quality is measured on the toy benchmark (`python -m lrlib.bench draft`, README 
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 
-from lrlib.errors import LRError
+from lrlib.editors.base import EditorSettings
 from lrlib.train import composites
 
 
-@contextmanager
-def drafting(editor, draft_steps: int):
-    """Inside: the editor samples with DPM-Solver++ at `draft_steps` (0: unchanged)."""
-    if not draft_steps:
-        yield
-        return
-    if not hasattr(editor, "set_scheduler"):
-        raise LRError(f"draft_steps={draft_steps} needs a diffusion editor (editor='sd'); the "
-                      "MaskGIT editor has no fast sampler: set draft_steps=0 (use maskgit_steps).")
-    scheduler, steps = editor.pipe.scheduler, editor.steps
-    editor.set_scheduler("dpm++")
-    editor.steps = draft_steps
-    try:
-        yield
-    finally:
-        editor.pipe.scheduler, editor.steps = scheduler, steps
+def draft_settings(cfg) -> EditorSettings:
+    """The sampler of cheap candidates: DPM-Solver++ at cfg.draft_steps when > 0, else cfg's own
+    (`EditorSettings.from_config`). Raises an LRError for drafts with the MaskGIT editor (it has
+    no fast sampler)."""
+    return EditorSettings.from_config(cfg, draft_steps=cfg.draft_steps)
 
 
 def batch_generator(seed: int, b: int) -> torch.Generator:
@@ -45,17 +32,33 @@ def batch_generator(seed: int, b: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + b)
 
 
-def regenerate(editor, x: torch.Tensor, mask: torch.Tensor, prompt: str, seed: int, index: int,
-               batch_size: int) -> torch.Tensor:
-    """Candidate `index` of generate_candidates(editor, x, ..., seed, batch_size) again, with the
-    editor's current sampler, from the same noise -> the composite (3, S, S).
-
-    The SD editor draws one seed per image from its batch's generator, in order, so the winner's
-    batch generator advanced by its position in the batch gives the winner's seed back.
-    """
+def candidate_generator(seed: int, index: int, batch_size: int) -> torch.Generator:
+    """The generator that makes candidate `index` of a run at `batch_size` again when it is the
+    first image of an editor call: its batch's generator advanced by the candidate's position in
+    that batch. The SD editor draws one seed per image from the generator it is given, in
+    order, so a call on candidates index, index + 1, ... (within one batch) given this generator
+    draws exactly their seeds; MaskGIT draws from one generator for all its images, so for it
+    this gives the same noise only to a whole batch (index a multiple of batch_size)."""
     b, i = divmod(index, batch_size)
     gen = batch_generator(seed, b)
     for _ in range(i):
         torch.randint(0, 2**62, (1,), generator=gen)
+    return gen
+
+
+def regenerate(editor, x: torch.Tensor, mask: torch.Tensor, prompt: str, seed: int, index: int,
+               batch_size: int, settings: EditorSettings | None = None) -> torch.Tensor:
+    """Candidate `index` of generate_candidates(editor, x, ..., seed, batch_size) again with
+    `settings` (e.g. the full-quality sampler after drafts; None: the editor's defaults), from
+    the same noise -> the composite (3, S, S). A result with NaN / Inf in the box is made once
+    more with the autoencoder in float32 (as generate_candidates does); the caller checks the
+    second one (lrlib.pipeline.edit keeps the draft when it is not finite either)."""
     m = mask[None]
-    return composites(editor.inpaint(x, m, [prompt], gen), m, x)[0]
+    out = composites(editor.inpaint(x, m, [prompt], candidate_generator(seed, index, batch_size),
+                                    settings=settings), m, x)
+    if not bool(torch.isfinite(out).all()):
+        upcast = (settings or EditorSettings()).replace(upcast_vae=True)
+        out = composites(editor.inpaint(x, m, [prompt],
+                                        candidate_generator(seed, index, batch_size),
+                                        settings=upcast), m, x)
+    return out[0]

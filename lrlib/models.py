@@ -21,7 +21,7 @@ import torch
 from lrlib.anchors import Dino
 from lrlib.clip import Clip
 from lrlib.config import LRConfig
-from lrlib.editors.base import Editor
+from lrlib.editors.base import Editor, EditorSettings
 from lrlib.errors import REPLACED_IDS, LRError, checkpoint_error
 from lrlib.world import model_sources
 
@@ -132,7 +132,13 @@ def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
     """The editor cfg.editor ('sd' | 'maskgit') from cfg.sd_model / cfg.maskgit_model (or `name`),
     in cfg.dtype. An SD checkpoint whose model_index.json names an SDXL pipeline gets the SDXL
     editor (lrlib.editors.sdxl). diffusers uses PyTorch's fused scaled-dot-product attention (flash /
-    memory-efficient kernels on CUDA) by default."""
+    memory-efficient kernels on CUDA) by default.
+
+    The weights are loaded once per (checkpoint, device, dtype, LoRA) and cached; what is returned
+    is a light view of them whose calls without settings run cfg's sampler settings
+    (`EditorSettings.from_config(cfg)`, see `Editor.with_defaults`). The cached editor itself is
+    never changed, so a later load_editor with other settings leaves the editors returned before
+    as they were."""
     dtype = editor_dtype(cfg, device)
     if cfg.editor == "sd":
         from lrlib.editors.load import load_sd_editor
@@ -140,17 +146,32 @@ def load_editor(cfg: LRConfig, device="cpu", name: str | None = None) -> Editor:
 
         def build():
             ed = load_sd_editor(name, device=device, dtype=dtype)
-            return ed.load_lora(cfg.lora) if cfg.lora else ed
+            return ed.load_lora(cfg.lora) if cfg.lora else ed   # a weight change: in the key
         ed = _cached(("sd", name, str(device), dtype, cfg.lora), build)
-        ed.steps, ed.guidance_scale, ed.prompt_template = cfg.steps, cfg.guidance_scale, cfg.prompt_template
-        ed.set_scheduler(cfg.scheduler)
-        return ed
-    from lrlib.editors.maskgit import MaskGITEditor
-    name = name or cfg.maskgit_model
-    ed = _cached(("maskgit", name, str(device), dtype),
-                 lambda: MaskGITEditor.from_pretrained(name, device=device, dtype=dtype))
-    ed.steps, ed.guidance_scale, ed.prompt_template = cfg.maskgit_steps, cfg.maskgit_guidance, cfg.prompt_template
-    return ed
+    else:
+        from lrlib.editors.maskgit import MaskGITEditor
+        name = name or cfg.maskgit_model
+        ed = _cached(("maskgit", name, str(device), dtype),
+                     lambda: MaskGITEditor.from_pretrained(name, device=device, dtype=dtype))
+    keep_only_on_gpu(ed)
+    return ed.with_defaults(EditorSettings.from_config(cfg))
+
+
+def keep_only_on_gpu(editor: Editor) -> None:
+    """GPU memory for one editor at a time: when `editor` lives on a CUDA device, every other
+    cached editor that lives on one is moved to the CPU (its weights stay cached; its next call
+    moves them back, `Editor.place`), and `editor` is put back on its device if it was moved."""
+    if torch.device(getattr(editor, "device", "cpu")).type != "cuda":
+        return
+    moved = False
+    for other in _CACHE.values():
+        if isinstance(other, Editor) and other is not editor \
+                and torch.device(getattr(other, "device", "cpu")).type == "cuda":
+            other.offload()
+            moved = True
+    editor.place()
+    if moved:
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -179,3 +200,18 @@ def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
                   clip=load_clip(src["clip"], src["clip_pretrained"], device) if "clip" in parts else None,
                   editor=load_editor(cfg, device, src["editor"]) if "editor" in parts else None,
                   device=device, world=cfg.world)
+
+
+def check_models(models: Models, cfg: LRConfig) -> None:
+    """Raise an LRError saying what to do when `models` cannot run `cfg`'s edit: no editor, or an
+    editor of another kind than cfg.editor (its settings and the result's record would not match
+    what ran)."""
+    ed = models.editor
+    if ed is None:
+        raise LRError("these models have no editor; load them with load_models(cfg) (the "
+                      "default parts include 'editor').")
+    kind = getattr(ed, "kind", None)
+    if kind != cfg.editor:
+        raise LRError(f"config.editor={cfg.editor!r} but the models hold a {kind!r} editor; pass "
+                      f"models=load_models(config) for this config, or set "
+                      f"config.editor={kind!r} to use these models.")

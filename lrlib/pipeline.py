@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,17 +31,21 @@ from tqdm.auto import tqdm
 
 from lrlib.anchors import (caption_anchors, cells_to_pixels, content_cells, refine_anchors,
                            top_k_anchors)
-from lrlib.blend import feather, keep_changes
+from lrlib.blend import feather, keep_changes, paste
+from lrlib.canvas import box_to_image, letterbox
 from lrlib.config import LRConfig
-from lrlib.draft import batch_generator, drafting, regenerate
+from lrlib.draft import candidate_generator, draft_settings, regenerate
+from lrlib.editors.base import EditorSettings
 from lrlib.errors import LRError
+from lrlib.fullres import (crop_window, detail_gain, photo_scale, regenerate_full_res,
+                           winner_generator)
 from lrlib.io import atomic_dir, input_record, load_image, to_pil, to_tensor, write_result
 from lrlib.losses import Embeddings, edit_loss, embed
-from lrlib.models import Models, load_models
+from lrlib.models import Models, check_models, load_models
 from lrlib.regions import RGN, box_geometry, boxes_to_masks, propose, roi_pool
 from lrlib.scoring import pick_best, quality_scores
 from lrlib.text import check_prompt
-from lrlib.train import History, composites, train_rgn
+from lrlib.train import History, composites, masked_logits, train_rgn
 from lrlib.world import warn_if_not_toy_scene
 
 
@@ -72,6 +77,8 @@ class EditResult:
     config           the LRConfig the edit ran with
     seconds          wall-clock seconds of the whole edit, model loading included
     candidates       (K, M, 3, S, S) tensor of every composite the RGN chose among
+    full_res_window  (x0, y0, x1, y1) of the input that the editor repainted at its own
+                     resolution (lrlib.fullres); None when the canvas winner was scaled in
 
     `save(folder)` writes the pictures and result.json (see the README), `figure()` draws it.
     """
@@ -96,6 +103,9 @@ class EditResult:
     input: dict | None = None          # {"file", "sha256"} of the input file (None: in memory)
     grounding: list[float] | None = None  # (K,) each anchor's caption grounding g (caption-aware
                                           # anchors only; the ranking's S_cap reads it)
+    full_res_window: list[int] | None = None  # (x0, y0, x1, y1) of the input that the editor
+                                              # repainted at its resolution (lrlib.fullres);
+                                              # None: the canvas winner was scaled into the input
 
     @property
     def best_box(self) -> list[int]:
@@ -116,7 +126,8 @@ class EditResult:
                 "anchors": self.anchors, "boxes": self.boxes,
                 "chosen": self.chosen, "probs": self.probs, "scores": self.scores,
                 "seconds": round(self.seconds, 3), "history": self.history.to_dict(),
-                "config": self.config.to_dict(), "input": self.input, "grounding": self.grounding}
+                "config": self.config.to_dict(), "input": self.input, "grounding": self.grounding,
+                "full_res_window": self.full_res_window}
 
     def figure(self):
         """The matplotlib Figure of figure.png: inputs, anchors, boxes, K results, training."""
@@ -153,19 +164,96 @@ class EditResult:
         return out_dir
 
 
-def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=True):
-    """E_ij for all K*M boxes, once, without gradient, `batch_size` per editor call.
+#: GPU memory one candidate takes while the editor runs, at 1024 px in fp16 (an estimate for
+#: SDXL's UNet with guidance, the batch doubled; scaled by pixels and by 2 for fp32): what
+#: `editor_batch` divides the free memory by. Too low an estimate is caught by the halving retry.
+BYTES_PER_IMAGE_1024 = 1.5 * 2**30
 
-    Each batch gets its own generator seeded from (seed, batch index): deterministic for a config.
-    Returns (K*M, 3, H, W).
+
+def editor_batch(editor, batch_size: int) -> int:
+    """How many candidates one editor call may hold: `batch_size`, or on CUDA fewer when the free
+    GPU memory (torch.cuda.mem_get_info) over 80% does not hold that many at
+    BYTES_PER_IMAGE_1024 scaled to the editor's resolution and dtype; at least 1."""
+    dev = torch.device(getattr(editor, "device", "cpu"))
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return batch_size
+    free, _ = torch.cuda.mem_get_info(dev)
+    dtype = getattr(editor, "dtype", None) or getattr(getattr(editor, "pipe", None), "dtype", None)
+    per = BYTES_PER_IMAGE_1024 * (getattr(editor, "resolution", 512) / 1024) ** 2 \
+        * (2 if dtype == torch.float32 else 1)
+    return max(1, min(batch_size, int(0.8 * free // per)))
+
+
+def finite_inside(E: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: candidate E (N, 3, H, W) is finite wherever its mask (N, 1, H, W) is > 0 (what
+    the composite takes of it)."""
+    return (torch.isfinite(E) | (masks <= 0)).flatten(1).all(1)
+
+
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=True,
+                        settings: EditorSettings | None = None, max_batch: int | None = None):
+    """E_ij for all K*M boxes, once, without gradient, with the editor's `settings` (None: its
+    defaults). Returns (K*M, 3, H, W).
+
+    Noise: candidate i is made as in editor calls on consecutive batches of `batch_size`, batch b
+    with the generator seeded from (seed, b): deterministic for a config. A call holds at most
+    `max_batch` candidates (None: `editor_batch`, from the free GPU memory on CUDA); a call that
+    runs out of GPU memory is halved and retried. A batch split over calls starts each call from
+    `lrlib.draft.candidate_generator`, so the SD editor (one seed per image) makes the same
+    candidates whatever the split; MaskGIT's noise changes when its batch is split.
+
+    Finite or dropped: a candidate with NaN / Inf inside its mask (an fp16 autoencoder
+    overflowing) is made once more, alone, from the same noise with the autoencoder in float32
+    (EditorSettings.upcast_vae); if it is still not finite it is returned all NaN, with a warning,
+    and the caller drops it (`prepare`: Prepared.valid).
     """
     n = masks.shape[0]
-    out = []
-    starts = range(0, n, batch_size)
-    for b, s in enumerate(tqdm(starts, desc="candidate edits", disable=not progress, leave=False)):
-        m = masks[s:s + batch_size]
-        gen = batch_generator(seed, b)
-        out.append(editor.inpaint(x.expand(m.shape[0], -1, -1, -1), m, [prompt] * m.shape[0], gen))
+    call_size = min(batch_size, max_batch or editor_batch(editor, batch_size))
+    kwargs = {} if settings is None else {"settings": settings}
+    upcast = (settings or EditorSettings()).replace(upcast_vae=True)
+
+    def run(i: int, k: int, **kw) -> torch.Tensor:      # candidates i .. i + k - 1, one call
+        gen = candidate_generator(seed, i, batch_size)
+        return editor.inpaint(x.expand(k, -1, -1, -1), masks[i:i + k], [prompt] * k, gen, **kw)
+
+    out, dropped = [], 0
+    bar = tqdm(total=n, desc="candidate edits", disable=not progress, leave=False)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        i = start
+        while i < stop:
+            k = min(call_size, stop - i)
+            try:
+                E = run(i, k, **kwargs)
+            except _OOM as e:
+                if k == 1:
+                    raise LRError("the editor ran out of GPU memory on a single candidate; free "
+                                  "GPU memory (other processes, other loaded models), or use a "
+                                  "smaller editor (e.g. SD 2 instead of SDXL).") from e
+                call_size = k // 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            bad = torch.nonzero(~finite_inside(E, masks[i:i + k]).cpu())[:, 0].tolist()
+            E = E.clone() if bad else E
+            for j in bad:
+                again = run(i + j, 1, settings=upcast)
+                if bool(finite_inside(again, masks[i + j:i + j + 1]).all()):
+                    E[j] = again[0].to(E.dtype)
+                else:
+                    E[j] = float("nan")
+                    dropped += 1
+            out.append(E)
+            bar.update(k)
+            i += k
+    bar.close()
+    if dropped:
+        warnings.warn(f"{dropped} of {n} candidate edits held NaN / Inf even with the autoencoder "
+                      "in float32; they are out of the choice. If many are, run the editor in "
+                      "float32 (LRConfig(dtype='float32')).", stacklevel=2)
     return torch.cat(out)
 
 
@@ -189,6 +277,11 @@ class Prepared:
     models: Models
     grounding: torch.Tensor | None = None   # (K,) how well each anchor's region matches the
                                             # caption (caption-aware anchors; lrlib.relations)
+    valid: torch.Tensor | None = None       # (K, M) bool: the candidates the editor made finite
+                                            # (the others are out of the choice; None: all)
+    index: torch.Tensor | None = None       # (K, M) each candidate's place in the order it was
+                                            # generated (its noise; lrlib.draft.regenerate):
+                                            # k * M + j unless anchors were dropped
 
     @property
     def K(self) -> int:
@@ -197,27 +290,6 @@ class Prepared:
     @property
     def M(self) -> int:
         return self.boxes.shape[1]
-
-
-def letterbox(x_full: torch.Tensor, S: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """(1, 3, H, W) -> the S x S canvas (1, 3, S, S) and its content rectangle (x0, y0, x1, y1):
-    the image scaled uniformly to a longer side of S, centred, padded with its edge pixels."""
-    H, W = x_full.shape[-2:]
-    h, w = max(1, round(H * S / max(H, W))), max(1, round(W * S / max(H, W)))
-    x = F.interpolate(x_full, size=(h, w), mode="bilinear", antialias=True,
-                      align_corners=False).clamp(0, 1)
-    top, left = (S - h) // 2, (S - w) // 2
-    x = F.pad(x, (left, S - w - left, top, S - h - top), mode="replicate")
-    return x, (left, top, left + w, top + h)
-
-
-def box_to_image(box, content, image_size) -> list[int]:
-    """A canvas box (x0, y0, x1, y1) -> the covering box in the pixels of the W x H input."""
-    (W, H), (cx0, cy0, cx1, cy1) = image_size, content
-    w, h = cx1 - cx0, cy1 - cy0
-    x0, y0, x1, y1 = (int(v) for v in box)
-    return [max(0, (x0 - cx0) * W // w), max(0, (y0 - cy0) * H // h),            # floor, exact
-            min(W, -(-(x1 - cx0) * W // w)), min(H, -(-(y1 - cy0) * H // h))]  # ceil
 
 
 def content_anchors(A: torch.Tensor, content, S: int, K: int, spacing: int,
@@ -259,7 +331,7 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
             anchors: torch.Tensor | None = None) -> Prepared:
     """Validate, find anchors (or use the given (K, 2) pixel anchors), propose boxes, pool
     features, and generate every candidate edit once."""
-    cfg.validate()
+    cfg = cfg.validate().for_editor(models.editor)          # size None: the editor's own canvas
     prompt = check_prompt(prompt)
     caption = check_prompt(caption, "caption") if caption is not None else cfg.default_caption
     img = load_image(image)
@@ -287,13 +359,28 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     pooled = roi_pool(d_out.feats, boxes.to(dev), S, S, cfg.roi_size)
     masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))
     cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed,  # 3. edits, once
-                                cfg.editor_batch_size, cfg.progress)
+                                cfg.editor_batch_size, cfg.progress, settings=draft_settings(cfg))
+    # a candidate the editor could not make finite is out of the choice: its composite is the
+    # source (finite, never chosen: Prepared.valid), an anchor with none left is out of the edit
+    valid = finite_inside(cands, masks).view(K, M).cpu()
+    if not valid.any():
+        raise LRError("every candidate edit held NaN / Inf, even decoded in float32: the editor "
+                      "overflows in its dtype; run it in float32 (LRConfig(dtype='float32')) or "
+                      "bfloat16, or try another seed.")
+    C = composites(cands, masks, x)
+    C = torch.where(valid.view(-1, 1, 1, 1).to(C.device), C, x).view(K, M, 3, S, S)
+    masks, keep = masks.view(K, M, 1, S, S), valid.any(1)
+    index = torch.arange(K * M).view(K, M)
+    if not keep.all():
+        anchors, boxes, valid = anchors[keep.to(anchors.device)], boxes[keep.to(boxes.device)], valid[keep]
+        index = index[keep]
+        pooled, masks, C = (t[keep.to(t.device)] for t in (pooled, masks, C))
+        ground = None if ground is None else ground[keep.to(ground.device)]
     emb = embed(models.clip, models.dino, x, prompt, caption, cfg.structure)
     return Prepared(cfg=cfg, prompt=prompt, caption=caption, x_full=x_full, x=x, content=content,
                     attn=d_out.attn[0].cpu(), anchors=anchors, boxes=boxes, pooled=pooled,
-                    geom=box_geometry(boxes, S, S).to(dev), masks=masks.view(K, M, 1, S, S),
-                    C=composites(cands, masks, x).view(K, M, 3, S, S), emb=emb,
-                    models=models, grounding=ground)
+                    geom=box_geometry(boxes, S, S).to(dev), masks=masks, C=C, emb=emb,
+                    models=models, grounding=ground, valid=valid.to(dev), index=index)
 
 
 def loss_fn(p: Prepared, cfg: LRConfig):
@@ -311,9 +398,9 @@ def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Te
         rgn = RGN(p.pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(p.x.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn(p, cfg), cfg.iterations, cfg.lr, cfg.tau,
-                     cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views)
-    with torch.no_grad():
-        probs = torch.softmax(rgn(p.pooled, p.geom), -1)
+                     cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views, valid=p.valid)
+    with torch.no_grad():       # a candidate out of the choice (p.valid) gets probability 0
+        probs = torch.softmax(masked_logits(rgn(p.pooled, p.geom), p.valid), -1)
     return probs, hist
 
 
@@ -333,13 +420,13 @@ def paste_back(x_full: torch.Tensor, result: torch.Tensor, mask: torch.Tensor,
                content=None) -> torch.Tensor:
     """6. The result (3, S, S) inside mask (1, S, S), cropped to the content rectangle (x0, y0,
     x1, y1; default the whole canvas) and scaled to x_full (1, 3, H, W); outside the mask x_full
-    unchanged, bit for bit."""
+    unchanged, bit for bit, whatever the result holds (lrlib.blend.paste)."""
     H, W = x_full.shape[-2:]
     x0, y0, x1, y1 = content or (0, 0, result.shape[-1], result.shape[-2])
     m_up = F.interpolate(mask[None, :, y0:y1, x0:x1].float().cpu(), size=(H, W), mode="nearest")
     up = F.interpolate(result[None, :, y0:y1, x0:x1].float().cpu(), size=(H, W), mode="bicubic",
                        align_corners=False).clamp(0, 1)
-    return m_up * up + (1 - m_up) * x_full
+    return paste(m_up, up, x_full)
 
 
 def paste_weight(mask: torch.Tensor, result: torch.Tensor, x: torch.Tensor, cfg: LRConfig,
@@ -365,24 +452,41 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     """
     t0 = time.perf_counter()
     cfg = (config or LRConfig()).validate()
+    if models is not None:
+        check_models(models, cfg)            # models for another editor: say so before any work
     check_prompt(prompt)
     if caption is not None:
         check_prompt(caption, "caption")
     source, image = image, load_image(image)  # bad input fails before any model is loaded
     warn_if_not_toy_scene(image, cfg)        # the toy world on a photo paints a blob: say so
     models = models or load_models(cfg)
-    with drafting(models.editor, cfg.draft_steps):          # cheap candidates (lrlib.draft)
-        p = prepare(image, prompt, caption, cfg, models)
+    cfg = cfg.for_editor(models.editor)     # what runs with this editor: canvas, drafts
+    p = prepare(image, prompt, caption, cfg, models)        # drafts: cheap candidates (lrlib.draft)
     probs, hist = train_and_choose(p)
     K = p.K
     chosen = probs.argmax(-1)
     results = p.C[torch.arange(K), chosen]                                   # (K, 3, S, S)
     scores, best = rank(p, results, models.clip)
-    mask, win = p.masks[best, chosen[best]], results[best]
-    if cfg.draft_steps:                                      # the winner again, at full quality
-        win = regenerate(models.editor, p.x, mask, p.prompt, cfg.seed,
-                         best * p.M + int(chosen[best]), cfg.editor_batch_size)
-    final = paste_back(p.x_full, win, paste_weight(mask, win, p.x, cfg, p.content), p.content)
+    j = int(chosen[best])
+    mask, win = p.masks[best, j], results[best]
+    size = image.size                                        # (W, H) of the input
+    final, scale = None, photo_scale(p.content, size)
+    box = box_to_image(p.boxes[best, j].tolist(), p.content, size)
+    window = crop_window(box, size, int(models.editor.resolution), cfg.full_res_margin)
+    if cfg.full_res and scale > 1 and detail_gain(models.editor, p.boxes[best, j].tolist(),
+                                                   p.x.shape[-1], window, scale) > 1.05:
+        # the winner painted again on the photo itself, at the editor's resolution (lrlib.fullres)
+        final = regenerate_full_res(models.editor, p.x_full, box, p.prompt,
+                                    winner_generator(cfg.seed, int(p.index[best, j])),
+                                    cfg.full_res_margin, cfg.blend_px, cfg.blend_tau, scale,
+                                    EditorSettings.from_config(cfg))
+    window = None if final is None else list(window)
+    if final is None:
+        if cfg.draft_steps:                                  # the winner again, at full quality
+            again = regenerate(models.editor, p.x, mask, p.prompt, cfg.seed, int(p.index[best, j]),
+                               cfg.editor_batch_size, EditorSettings.from_config(cfg))
+            win = again if bool(torch.isfinite(again).all()) else win   # else: keep the draft
+        final = paste_back(p.x_full, win, paste_weight(mask, win, p.x, cfg, p.content), p.content)
     return EditResult(
         image=to_pil(final[0]), source=to_pil(p.x[0]), results=[to_pil(r) for r in results],
         best=best, anchors=p.anchors.tolist(), boxes=p.boxes.tolist(), chosen=chosen.tolist(),
@@ -390,4 +494,4 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
         attention=p.attn.mean(0), attention_heads=p.attn, history=hist, prompt=p.prompt,
         caption=p.caption, config=cfg, seconds=time.perf_counter() - t0, content=list(p.content),
         candidates=p.C.cpu(), input=input_record(source) if isinstance(source, (str, Path)) else None,
-        grounding=None if p.grounding is None else p.grounding.tolist())
+        grounding=None if p.grounding is None else p.grounding.tolist(), full_res_window=window)

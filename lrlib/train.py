@@ -23,6 +23,10 @@ is paid for once): K*M*(table_views + 1) CLIP image forwards per edit (1,071 at 
 views (`table_views=0`, lrlib before; 15,750 at the paper's 50 iterations and 4 views). The
 gradient of the expected loss reaches the RGN exactly and no backward pass runs through CLIP.
 The table is computed in chunks of candidates so that CLIP's batch stays bounded (Clip.chunk).
+
+A candidate the editor could not make finite (NaN / Inf: lrlib.pipeline.generate_candidates) is
+out of the choice: its logit is -inf in both estimators (probability 0, no gradient through it),
+its composite and its loss-table entry are zeros (never averaged in: its weight is exactly 0).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from functools import partial
 import torch
 from tqdm.auto import tqdm
 
+from lrlib.blend import paste
 from lrlib.regions import gumbel_softmax
 
 
@@ -47,8 +52,20 @@ class History:
 
 
 def composites(candidates: torch.Tensor, masks: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """C_ij = m_ij * E_ij + (1 - m_ij) * x: (K, M, 3, H, W); outside the box exactly the source."""
-    return masks * candidates + (1 - masks) * x
+    """C_ij = m_ij * E_ij + (1 - m_ij) * x inside the box, x outside: (K, M, 3, H, W); outside
+    the box exactly the source, whatever E_ij holds there (lrlib.blend.paste)."""
+    return paste(masks, candidates, x)
+
+
+def masked_logits(logits: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """(K, M) logits with the candidates that are not `valid` (K, M) bool at -inf: probability 0
+    under softmax, never the argmax, never a Gumbel sample. A row with no valid candidate is left
+    as it is (nothing to choose among; lrlib.pipeline.prepare drops such anchors)."""
+    if valid is None:
+        return logits
+    valid = valid.to(logits.device)
+    out = ~valid & valid.any(-1, keepdim=True)
+    return logits.masked_fill(out, float("-inf"))
 
 
 def bound(loss_fn, name: str, default=None):
@@ -70,12 +87,15 @@ def loss_table(loss_fn, C: torch.Tensor, generator, views: int, chunk: int = 64)
 
 def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003, tau: float = 1.0,
               hard: bool = True, generator: torch.Generator | None = None,
-              progress: bool = True, estimator: str = "st", table_views: int = 16) -> History:
+              progress: bool = True, estimator: str = "st", table_views: int = 16,
+              valid: torch.Tensor | None = None) -> History:
     """Adam on the RGN for `iterations` steps; `loss_fn(e (B,3,H,W), generator) -> dict` with "L".
 
     C are the composites (K, M, 3, H, W) (see `composites`). estimator: "st" (straight-through
     Gumbel composite) or "expected" (exact gradient of the expected loss over a loss table
-    computed once with `table_views` views; 0: redrawn every iteration). Returns the History.
+    computed once with `table_views` views; 0: redrawn every iteration). valid (K, M) bool: the
+    candidates the RGN may choose (None: all); a composite that is not finite is never valid.
+    Returns the History.
     """
     if estimator not in ("st", "expected"):
         raise ValueError(f"estimator={estimator!r}; use 'st' or 'expected'.")
@@ -83,11 +103,16 @@ def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003,
     opt = torch.optim.Adam(rgn.parameters(), lr=lr)
     C = C.detach()
     K, M = C.shape[:2]
+    finite = torch.isfinite(C).flatten(2).all(-1)                     # (K, M)
+    valid = finite if valid is None else valid.to(C.device) & finite
+    if not valid.all():     # zeros stand in for what is out: its weight is exactly 0 below
+        C = torch.where(valid[..., None, None, None], C, torch.zeros((), dtype=C.dtype,
+                                                                        device=C.device))
     chunk = getattr(bound(loss_fn, "clip"), "chunk", 64)
     table = (loss_table(loss_fn, C, generator, table_views, chunk)
              if estimator == "expected" and table_views else None)
     for _ in tqdm(range(iterations), desc="training RGN", disable=not progress, leave=False):
-        logits = rgn(pooled, geom)                                    # (K, M)
+        logits = masked_logits(rgn(pooled, geom), valid)              # (K, M)
         if estimator == "st":
             g = gumbel_softmax(logits, tau=tau, hard=hard, generator=generator)
             e = torch.einsum("km,kmchw->kchw", g, C)                  # e_i = sum_j g_ij C_ij
@@ -96,10 +121,12 @@ def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003,
         else:
             tab = table or loss_table(loss_fn, C, generator,          # every candidate's loss
                                       bound(loss_fn, "n_aug", 1), chunk)
+            # an entry out of the choice counts 0 (p is 0 there, and 0 * NaN would be NaN)
+            tab = {k: torch.where(valid, v.view(K, M), 0.0) for k, v in tab.items()}
             p = torch.softmax(logits, -1)
             g = p.detach()
-            terms = {k: (p.detach() * v.view(K, M)).sum(-1) for k, v in tab.items()}
-            L = (p * tab["L"].view(K, M)).sum(-1).mean()              # E_p[L], exact gradient
+            terms = {k: (p.detach() * v).sum(-1) for k, v in tab.items()}
+            L = (p * tab["L"]).sum(-1).mean()                         # E_p[L], exact gradient
         opt.zero_grad(set_to_none=True)
         L.backward()
         opt.step()

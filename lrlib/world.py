@@ -96,8 +96,10 @@ def config_for(world: str, **overrides) -> LRConfig:
     """The GPU settings for "real", the CPU-sized settings for the small worlds."""
     if world not in WORLDS:
         raise LRError(f"world={world!r}: use one of {', '.join(WORLDS)} (or choose_world()).")
-    if world == "real":
-        return LRConfig(**overrides)
+    if world == "real":            # the canvas the default editors work at, known before loading
+        cfg = LRConfig(**overrides)
+        return cfg if cfg.size is not None else cfg.replace(
+            size=1024 if "xl" in cfg.sd_model.lower() and cfg.editor == "sd" else 512)
     return LRConfig.cpu(world=world, **overrides)
 
 

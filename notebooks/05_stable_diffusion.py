@@ -203,18 +203,16 @@ print("relative size of the text's pull |eps_c - eps_u| / |eps_u| per step:",
 # %%
 steps_grid = [5, 10, 25, 50] if WORLD == "real" else [1, 2, 4, 8]
 guidance_grid = [1.0, 3.0, 7.5, 15.0]
-saved = editor.steps, editor.guidance_scale
+from lrlib.editors.base import EditorSettings   # per-call settings: the editor is left as it is
+
+saved = editor.steps, editor.guidance_scale      # the editor's defaults (the config's)
 rows = {}
-try:
-    for n in steps_grid:
-        editor.steps = n
-        rows[("steps", n)] = editor.inpaint(x, mask, [prompt], torch.Generator().manual_seed(0))
-    editor.steps = saved[0]
-    for g in guidance_grid:
-        editor.guidance_scale = g
-        rows[("guidance", g)] = editor.inpaint(x, mask, [prompt], torch.Generator().manual_seed(0))
-finally:
-    editor.steps, editor.guidance_scale = saved
+for n in steps_grid:
+    rows[("steps", n)] = editor.inpaint(x, mask, [prompt], torch.Generator().manual_seed(0),
+                                        settings=EditorSettings(steps=n))
+for g in guidance_grid:
+    rows[("guidance", g)] = editor.inpaint(x, mask, [prompt], torch.Generator().manual_seed(0),
+                                           settings=EditorSettings(guidance_scale=g))
 
 bw, bh = x1 - x0, y1 - y0
 cy0, cy1 = max(0, y0 - bh // 2), min(S, y1 + bh // 2)

@@ -284,16 +284,15 @@ def paper_decode(ed, z_src, hidden, prompt, generator, T, anneal):
 
 
 T = 12 if WORLD == "real" else 8
-saved_steps, ed.steps = ed.steps, T
-try:
-    trace = []
-    theirs = ed.generate_tokens(tokens, tm, [prompt], torch.Generator().manual_seed(0), trace=trace)
-    ours, states = paper_decode(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T,
-                                anneal_amused)
-    other, _ = paper_decode(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T,
-                            anneal_maskgit)
-finally:
-    ed.steps = saved_steps
+from lrlib.editors.base import EditorSettings   # T steps for this call only
+
+trace = []
+theirs = ed.generate_tokens(tokens, tm, [prompt], torch.Generator().manual_seed(0), trace=trace,
+                            settings=EditorSettings(steps=T))
+ours, states = paper_decode(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T,
+                            anneal_amused)
+other, _ = paper_decode(ed, tokens, tm, prompt, torch.Generator().manual_seed(0), T,
+                        anneal_maskgit)
 assert torch.equal(ours, theirs)
 assert [int((s == ed.mask_id).sum()) for s in states[1:]] == [n[0] for n in trace] \
     == paper_schedule(N, T, CLAMP)

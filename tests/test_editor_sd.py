@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lrlib.editors.base import EditorSettings
 from lrlib.editors.sd import StableDiffusionEditor
 from lrlib.errors import LRError
 from lrlib.regions import boxes_to_masks
@@ -83,21 +84,21 @@ def test_inpaint_shapes_range_and_determinism(sd, scene):
 
 def test_scheduler_option_is_diffusers_dpm_solver_pp(sd, ref, scene, monkeypatch):
     """Each scheduler option gives exactly what diffusers' own pipeline gives with that scheduler
-    and the same seed, and DPM-Solver++ is far from the default. Bugs caught: set_scheduler not
-    installing the new scheduler (or installing another algorithm, e.g. the SDE variant, or
-    without the checkpoint's config), "default" not restoring the checkpoint's scheduler, and any
-    drift of the editor's prompt encoding from diffusers' for a short prompt."""
+    and the same seed, and DPM-Solver++ is far from the default. Bugs caught: a scheduler setting
+    that does not reach the sampler (or reaches it as another algorithm, e.g. the SDE variant, or
+    without the checkpoint's config), a call that leaves its scheduler on the shared pipeline for
+    the next one, and any drift of the editor's prompt encoding from diffusers' for a short
+    prompt."""
     from diffusers import DPMSolverMultistepScheduler
     seen = seeds_used(sd, monkeypatch)
     default_cfg = ref.scheduler.config
+    shared = sd.pipe.scheduler
     out = {}
     for name in ("default", "dpm++", "default"):
-        sd.set_scheduler(name)
-        try:
-            out.setdefault(name, []).append(
-                sd.inpaint(scene[None], BOX, ["a cat"], torch.Generator().manual_seed(0)))
-        finally:
-            sd.set_scheduler("default")
+        out.setdefault(name, []).append(
+            sd.inpaint(scene[None], BOX, ["a cat"], torch.Generator().manual_seed(0),
+                       settings=EditorSettings(scheduler=name)))
+        assert sd.pipe.scheduler is shared
     monkeypatch.undo()
     assert seen[0] == seen[1] == seen[2]
     for name, sched in (("default", type(ref.scheduler).from_config(default_cfg)),
@@ -109,7 +110,7 @@ def test_scheduler_option_is_diffusers_dpm_solver_pp(sd, ref, scene, monkeypatch
                    generator=[torch.Generator().manual_seed(s) for s in seen[0]]).images
         torch.testing.assert_close(out[name][0], want.float().clamp(0, 1), atol=1e-5, rtol=0)
     assert float((out["dpm++"][0] - out["default"][0]).abs().mean()) > 0.05
-    assert torch.equal(out["default"][0], out["default"][1])     # "default" restores it
+    assert torch.equal(out["default"][0], out["default"][1])     # nothing left behind
 
 
 def test_guidance_scale_is_applied_to_the_unet_predictions(sd, scene, monkeypatch):
@@ -120,7 +121,6 @@ def test_guidance_scale_is_applied_to_the_unet_predictions(sd, scene, monkeypatc
     prompt that is not the empty one."""
     cond = hand_encoded(sd.pipe, "a cat", 1)
     empty = hand_encoded(sd.pipe, "", 1)
-    old = sd.guidance_scale
     for w in (3.0, 1.0):
         steps = []
         step = sd.pipe.scheduler.step
@@ -131,12 +131,11 @@ def test_guidance_scale_is_applied_to_the_unet_predictions(sd, scene, monkeypatc
             return step(model_output, *args, **kwargs)
         monkeypatch.setattr(sd.pipe.scheduler, "step", spy)
         calls, h = unet_inputs(sd.pipe.unet)
-        sd.guidance_scale = w
         try:
-            sd.inpaint(scene[None], BOX, ["a cat"], torch.Generator().manual_seed(0))
+            sd.inpaint(scene[None], BOX, ["a cat"], torch.Generator().manual_seed(0),
+                       settings=EditorSettings(guidance_scale=w))
         finally:
             h.remove()
-            sd.guidance_scale = old
             monkeypatch.undo()
         assert len(calls) == len(steps) == sd.steps
         for (sample, states, eps), guided in zip(calls, steps):
@@ -223,11 +222,8 @@ def test_prompt_template_and_bad_args(sd, scene):
     g = lambda: torch.Generator().manual_seed(0)
     plain = sd.inpaint(scene[None], BOX, ["a cat"], g())
     formatted = sd.inpaint(scene[None], BOX, ["a high quality image of a cat."], g())
-    sd.prompt_template = "a high quality image of {}."
-    try:
-        templated = sd.inpaint(scene[None], BOX, ["a cat"], g())
-    finally:
-        sd.prompt_template = None
+    templated = sd.inpaint(scene[None], BOX, ["a cat"], g(),
+                           settings=EditorSettings(prompt_template="a high quality image of {}."))
     assert torch.equal(templated, formatted) and not torch.equal(templated, plain)
     with pytest.raises(LRError, match="one each"):
         sd.inpaint(scene[None], torch.ones(1, 1, 64, 64), ["a", "b"], torch.Generator())

@@ -104,8 +104,8 @@ def test_long_prompt_reaches_the_editor_and_clip_whole(models, scene, monkeypatc
     assert len(m.clip.tokenizer.encode(want)) > 77
     edited, encoded = [], []
     inpaint, encode_text = m.editor.inpaint, m.clip.encode_text
-    monkeypatch.setattr(m.editor, "inpaint", lambda x, mk, prompts, g: edited.extend(prompts)
-                        or inpaint(x, mk, prompts, g))
+    monkeypatch.setattr(m.editor, "inpaint", lambda x, mk, prompts, g, **kw: edited.extend(prompts)
+                        or inpaint(x, mk, prompts, g, **kw))
     monkeypatch.setattr(m.clip, "encode_text", lambda texts: encoded.extend(texts)
                         or encode_text(texts))
     r = lrlib.edit(scene, long, caption="a red   circle", config=CFG, models=m)

@@ -28,10 +28,11 @@ def _inputs():
 
 
 def _diffusers_own(ed, x, m, prompt, seed):
-    """The checkpoint's diffusers pipeline called as its documentation does: prompt=..."""
+    """The checkpoint's diffusers pipeline called as its documentation does: prompt=...; with
+    strength=1.0, pure noise in the box (SD's default; SDXL's is 0.9999, see lrlib.editors.sdxl)."""
     return ed.pipe(prompt=[prompt] * len(x), image=x, mask_image=m, height=ed.resolution,
                    width=ed.resolution, num_inference_steps=ed.steps,
-                   guidance_scale=ed.guidance_scale,
+                   guidance_scale=ed.guidance_scale, strength=1.0,
                    generator=image_generators(torch.Generator().manual_seed(seed), len(x)),
                    output_type="pt").images.clamp(0, 1)
 
@@ -41,9 +42,9 @@ def test_editor_equals_diffusers_pipeline_for_a_short_prompt(kind, tiny_dirs, sd
     """Catches lrlib's own prompt encoding drifting from the pipeline's (wrong hidden layer,
     missing pooled embedding, wrong pad token, wrong unconditional branch, SDXL's zeroed negative
     prompt) or the call passing different images, masks, sizes or noise."""
-    ed = load_sd_editor(tiny_dirs["sd"] if kind == "sd" else sdxl_dir, device="cpu")
+    ed = load_sd_editor(tiny_dirs["sd"] if kind == "sd" else sdxl_dir, device="cpu", steps=3,
+                        guidance_scale=5.0)
     assert type(ed).__name__ == ("StableDiffusionEditor" if kind == "sd" else "StableDiffusionXLEditor")
-    ed.steps, ed.guidance_scale = 3, 5.0
     x, m = _inputs()
     prompt = "a small red cube on a wooden table"
     ours = ed.inpaint(x, m, [prompt] * 2, torch.Generator().manual_seed(7))

@@ -9,13 +9,6 @@ from lrlib.config import LRConfig
 from lrlib.regions import boxes_to_masks
 
 
-def use_pndm(editor):
-    """The scheduler SD 2 inpainting ships with (PNDM, PLMS steps only), on the tiny pipeline."""
-    from diffusers import PNDMScheduler
-    editor.pipe.scheduler = PNDMScheduler.from_config(editor.pipe.scheduler.config,
-                                                      skip_prk_steps=True, steps_offset=1)
-
-
 class Hook:
     """Counts UNet forward calls and the images they return: diffusers only, no lrlib code."""
 
@@ -34,9 +27,8 @@ def test_pndm_runs_the_unet_steps_plus_one_times(models, scene):
     called directly: N steps make N + 1 UNet calls (the PLMS warm-up repeats one timestep; SD 2
     at 50 steps: 51), each on 2 images (classifier-free guidance). Bug caught: a cost formula
     (lrlib's or a benchmark's) that counts one UNet call per step for PNDM."""
-    ed = models("sd").editor                          # a fresh editor of its own
-    use_pndm(ed)
-    pipe = ed.pipe
+    ed = models("sd").editor
+    pipe = ed.pipeline("pndm")          # SD 2 inpainting's own scheduler (PNDM, PLMS steps only)
     mask = boxes_to_masks(torch.tensor([[8, 8, 40, 40]]), 64, 64)
     for n_steps in (3, 5):
         hook = Hook(pipe.unet)
@@ -60,10 +52,8 @@ def test_counter_agrees_with_a_plain_hook_and_the_loops_cost_what_they_claim(mod
     blocks; an official-style loop that skips the final run or regenerates only some anchors;
     an lrlib edit that calls the editor again during training or ranking."""
     m = models("sd")
-    use_pndm(m.editor)
     cfg = LRConfig.cpu(world="random", K=2, M=3, steps=3, guidance_scale=3.0, epochs=1,
-                       iters_per_epoch=2, progress=False)
-    m.editor.steps, m.editor.guidance_scale = cfg.steps, cfg.guidance_scale
+                       iters_per_epoch=2, scheduler="pndm", progress=False)
     counter = Counter(m.editor.pipe.unet, torch.device("cpu"))
     per_run = cfg.steps + 1
     T = 2

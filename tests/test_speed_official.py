@@ -5,7 +5,7 @@ and LoRA options of issue 14."""
 import pytest
 import torch
 
-from lrlib.bench.speed import configured, official_style_edit
+from lrlib.bench.speed import official_style_edit
 from lrlib.config import LRConfig
 
 
@@ -32,10 +32,12 @@ class Hooks:
 
 
 def n_timesteps(editor, name, steps):
-    """UNet calls of scheduler `name` for `steps`, as diffusers itself sets them."""
-    with configured(editor, LRConfig.cpu(scheduler=name, steps=steps)):
-        editor.pipe.scheduler.set_timesteps(steps)
-        return len(editor.pipe.scheduler.timesteps)
+    """UNet calls of scheduler `name` for `steps`, as diffusers itself sets them (on a copy of the
+    scheduler the editor samples with: the shared one is left alone)."""
+    sched = editor.pipeline(name).scheduler
+    sched = type(sched).from_config(sched.config)
+    sched.set_timesteps(steps)
+    return len(sched.timesteps)
 
 
 def test_official_loop_counts_come_from_diffusers_pndm(models, scene):
@@ -59,7 +61,7 @@ def test_official_loop_counts_come_from_diffusers_pndm(models, scene):
     # per iteration and image: 16 views (L_clip) + 16 + 16 (L_dir) + its tokens (L_str)
     assert hooks.clip >= (16 + 32 + 1) * K * T
     assert final.shape == (3, cfg.size, cfg.size) and len(box) == 4
-    assert (m.editor.steps, m.editor.prompt_template, m.editor.pipe.scheduler) == before  # restored
+    assert (m.editor.steps, m.editor.prompt_template, m.editor.pipe.scheduler) == before  # untouched
 
 
 def test_lrlib_candidates_and_drafts_count_from_diffusers(models, scene):
@@ -76,8 +78,7 @@ def test_lrlib_candidates_and_drafts_count_from_diffusers(models, scene):
     for c in (cfg, cfg.replace(draft_steps=d)):
         hooks = Hooks(m.editor.pipe.unet, m.clip.model.visual)
         try:
-            with configured(m.editor, c):
-                lrlib_edit(scene, "a blue square", c, m)
+            lrlib_edit(scene, "a blue square", c, m)
         finally:
             hooks.close()
         counts.append(hooks.unet)
@@ -89,13 +90,14 @@ def test_regenerate_gives_back_the_candidate(models, scene):
     """Catches regenerate() drawing other noise than generate_candidates (a seed-formula drift,
     or the position in the batch ignored): with the same sampler it must give the same image."""
     from lrlib.draft import regenerate
+    from lrlib.editors.base import EditorSettings
     from lrlib.pipeline import prepare
     m = models("sd")
-    cfg = LRConfig.cpu(K=2, M=3, editor_batch_size=4, progress=False)
+    cfg = LRConfig.cpu(world="random", K=2, M=3, editor_batch_size=4, progress=False)
     p = prepare(scene, "a blue square", None, cfg, m)
     for k, j in ((0, 1), (1, 2)):              # batch 0 position 1; batch 1 position 1
         again = regenerate(m.editor, p.x, p.masks[k, j], p.prompt, cfg.seed, k * p.M + j,
-                           cfg.editor_batch_size)
+                           cfg.editor_batch_size, EditorSettings.from_config(cfg))
         assert torch.allclose(again, p.C[k, j], atol=1e-4)   # batched vs single: ~2e-5 of float noise
     assert not torch.allclose(p.C[0, 1], p.C[1, 2])
 
@@ -166,17 +168,15 @@ def test_lcm_lora_option_loads_a_lora_and_runs_four_lcm_steps(tiny_dirs, tmp_pat
     mask = torch.zeros(1, 1, 64, 64)
     mask[..., 16:48, 16:48] = 1
     outs = []
-    try:
-        plain = load_editor(cfg, "cpu", tiny_dirs["sd"])     # the cached editor other tests use
-        lora = load_editor(cfg.replace(lora=str(tmp_path)), "cpu", tiny_dirs["sd"])
-        assert plain is not lora and type(lora.pipe.scheduler).__name__ == "LCMScheduler"
-        for ed in (plain, lora):
-            hooks = Hooks(ed.pipe.unet, torch.nn.Identity())
-            try:
-                outs.append(ed.inpaint(x, mask, ["a blue square"], torch.Generator().manual_seed(0)))
-            finally:
-                hooks.close()
-            assert hooks.calls == 4            # LCMScheduler: one UNet call per step
-    finally:
-        load_editor(LRConfig.cpu(world="random"), "cpu", tiny_dirs["sd"])   # its settings back
+    plain = load_editor(cfg, "cpu", tiny_dirs["sd"])     # the cached weights other tests use
+    lora = load_editor(cfg.replace(lora=str(tmp_path)), "cpu", tiny_dirs["sd"])
+    assert plain.pipe is not lora.pipe and lora.defaults.scheduler == "lcm"
+    assert type(lora.pipeline("lcm").scheduler).__name__ == "LCMScheduler"
+    for ed in (plain, lora):
+        hooks = Hooks(ed.pipe.unet, torch.nn.Identity())
+        try:
+            outs.append(ed.inpaint(x, mask, ["a blue square"], torch.Generator().manual_seed(0)))
+        finally:
+            hooks.close()
+        assert hooks.calls == 4            # LCMScheduler: one UNet call per step
     assert (outs[0] - outs[1]).abs().max() > 1e-3

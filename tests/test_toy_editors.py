@@ -35,8 +35,7 @@ def shipped(request):
     kind = request.param
     if not (WEIGHTS / kind).is_dir():
         pytest.fail(f"no shipped weights in {WEIGHTS / kind}: run `python -m lrlib.toy train {kind}`.")
-    ed = load_editor(kind)
-    ed.steps, ed.guidance_scale = FAST[kind]["steps"], FAST[kind]["guidance_scale"]
+    ed = load_editor(kind, **FAST[kind])       # the editor's defaults: the sampler of every call
     return kind, ed
 
 

@@ -29,6 +29,7 @@ def test_tiny_run_is_reproducible_and_loads(name, tmp_path):
     through lrlib's own loaders and runs. Catches an unseeded random draw in a trainer or in the
     shared setup (`common.begin`), and a saved folder the runtime cannot load (wrong layout, file
     names, missing tokenizer or editor defaults)."""
+    from lrlib.editors.base import EditorSettings
     from lrlib.models import load_clip, load_dino
     from lrlib.toy import benchmark_tasks
     from lrlib.toy.eval_editors import load_editor, task_tensors
@@ -50,9 +51,9 @@ def test_tiny_run_is_reproducible_and_loads(name, tmp_path):
         assert json.loads((outs[0] / "lrlib_editor.json").read_text())["crop_margin"] == 1.5
         ed = load_editor(name, outs[0])
         assert ed.crop_margin == 1.5 and ed.resolution == 32
-        ed.steps = 2
         x, m = task_tensors(benchmark_tasks(1))
-        y = ed.inpaint(x, m, ["a red circle"], torch.Generator().manual_seed(0))
+        y = ed.inpaint(x, m, ["a red circle"], torch.Generator().manual_seed(0),
+                       settings=EditorSettings(steps=2))
         assert y.shape == x.shape and torch.isfinite(y).all()
 
 

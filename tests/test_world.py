@@ -77,7 +77,9 @@ def test_config_is_data(monkeypatch, tmp_path):
     a = LRConfig.cpu()
     assert a.world == "toy" and a.steps == 10
     assert LRConfig.cpu(world="random").steps == 4         # the stand-ins' own sampler setting
-    assert world.config_for("real") == LRConfig()
+    assert world.config_for("real") == LRConfig(size=512)     # the canvas known before loading
+    sdxl = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
+    assert world.config_for("real", sd_model=sdxl).size == 1024
     assert world.config_for("toy", K=2) == LRConfig.cpu(K=2)
 
 

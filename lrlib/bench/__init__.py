@@ -6,6 +6,9 @@
     python -m lrlib.bench smoke --size full      # every default architecture, one edit each (smoke.py)
     python -m lrlib.bench blend --n 50           # does feathering the paste hide the box? (blend.py)
     python -m lrlib.bench scenes                 # milliseconds to draw a toy scene (scenes.py)
+    python -m lrlib.bench prepare                # seconds of prepare's CPU-side stages, 64-1024 px (prepare.py)
+    python -m lrlib.bench estimate               # GPU seconds per edit, estimated from counted work (gpu_estimate.py)
+    python -m lrlib.bench gpu-check --family sd2 # on a CUDA GPU: LRConfig() s/edit, peak memory (gpu_check.py)
 
 | module | what it measures |
 |---|---|
@@ -15,4 +18,7 @@
 | `smoke.py` | the real architectures (random weights) end to end on a photo: seconds and peak RSS |
 | `blend.py` | seam, success and preservation of the final paste for several `blend_px` |
 | `scenes.py` | wall-clock time to draw the toy world's scenes (render_batch) |
+| `prepare.py` | seconds per stage of `pipeline.prepare` before the editor (DINO, anchors, caption, fitted blobs, ROI) at 64-1024 px, real classes with random weights |
+| `gpu_check.py` | on a CUDA GPU, one family at full size with random weights: `LRConfig()` seconds per edit with and without drafts, peak GPU memory, finiteness (`tools/gpu_check.sh`) |
+| `gpu_estimate.py` | UNet evaluations, VAE calls and CLIP forwards per edit (exact, from the config) times measured FLOPs: GPU seconds, labelled estimates |
 """

@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|draft|blend|scenes|smoke`: the benchmarks' command line (lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|speed|draft|blend|scenes|smoke|prepare|estimate|gpu-check`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -47,6 +47,13 @@ def main(argv=None) -> int:
     d.add_argument("--n", type=int, default=200)
     d.add_argument("--draft-steps", type=int, nargs="+", default=[5])
     d.add_argument("--start", type=int, default=0, help="skip the first tasks (split a long run)")
+    d.add_argument("--set", default="first", choices=["first", "second", "tuning"])
+    d.add_argument("--no-redrawn", action="store_true", help="skip the 'table redrawn' row")
+    sub.add_parser("estimate", help="GPU seconds per edit, estimated from counted work x FLOPs")
+    c = sub.add_parser("gpu-check", help="one family at full size on a CUDA GPU: s/edit, memory")
+    c.add_argument("--family", default="sd2", choices=["sd2", "sd15", "sdxl", "amused"])
+    c.add_argument("--drafts", type=int, nargs="+", default=[5, 0],
+                   help="draft_steps values to time (5: LRConfig(); 0: no drafts)")
     m = sub.add_parser("smoke", help="every default architecture, random weights, one edit each")
     m.add_argument("--sdxl-resolution", type=int, default=1024,
                    help="SDXL working size (native 1024; CI uses 512 to fit its CPU time)")
@@ -62,6 +69,10 @@ def main(argv=None) -> int:
     b.add_argument("--set", default="first", choices=["first", "second", "tuning"])
     r = sub.add_parser("scenes", help="milliseconds to draw a toy scene")
     r.add_argument("--n", type=int, default=100)
+    q = sub.add_parser("prepare", help="seconds per stage of prepare before the edits, real-size "
+                                       "DINO and CLIP, per canvas size")
+    q.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 512, 1024])
+    q.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     quiet_libraries()
     if args.cmd == "toy":
@@ -114,7 +125,17 @@ def main(argv=None) -> int:
         print(format_table({k: r.summary() for k, r in rows.items()}))
     elif args.cmd == "draft":
         from lrlib.bench.speed import run_draft
-        print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start))
+        print(run_draft(args.n, draft_steps=tuple(args.draft_steps), start=args.start,
+                        tasks=args.set, redrawn=not args.no_redrawn))
+    elif args.cmd == "estimate":
+        from lrlib.bench.gpu_estimate import table
+        print(table())
+    elif args.cmd == "gpu-check":
+        import torch
+        if not torch.cuda.is_available():
+            ap.error("gpu-check needs a CUDA GPU (none is visible); `estimate` prints estimates.")
+        from lrlib.bench.gpu_check import run_check
+        run_check(args.family, tuple(args.drafts))
     elif args.cmd == "smoke":
         from lrlib.bench.smoke import FAMILIES, run_smoke
         run_smoke(args.size, args.family or FAMILIES, args.sdxl_resolution)
@@ -129,6 +150,9 @@ def main(argv=None) -> int:
     elif args.cmd == "scenes":
         from lrlib.bench.scenes import run_scenes
         print(run_scenes(args.n))
+    elif args.cmd == "prepare":
+        from lrlib.bench.prepare import run_prepare
+        run_prepare(tuple(args.sizes), args.threads, report=lambda line: print(line, flush=True))
     else:
         from lrlib.bench.speed import run_speed
         print(run_speed(args.size, args.device, args.steps, n=args.n, fast_steps=args.draft_steps))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
 
 import torch
 
@@ -144,20 +143,6 @@ class Counter:
                        else self.peak - self._rss0) / 2**30
 
 
-@contextmanager
-def configured(editor, cfg: LRConfig):
-    """Inside: cfg's sampler settings on a loaded (maybe cached, shared) editor, as load_models
-    sets them at load time; restored on the way out."""
-    saved = editor.pipe.scheduler, editor.steps, editor.guidance_scale, editor.prompt_template
-    editor.steps, editor.guidance_scale = cfg.steps, cfg.guidance_scale
-    editor.prompt_template = cfg.prompt_template
-    editor.set_scheduler(cfg.scheduler)
-    try:
-        yield editor
-    finally:
-        editor.pipe.scheduler, editor.steps, editor.guidance_scale, editor.prompt_template = saved
-
-
 class _PaintsNothing:
     """An editor that returns its input: `prepare` then runs DINO, anchors, boxes, ROI-align and
     the loss's text embeddings without a single UNet call."""
@@ -168,7 +153,7 @@ class _PaintsNothing:
     def snap_mask(self, masks):
         return self.editor.snap_mask(masks)
 
-    def inpaint(self, images, masks, prompts, generator):
+    def inpaint(self, images, masks, prompts, generator, settings=None):
         return images
 
 
@@ -192,11 +177,11 @@ def official_style_edit(image, prompt, cfg: LRConfig, models, T: int = 10, capti
     """The official loop (module docstring) at cfg's K, steps, guidance and seed, with the
     official boxes, views, template, scheduler and score -> (final (3, S, S), box, anchor)."""
     oc = cfg.replace(**OFFICIAL)
-    with configured(models.editor, oc):
-        return _official(image, prompt, caption, oc, models, T)
+    return _official(image, prompt, caption, oc, models, T)
 
 
 def _official(image, prompt, caption, oc, models, T):
+    from lrlib.editors.base import EditorSettings
     from lrlib.models import Models
     from lrlib.pipeline import prepare
     from lrlib.regions import RGN, gumbel_softmax
@@ -211,11 +196,12 @@ def _official(image, prompt, caption, oc, models, T):
         rgn = RGN(p.pooled.shape[2], oc.roi_size, oc.rgn_channels, oc.rgn_hidden).to(p.x.device)
     gen = torch.Generator().manual_seed(oc.seed)
     K, ks = p.K, torch.arange(p.K)
+    settings = EditorSettings.from_config(oc)          # PNDM, the template, cfg's steps
 
     def run(choice):                                   # one SD call over the K sampled boxes
         m = p.masks[ks, choice]
-        return composites(models.editor.inpaint(p.x.expand(K, -1, -1, -1), m, [p.prompt] * K, gen),
-                          m, p.x)
+        return composites(models.editor.inpaint(p.x.expand(K, -1, -1, -1), m, [p.prompt] * K, gen,
+                                                settings=settings), m, p.x)
 
     def sample():                                      # a fresh hard Gumbel sample per anchor
         return gumbel_softmax(rgn(p.pooled, p.geom), oc.tau, True, gen).argmax(-1).cpu()
@@ -231,7 +217,7 @@ def _official(image, prompt, caption, oc, models, T):
 
 
 def lrlib_edit(image, prompt, cfg: LRConfig, models, caption=None):
-    """lrlib.edit itself, with the editor as the caller set it (see `configured`) -> (final
+    """lrlib.edit itself, the editor sampling as cfg says -> (final
     (3, S, S) on the working canvas, letterboxed like the source so a non-square input keeps
     its proportions; box and anchor in canvas pixels)."""
     from lrlib.io import to_tensor
@@ -269,7 +255,7 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
     if size == "toy":     # the official settings on the toy models at 64 px
         cfg = LRConfig(world="toy", size=64, roi_size=4, rgn_channels=32, rgn_hidden=64,
                        guidance_scale=3.0, scheduler="pndm", editor_batch_size=16,
-                       progress=False, device=str(dev))
+                       progress=False, device=str(dev), draft_steps=0)
         models = load_models(cfg.replace(scheduler="default"))
         from lrlib.io import to_pil
         from lrlib.toy import benchmark_tasks
@@ -277,14 +263,15 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
                   t.source_caption, t) for t in benchmark_tasks(n or 3, size=cfg.size)]
     else:
         models = build_models(size, dev)
-        cfg = (LRConfig(scheduler="pndm", progress=False, device=str(dev)) if size == "full" else
+        cfg = (LRConfig(size=512, scheduler="pndm", progress=False, device=str(dev), draft_steps=0)
+               if size == "full" else
                LRConfig(size=128, K=3, M=4, steps=10, epochs=1, iters_per_epoch=10, n_aug=2,
-                        scheduler="pndm", progress=False, device=str(dev)))
+                        scheduler="pndm", progress=False, device=str(dev), draft_steps=0))
         tasks = [(DEMO_IMAGE, DEMO_PROMPT, DEMO_CAPTION, None)] * (n or 1)
     if steps:
         cfg = cfg.replace(steps=steps)
     counter = Counter(models.editor.pipe.unet, dev, models.clip.model.visual)
-    with counter, configured(models.editor, cfg):          # warm-up (kernels, caches), not timed
+    with counter:                                            # warm-up (kernels, caches), not timed
         lrlib_edit(tasks[0][0], tasks[0][1],
                    cfg.replace(K=1, M=2, steps=2, epochs=1, iters_per_epoch=1), models, tasks[0][2])
     rows = [("official loop (M=6, 16 views, PNDM, template)",
@@ -295,7 +282,7 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
     for name, fn, c in rows:
         evals, clips, secs, mem, quality = [], [], [], [], []
         for image, prompt, caption, task in tasks:
-            with counter, configured(models.editor, c):
+            with counter:
                 final, box, anchor = fn(image, prompt, caption)
             evals.append(counter.n), clips.append(counter.clip), secs.append(counter.seconds)
             mem.append(counter.mem_gb)
@@ -341,31 +328,34 @@ def raw_cosine(clip, final, prompt) -> float:
 
 
 def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
-              progress: bool = True, every: int = 10, start: int = 0) -> str:
+              progress: bool = True, every: int = 10, start: int = 0, tasks: str = "first",
+              redrawn: bool = True) -> str:
     """The toy benchmark's tasks, three ways on the same scene: full-quality candidates with the
     loss table redrawn every iteration (lrlib before), with the table computed once, and drafts
     at each of `draft_steps` DPM-Solver++ steps with the winner regenerated at full quality.
     Reports the judge's success of each final image (pasted as `lrlib.edit` pastes it), how
     often a draft run chose the same anchor and box as the full one (and the IoU of the two
-    boxes), UNet evaluations and CLIP forwards per edit, on tasks start .. n - 1. With
-    progress, the table so far is printed every `every` tasks."""
+    boxes), UNet evaluations and CLIP forwards per edit, on tasks start .. n - 1 of the set
+    `tasks` (lrlib.bench.toy.SETS). redrawn=False skips the first row. With progress, the table
+    so far is printed every `every` tasks."""
     from tqdm.auto import tqdm
 
-    from lrlib.bench.toy import Row, iou, user_paste
-    from lrlib.draft import drafting, regenerate
+    from lrlib.bench.toy import Row, iou, task_set, user_paste
+    from lrlib.draft import regenerate
+    from lrlib.editors.base import EditorSettings
     from lrlib.io import to_pil
     from lrlib.models import load_models
     from lrlib.pipeline import prepare, rank, train_and_choose
-    from lrlib.toy import benchmark_tasks
 
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False, draft_steps=0)
     models = load_models(cfg)
     counter = Counter(models.editor.pipe.unet, models.device, models.clip.model.visual)
-    names = ("full, table redrawn", "full, table once") + tuple(
+    fulls = ("full, table redrawn", "full, table once") if redrawn else ("full, table once",)
+    names = fulls + tuple(
         f"drafts {d} steps + winner" for d in draft_steps)
     rows = {k: Row() for k in names}
     evals, clips = {k: [] for k in names}, {k: [] for k in names}
-    same, box_iou = {k: [] for k in names[2:]}, {k: [] for k in names[2:]}
+    same, box_iou = {k: [] for k in names[len(fulls):]}, {k: [] for k in names[len(fulls):]}
     table = lambda done: _draft_table(done, start, cfg, names, rows, evals, clips, same, box_iou)
 
     def choose(p, c):
@@ -376,7 +366,7 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
             _, best = rank(p, results, models.clip, c)
         return chosen, results, best, counter.clip
 
-    for i, task in enumerate(tqdm(benchmark_tasks(n, size=cfg.size)[start:],
+    for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size)[start:],
                                   desc="draft benchmark", disable=not progress)):
         if progress and i and i % every == 0:
             print(table(i), flush=True)
@@ -385,29 +375,31 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
             p = prepare(img, task.prompt, task.source_caption, cfg, models)
         prep_evals, prep_clip = counter.n, counter.clip
         picks = {}
-        for name, c in ((names[0], cfg.replace(table_views=0)), (names[1], cfg)):
+        runs = (("full, table redrawn", cfg.replace(table_views=0)),) if redrawn else ()
+        for name, c in runs + (("full, table once", cfg),):
             chosen, results, best, n_clip = choose(p, c)
             j = int(chosen[best])
             rows[name].add(task, user_paste(p, results[best], p.masks[best, j], c),
                            p.boxes[best, j].tolist(), p.anchors[best].tolist(), 0.0)
             evals[name].append(prep_evals), clips[name].append(prep_clip + n_clip)
             picks[name] = (best, j, p.boxes[best, j].tolist())
-        for name, d in zip(names[2:], draft_steps):
-            with counter:
-                with drafting(models.editor, d):
-                    pd = prepare(img, task.prompt, task.source_caption, cfg, models)
+        for name, d in zip(names[len(fulls):], draft_steps):
+            with counter:                              # candidates drafted at d steps
+                pd = prepare(img, task.prompt, task.source_caption, cfg.replace(draft_steps=d),
+                             models)
             d_evals, d_clip = counter.n, counter.clip
             chosen, results, best, n_clip = choose(pd, cfg)
             j = int(chosen[best])
             with counter:
                 final = regenerate(models.editor, pd.x, pd.masks[best, j], pd.prompt, cfg.seed,
-                                   best * pd.M + j, cfg.editor_batch_size)
+                                   int(pd.index[best, j]), cfg.editor_batch_size,
+                                   EditorSettings.from_config(cfg))
             box = pd.boxes[best, j].tolist()
             rows[name].add(task, user_paste(pd, final, pd.masks[best, j], cfg), box,
                            pd.anchors[best].tolist(), 0.0)
             evals[name].append(d_evals + counter.n), clips[name].append(d_clip + n_clip)
-            same[name].append(float(picks[names[1]][:2] == (best, j)))
-            box_iou[name].append(iou(picks[names[1]][2], box))
+            same[name].append(float(picks["full, table once"][:2] == (best, j)))
+            box_iou[name].append(iou(picks["full, table once"][2], box))
     return table(n - start)
 
 

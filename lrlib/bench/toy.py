@@ -164,10 +164,12 @@ def user_paste(p, result: torch.Tensor, mask: torch.Tensor, cfg: LRConfig) -> to
 def _edit_boxes(p, boxes_k, models, cfg, seed):
     """One candidate per box (K, 4) on p's source; rank them; return (composite (3,S,S), k,
     its mask (1, S, S))."""
+    from lrlib.editors.base import EditorSettings
     from lrlib.pipeline import generate_candidates, rank
     S = p.x.shape[-1]
     masks = models.editor.snap_mask(boxes_to_masks(boxes_k, S, S).to(p.x.device))
-    E = generate_candidates(models.editor, p.x, masks, p.prompt, seed, cfg.editor_batch_size, False)
+    E = generate_candidates(models.editor, p.x, masks, p.prompt, seed, cfg.editor_batch_size, False,
+                            EditorSettings.from_config(cfg))
     results = composites(E, masks, p.x)
     scores, best = rank(p, results, models.clip, cfg)
     return results[best], best, masks[best]

@@ -2,27 +2,87 @@
 
 An editor fills a box of an image from a text prompt:
 
-    inpaint(images, masks, prompts, generator) -> images
+    inpaint(images, masks, prompts, generator, settings=None) -> images
 
 * `images`: float tensor (B, 3, H, W) in [0, 1] on any device,
 * `masks`: float tensor (B, 1, H, W), 1 inside the region to repaint, 0 outside,
 * `prompts`: list of B strings (any length: long prompts are encoded in 77-token chunks),
-* `generator`: a `torch.Generator` (CPU) that makes the call deterministic.
+* `generator`: a `torch.Generator` (CPU) that makes the call deterministic,
+* `settings`: the sampler settings of this call (`EditorSettings`); None, or a field left None,
+  takes the editor's own (`Editor.defaults`, fixed when the editor is built).
 
 It returns (B, 3, H, W) in [0, 1] on the input's device, with no gradient. What the editor does
-outside the mask is its own business: lrlib composites `m * E + (1 - m) * x` itself, so pixels
-outside the box are always exactly the source.
+outside the mask is its own business: lrlib composites the result into the source itself
+(`lrlib.train.composites`), so pixels outside the box are always exactly the source. An output
+may hold NaN or Inf (an fp16 VAE overflowing): lrlib checks every candidate
+(`lrlib.pipeline.generate_candidates`).
+
+Settings travel with each call and are never stored on the editor: one loaded editor (its
+weights cached and shared by every `Models` that uses it) serves any number of configurations
+at once, and a result records what really ran.
 """
 from __future__ import annotations
 
 import abc
+import copy
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 #: a local checkpoint folder may carry this JSON file of editor defaults (e.g. {"crop_margin": 1.5})
 EDITOR_DEFAULTS_FILE = "lrlib_editor.json"
+#: the sampler names of `EditorSettings.scheduler` (the diffusion editors'; MaskGIT has none)
+SCHEDULER_NAMES = ("default", "dpm++", "pndm", "lcm")
+
+
+@dataclass(frozen=True)
+class EditorSettings:
+    """How one `inpaint` call samples. A field left None takes the editor's own value
+    (`Editor.defaults`).
+
+    steps            denoising (SD) or decoding (MaskGIT) steps, >= 1
+    guidance_scale   classifier-free guidance weight (guidance runs above 1)
+    scheduler        SD only: "default" (the checkpoint's own), "dpm++" (DPM-Solver++ 2M),
+                     "pndm" (PNDM, the official code's), "lcm" (for an LCM-LoRA)
+    prompt_template  e.g. "a photo of {}."; "" for none (None: the editor's own)
+    upcast_vae       decode the latents (SD) or tokens (MaskGIT) with the autoencoder in float32
+                     whatever the editor's dtype: what `generate_candidates` retries a candidate
+                     with when the fp16 decode gave NaN or Inf
+    """
+    steps: int | None = None
+    guidance_scale: float | None = None
+    scheduler: str | None = None
+    prompt_template: str | None = None
+    upcast_vae: bool = False
+
+    @classmethod
+    def from_config(cls, cfg, draft_steps: int = 0) -> "EditorSettings":
+        """The settings `cfg` (an LRConfig) asks of its editor (cfg.editor): SD takes steps,
+        guidance_scale, scheduler; MaskGIT maskgit_steps, maskgit_guidance; both
+        prompt_template (None there: no template). draft_steps > 0 (SD only): DPM-Solver++ at
+        that many steps, the sampler of cheap candidates (lrlib.draft)."""
+        from lrlib.errors import LRError
+
+        template = cfg.prompt_template or ""
+        if cfg.editor == "maskgit":
+            if draft_steps:
+                raise LRError(f"draft_steps={draft_steps} needs a diffusion editor (editor='sd'); "
+                              "the MaskGIT editor has no fast sampler: set draft_steps=0 (use "
+                              "maskgit_steps).")
+            return cls(steps=cfg.maskgit_steps, guidance_scale=cfg.maskgit_guidance,
+                       scheduler="default", prompt_template=template)
+        if draft_steps:
+            return cls(steps=draft_steps, guidance_scale=cfg.guidance_scale, scheduler="dpm++",
+                       prompt_template=template)
+        return cls(steps=cfg.steps, guidance_scale=cfg.guidance_scale, scheduler=cfg.scheduler,
+                   prompt_template=template)
+
+    def replace(self, **changes) -> "EditorSettings":
+        """A copy with `changes` (the dataclass is frozen)."""
+        return dataclasses.replace(self, **changes)
 
 
 class Editor(abc.ABC):
@@ -32,15 +92,116 @@ class Editor(abc.ABC):
     resolution: int = 512
     #: pixels per token / latent cell: masks are snapped to this grid when it matters.
     grid: int = 8
+    #: the settings of a call that passes none, every field set (the constructor's options);
+    #: lrlib never changes them on a built editor (`with_defaults` makes a new one)
+    defaults: EditorSettings = EditorSettings()
+    #: the sampler names this editor accepts in `EditorSettings.scheduler`
+    schedulers: tuple[str, ...] = ("default",)
 
     @abc.abstractmethod
     def inpaint(self, images: torch.Tensor, masks: torch.Tensor, prompts: list[str],
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator,
+                settings: EditorSettings | None = None) -> torch.Tensor:
         ...
 
     def snap_mask(self, masks: torch.Tensor) -> torch.Tensor:
         """The mask the editor really edits (identity unless the editor works on a token grid)."""
         return masks
+
+    # the constructor's sampler settings, read-only: pass `EditorSettings` to a call instead
+    @property
+    def steps(self) -> int:
+        return self.defaults.steps
+
+    @property
+    def guidance_scale(self) -> float:
+        return self.defaults.guidance_scale
+
+    @property
+    def prompt_template(self) -> str | None:
+        return self.defaults.prompt_template or None
+
+    def resolve(self, settings: EditorSettings | None = None) -> EditorSettings:
+        """`settings` with every None field taken from `defaults`, checked: what a call runs."""
+        if settings is None:
+            return self.defaults
+        if not isinstance(settings, EditorSettings):
+            from lrlib.errors import LRError
+            raise LRError(f"settings must be an EditorSettings (lrlib.editors.base), got "
+                          f"{type(settings).__name__}; build one with "
+                          "EditorSettings.from_config(cfg) or EditorSettings(steps=...).")
+        filled = {f.name: getattr(self.defaults, f.name) if getattr(settings, f.name) is None
+                  else getattr(settings, f.name) for f in dataclasses.fields(EditorSettings)}
+        return self.check_settings(EditorSettings(**filled))
+
+    def check_settings(self, s: EditorSettings) -> EditorSettings:
+        """Raise an LRError saying what to pass when `s` (every field set) is not runnable here."""
+        from lrlib.errors import LRError
+
+        if isinstance(s.steps, bool) or not isinstance(s.steps, int) or s.steps < 1:
+            raise LRError(f"steps={s.steps!r}: the editor needs a whole number of steps >= 1.")
+        if isinstance(s.guidance_scale, bool) or not isinstance(s.guidance_scale, (int, float)) \
+                or not math.isfinite(s.guidance_scale) or s.guidance_scale < 0:
+            raise LRError(f"guidance_scale={s.guidance_scale!r}: a finite number >= 0 "
+                          "(1: no guidance).")
+        if s.scheduler not in self.schedulers:
+            if self.schedulers == ("default",):
+                raise LRError(f"scheduler={s.scheduler!r}: the {self.kind or 'this'} editor has "
+                              "no sampler choice; pass scheduler='default' (or None).")
+            raise LRError(f"scheduler={s.scheduler!r}: use one of {self.schedulers}.")
+        if s.prompt_template and (not isinstance(s.prompt_template, str)
+                                  or "{}" not in s.prompt_template):
+            raise LRError(f"prompt_template={s.prompt_template!r} must contain '{{}}' where the "
+                          "prompt goes ('' for none).")
+        return s
+
+    # GPU memory: only the editor in use stays on the GPU (lrlib.models.load_editor)
+    def modules(self) -> list[torch.nn.Module]:
+        """The editor's weights, for moving them between devices."""
+        return []
+
+    def offload(self) -> None:
+        """Move the weights to the CPU (the editor's `device` stays its home; `place` or the next
+        call brings them back)."""
+        for m in self.modules():
+            m.to("cpu")
+
+    def place(self) -> None:
+        """Put the weights back on the editor's own device if they were moved off it."""
+        home = torch.device(getattr(self, "device", "cpu"))
+        for m in self.modules():
+            p = next(m.parameters(), None)
+            if p is not None and p.device != home and not (
+                    home.type == p.device.type and home.index is None):
+                m.to(home)
+
+    def with_defaults(self, settings: EditorSettings) -> "Editor":
+        """A new editor sharing this one's weights whose calls without settings run `settings`
+        (its None fields: this editor's). Cheap (a shallow copy: no module is copied); this
+        editor is left as it is."""
+        new = copy.copy(self)
+        new.defaults = self.resolve(settings).replace(upcast_vae=False)
+        return new
+
+
+#: the first diffusers release whose from_pretrained takes `dtype=` (0.39 knows only `torch_dtype`;
+#: from 0.40 `torch_dtype` still works but warns that it goes in 1.0)
+DIFFUSERS_DTYPE_SINCE = (0, 40)
+
+
+def dtype_kwarg(dtype: torch.dtype | None) -> dict:
+    """The keyword that gives diffusers' `from_pretrained` a dtype, for the installed diffusers:
+    {"dtype": dtype} from 0.40 on, {"torch_dtype": dtype} before (lrlib supports 0.30 and up);
+    {} for None (the checkpoint's own dtype)."""
+    if dtype is None:
+        return {}
+    import re
+
+    import diffusers
+
+    release = tuple(int(n) for n in re.findall(r"\d+", diffusers.__version__)[:2])
+    new = release >= DIFFUSERS_DTYPE_SINCE
+    return {"dtype" if new else "torch_dtype": dtype}
 
 
 def check_inpaint_args(images: torch.Tensor, masks: torch.Tensor, prompts: list[str]) -> None:

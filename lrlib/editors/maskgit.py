@@ -48,6 +48,7 @@ This is our own loop on diffusers' `VQModel` + `UVit2DModel` and transformers'
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -56,8 +57,8 @@ import re
 import torch
 import torch.nn.functional as F
 
-from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, check_inpaint_args, crop_resize,
-                                crop_windows, paste_back)
+from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, EditorSettings, check_inpaint_args,
+                                crop_resize, crop_windows, dtype_kwarg, paste_back)
 from lrlib.editors.prompts import PromptEncoder, micro_conds
 from lrlib.errors import LRError, checkpoint_error
 from lrlib.text import check_prompt
@@ -88,7 +89,9 @@ def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
 class MaskGITEditor(Editor):
     """MaskGIT/Muse inpainting on an aMUSEd checkpoint (see the module docstring).
 
-    Options: `steps` $T$; `guidance_scale` $s$ (guidance on when > 1, as aMUSEd);
+    Options: `steps` $T$; `guidance_scale` $s$ (guidance on when > 1, as aMUSEd) (these two and
+    `prompt_template` are the defaults of a call; `inpaint(..., settings=EditorSettings(...))`
+    overrides them for that call);
     `temperature` the Gumbel-noise scale of the confidence, annealed linearly from
     `temperature[0]` to `temperature[1]` (a number `t` means `(t, 0)`); `sample_temperature`
     $\tau_s$ divides the logits before sampling (1 = aMUSEd); `resolution` the working size
@@ -126,16 +129,14 @@ class MaskGITEditor(Editor):
                           f"{max(1, round(self.resolution / self.grid)) * self.grid}.")
         self.codebook_size = transformer.config.codebook_size  # K: logits are over K codes
         self.mask_id = transformer.config.vocab_size - 1       # [M]
-        if steps < 1:
-            raise LRError(f"steps must be >= 1, got {steps}; aMUSEd uses 12.")
         if sample_temperature <= 0:
             raise LRError(f"sample_temperature must be > 0, got {sample_temperature}; use 1.0.")
-        self.steps = int(steps)
-        self.guidance_scale = float(guidance_scale)
+        self.defaults = self.check_settings(EditorSettings(
+            steps=steps, guidance_scale=float(guidance_scale), scheduler="default",
+            prompt_template=prompt_template or ""))
         self.temperature = (float(temperature), 0.0) if isinstance(temperature, (int, float)) \
             else (float(temperature[0]), float(temperature[1]))
         self.sample_temperature = float(sample_temperature)
-        self.prompt_template = prompt_template
         self.prompts = PromptEncoder(tokenizer, self.text_encoder, penultimate=True, pooled=True)
 
     # ---------------------------------------------------------------- loading
@@ -164,8 +165,9 @@ class MaskGITEditor(Editor):
             name = os.path.expanduser(str(name_or_path))
             if looks_like_path(name) and not os.path.isdir(name):
                 raise FileNotFoundError(f"no such folder: {name}")  # don't ask the hub for it
-            vqvae = VQModel.from_pretrained(name, subfolder="vqvae", torch_dtype=dt)
-            transformer = UVit2DModel.from_pretrained(name, subfolder="transformer", torch_dtype=dt)
+            vqvae = VQModel.from_pretrained(name, subfolder="vqvae", **dtype_kwarg(dt))
+            transformer = UVit2DModel.from_pretrained(name, subfolder="transformer",
+                                                      **dtype_kwarg(dt))
             text_encoder = CLIPTextModelWithProjection.from_pretrained(
                 name, subfolder="text_encoder", dtype=dt)
             tokenizer = CLIPTokenizer.from_pretrained(name, subfolder="tokenizer")
@@ -181,6 +183,9 @@ class MaskGITEditor(Editor):
                    sample_temperature=sample_temperature, resolution=resolution,
                    prompt_template=prompt_template, name=str(name_or_path),
                    crop_margin=crop_margin)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.vqvae, self.transformer, self.text_encoder]
 
     # ---------------------------------------------------------------- grid
     @property
@@ -221,31 +226,38 @@ class MaskGITEditor(Editor):
         return self.vqvae.quantize(latents)[2][2].reshape(b, h, w).long()
 
     @torch.no_grad()
-    def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) token ids -> (B, 3, R, R) float32 in [0, 1]."""
+    def detokenize(self, tokens: torch.Tensor, upcast: bool = False) -> torch.Tensor:
+        """(B, h, w) token ids -> (B, 3, R, R) float32 in [0, 1]. upcast: decode with a float32
+        copy of the VQ (made for this call; the editor's own is left as it is)."""
         b, h, w = tokens.shape
-        cfg = self.vqvae.config
+        vq = self.vqvae
+        if upcast and self.vq_dtype != torch.float32:
+            vq = copy.deepcopy(vq).to(torch.float32)
+        cfg = vq.config
         shape = (b, h, w, cfg.vq_embed_dim or cfg.latent_channels)
         tokens = tokens.to(self.device)
         if cfg.lookup_from_codebook:
-            out = self.vqvae.decode(tokens, force_not_quantize=True, shape=shape).sample
+            out = vq.decode(tokens, force_not_quantize=True, shape=shape).sample
         else:  # look the codes up ourselves, then decode the embeddings
-            quant = self.vqvae.quantize.get_codebook_entry(tokens.reshape(-1), shape)
-            out = self.vqvae.decode(quant, force_not_quantize=True).sample
+            quant = vq.quantize.get_codebook_entry(tokens.reshape(-1), shape)
+            out = vq.decode(quant, force_not_quantize=True).sample
         return out.float().clamp(0, 1)
 
     # ---------------------------------------------------------------- text
-    def _format(self, prompt: str) -> str:
+    @staticmethod
+    def _format(prompt: str, template: str | None) -> str:
         p = check_prompt(prompt)
-        return check_prompt(self.prompt_template.format(p)) if self.prompt_template else p
+        return check_prompt(template.format(p)) if template else p
 
     @torch.no_grad()
-    def encode_prompts(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor,
-                                                          torch.Tensor, torch.Tensor]:
+    def encode_prompts(self, prompts: list[str], prompt_template: str | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditioning for a batch: (hidden (B, S, D), pooled (B, P), uncond hidden (B, S, D),
         uncond pooled (B, P)), S = 77 * the largest number of chunks in the batch. Shorter
-        prompts are padded with the empty prompt's chunk (`lrlib.editors.prompts`)."""
-        hidden, pooled = self.prompts([self._format(p) for p in prompts])
+        prompts are padded with the empty prompt's chunk (`lrlib.editors.prompts`). Each prompt
+        goes into `prompt_template` first ("": none; None: the editor's default)."""
+        template = self.defaults.prompt_template if prompt_template is None else prompt_template
+        hidden, pooled = self.prompts([self._format(p, template) for p in prompts])
         return (hidden, pooled) + self.prompts.unconditional(len(prompts), hidden.shape[1])
 
     def micro_conds(self, batch: int) -> torch.Tensor:
@@ -254,12 +266,13 @@ class MaskGITEditor(Editor):
 
     # ---------------------------------------------------------------- MaskGIT
     @torch.no_grad()
-    def logits(self, z: torch.Tensor, cond) -> torch.Tensor:
+    def logits(self, z: torch.Tensor, cond, guidance_scale: float | None = None) -> torch.Tensor:
         r"""Guided logits $\hat\ell = \ell_\varnothing + s(\ell_c - \ell_\varnothing)$,
-        (B, h, w) tokens -> (B, h*w, K) float32."""
+        (B, h, w) tokens -> (B, h*w, K) float32; $s$ = guidance_scale (None: the default)."""
         hidden, pooled, u_hidden, u_pooled = cond
         b = z.shape[0]
-        guided = self.guidance_scale > 1.0  # as aMUSEd: guidance only above 1
+        w = self.defaults.guidance_scale if guidance_scale is None else guidance_scale
+        guided = w > 1.0  # as aMUSEd: guidance only above 1
         if guided:
             z_in = torch.cat([z, z])
             ctx, pool = torch.cat([u_hidden, hidden]), torch.cat([u_pooled, pooled])
@@ -269,17 +282,21 @@ class MaskGITEditor(Editor):
                                micro_conds=self.micro_conds(z_in.shape[0])).float()
         if guided:
             l_uncond, l_cond = out.chunk(2)
-            out = l_uncond + self.guidance_scale * (l_cond - l_uncond)
+            out = l_uncond + w * (l_cond - l_uncond)
         return out.reshape(b, out.shape[1], -1).permute(0, 2, 1)  # (B, L, K)
 
     @torch.no_grad()
     def generate_tokens(self, tokens: torch.Tensor, token_mask: torch.Tensor, prompts: list[str],
-                        generator: torch.Generator, trace: list | None = None) -> torch.Tensor:
-        """Fill the masked tokens in `self.steps` MaskGIT steps; the others are never touched.
+                        generator: torch.Generator, trace: list | None = None,
+                        settings: EditorSettings | None = None) -> torch.Tensor:
+        """Fill the masked tokens in `settings.steps` MaskGIT steps (with its guidance_scale and
+        prompt_template; None: the defaults); the others are never touched.
 
         `tokens` (B, h, w) ids, `token_mask` (B, h, w) bool. If `trace` is a list, the number of
         still-masked tokens per sample is appended after each step (it follows `mask_schedule`).
         """
+        s = self.resolve(settings)
+        steps = s.steps
         if generator is None:  # still reproducible from torch.manual_seed
             generator = torch.Generator().manual_seed(int(torch.randint(2 ** 62, (1,))))
         b, h, w = tokens.shape
@@ -287,18 +304,20 @@ class MaskGITEditor(Editor):
         masked = token_mask.to(self.device).reshape(b, L)
         z = torch.where(masked, self.mask_id, tokens.to(self.device).reshape(b, L))
         n_masked = masked.sum(1).tolist()
-        n_t = torch.tensor([mask_schedule(n, self.steps) for n in n_masked],
-                           device=self.device).reshape(b, self.steps)        # (B, T)
-        tau = torch.linspace(self.temperature[0], self.temperature[1], self.steps).tolist()
-        cond = self.encode_prompts(prompts)  # checks the prompts even when nothing is masked
+        n_t = torch.tensor([mask_schedule(n, steps) for n in n_masked],
+                           device=self.device).reshape(b, steps)             # (B, T)
+        tau = torch.linspace(self.temperature[0], self.temperature[1], steps).tolist()
+        # checks the prompts even when nothing is masked
+        cond = self.encode_prompts(prompts, s.prompt_template)
         ranks = torch.arange(L, device=self.device)[None]
 
-        for t in range(self.steps):
+        for t in range(steps):
             unknown = z == self.mask_id                                       # (B, L)
             if unknown.any():
                 # 1. predict (with guidance), 2. sample the masked tokens
                 log_p = torch.log_softmax(
-                    self.logits(z.reshape(b, h, w), cond) / self.sample_temperature, dim=-1)
+                    self.logits(z.reshape(b, h, w), cond, s.guidance_scale)
+                    / self.sample_temperature, dim=-1)
                 probs_u = log_p[unknown].exp().to(generator.device)          # (M, K)
                 sampled = torch.multinomial(probs_u, 1, generator=generator)[:, 0]
                 z_hat = z.clone()
@@ -319,27 +338,32 @@ class MaskGITEditor(Editor):
 
     @torch.no_grad()
     def edit_tokens(self, images: torch.Tensor, masks: torch.Tensor, prompts: list[str],
-                    generator: torch.Generator, trace: list | None = None):
+                    generator: torch.Generator, trace: list | None = None,
+                    settings: EditorSettings | None = None):
         """Token-level inpainting: returns (source tokens, token mask, edited tokens), each
         (B, h, w). The edited tokens equal the source outside the token mask."""
         check_inpaint_args(images, masks, prompts)
         z_src = self.tokenize(self._to_working(images))
         m = self.token_mask(masks).to(self.device)
-        z = self.generate_tokens(z_src, m, prompts, generator, trace=trace)
+        z = self.generate_tokens(z_src, m, prompts, generator, trace=trace, settings=settings)
         return z_src, m, z
 
     @torch.no_grad()
     def inpaint(self, images: torch.Tensor, masks: torch.Tensor, prompts: list[str],
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator,
+                settings: EditorSettings | None = None) -> torch.Tensor:
+        s = self.resolve(settings)
+        self.place()                    # back on the GPU if another editor's load moved it off
         if self.crop_margin:   # a square crop around each box, at the working resolution
             windows = crop_windows(masks, self.crop_margin)
             R = self.resolution
             xc, mc = crop_resize(images.float(), windows, R), crop_resize(masks.float(), windows, R)
-            _, _, z = self.edit_tokens(xc, mc, prompts, generator)
-            out = paste_back(images.float().cpu(), self.detokenize(z).float().cpu(), windows)
+            _, _, z = self.edit_tokens(xc, mc, prompts, generator, settings=s)
+            out = paste_back(images.float().cpu(),
+                             self.detokenize(z, s.upcast_vae).float().cpu(), windows)
             return out.clamp(0, 1).to(images.device)
-        _, _, z = self.edit_tokens(images, masks, prompts, generator)
-        x_hat = self.detokenize(z)
+        _, _, z = self.edit_tokens(images, masks, prompts, generator, settings=s)
+        x_hat = self.detokenize(z, s.upcast_vae)
         if tuple(x_hat.shape[-2:]) != tuple(images.shape[-2:]):
             x_hat = F.interpolate(x_hat, size=images.shape[-2:], mode="bilinear",
                                   align_corners=False, antialias=True).clamp(0, 1)

@@ -28,6 +28,7 @@ options (e.g. `{"crop_margin": 1.5}`); keyword arguments override it.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -37,8 +38,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, check_inpaint_args, crop_resize,
-                                crop_windows, paste_back)
+from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, EditorSettings, check_inpaint_args,
+                                crop_resize, crop_windows, dtype_kwarg, paste_back)
 from lrlib.editors.prompts import PromptEncoder
 from lrlib.errors import LRError, checkpoint_error
 
@@ -65,14 +66,20 @@ def image_generators(generator: torch.Generator, n: int) -> list[torch.Generator
 class StableDiffusionEditor(Editor):
     kind = "sd"
     pipeline_class = "StableDiffusionInpaintPipeline"   # the diffusers class that runs it
+    schedulers = ("default",) + tuple(SCHEDULERS)
+    #: decode in float32 when the VAE's config says `force_upcast` (SDXL's pipeline does; SD 1.x /
+    #: 2.x pipelines decode in the VAE's own dtype whatever the config says)
+    honours_force_upcast = False
 
     def __init__(self, pipe, steps: int = 50, guidance_scale: float = 7.5,
                  prompt_template: str | None = None, resolution: int | None = None,
-                 crop_margin: float | None = None):
+                 crop_margin: float | None = None, scheduler: str = "default"):
         self.pipe = pipe
         self.crop_margin = crop_margin  # None: whole image (see the module docstring)
         self.pipe.set_progress_bar_config(disable=True)
-        self.steps, self.guidance_scale, self.prompt_template = steps, guidance_scale, prompt_template
+        self.defaults = self.check_settings(EditorSettings(
+            steps=steps, guidance_scale=guidance_scale, scheduler=scheduler,
+            prompt_template=prompt_template or ""))
         self.grid = pipe.vae_scale_factor
         unet_size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         self.resolution = resolution or unet_size
@@ -94,7 +101,7 @@ class StableDiffusionEditor(Editor):
                  if cls.pipeline_class == "StableDiffusionInpaintPipeline" else {})
         try:   # no variant=: the community mirrors do not all carry an fp16 variant
             pipe = getattr(diffusers, cls.pipeline_class).from_pretrained(
-                name_or_path, torch_dtype=dtype, **extra)
+                name_or_path, **dtype_kwarg(dtype), **extra)
         except Exception as e:
             raise checkpoint_error("Stable Diffusion inpainting", str(name_or_path), e,
                                    option="sd_model") from e
@@ -104,19 +111,36 @@ class StableDiffusionEditor(Editor):
                           "latents, mask, masked image); use e.g. " + DEFAULT_SD + ".")
         return cls(pipe.to(device), **kwargs)
 
-    def set_scheduler(self, name: str = "default") -> None:
-        """"default": the checkpoint's scheduler; "dpm++": DPM-Solver++ 2M (fewer steps);
-        "pndm": PNDM (SD 2's own, the official code's: steps + 1 UNet calls); "lcm":
-        LCMScheduler, for an LCM-LoRA (`load_lora`, 4 steps)."""
+    def modules(self) -> list[torch.nn.Module]:
+        return [m for m in self.pipe.components.values() if isinstance(m, torch.nn.Module)]
+
+    def pipeline(self, scheduler: str = "default"):
+        """The diffusers pipeline that samples with `scheduler`: "default" the checkpoint's own
+        (`self.pipe` itself); "dpm++" DPM-Solver++ 2M (fewer steps); "pndm" PNDM (SD 2's own, the
+        official code's: steps + 1 UNet calls); "lcm" LCMScheduler, for an LCM-LoRA
+        (`load_lora`, 4 steps). Another scheduler gets a new pipeline object of the same class
+        around the same components (no weight is copied) and a fresh scheduler built from the
+        checkpoint's scheduler config: `self.pipe` is never changed, so no call leaves a sampler
+        behind for the next, even one that fails."""
+        if scheduler == "default":
+            return self.pipe
+        import inspect
+
         import diffusers
 
-        if not hasattr(self, "_default_scheduler"):
-            self._default_scheduler = self.pipe.scheduler
-        if name == "default":
-            self.pipe.scheduler = self._default_scheduler
-            return
-        cls, kw = SCHEDULERS[name]
-        self.pipe.scheduler = getattr(diffusers, cls).from_config(self._default_scheduler.config, **kw)
+        cls_name, options = SCHEDULERS[scheduler]
+        sched = getattr(diffusers, cls_name).from_config(self.pipe.scheduler.config, **options)
+        cls = type(self.pipe)
+        params = inspect.signature(cls.__init__).parameters
+        # the pipeline's own options (requires_safety_checker, SDXL's force_zeros_for_empty_prompt,
+        # requires_aesthetics_score...) as the loaded pipeline registered them in its config
+        options = {k: self.pipe.config[k] for k in params
+                   if k not in self.pipe.components and k in self.pipe.config}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = cls(**{**self.pipe.components, "scheduler": sched}, **options)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
     def load_lora(self, name_or_path: str) -> "StableDiffusionEditor":
         """Fuse a LoRA into the UNet (diffusers `load_lora_weights`, needs `peft`), e.g.
@@ -152,10 +176,16 @@ class StableDiffusionEditor(Editor):
         return dict(prompt_embeds=cond, negative_prompt_embeds=uncond)
 
     @torch.no_grad()
-    def inpaint(self, images, masks, prompts, generator):
+    def inpaint(self, images, masks, prompts, generator,
+                settings: EditorSettings | None = None) -> torch.Tensor:
+        """Inpaint each image in its mask (the module docstring) with `settings` (None fields:
+        `self.defaults`): the pipeline denoises to latents, which are decoded one image at a time
+        (`decode`)."""
+        s = self.resolve(settings)
         check_inpaint_args(images, masks, prompts)
-        if self.prompt_template:
-            prompts = [self.prompt_template.format(p) for p in prompts]
+        self.place()                    # back on the GPU if another editor's load moved it off
+        if s.prompt_template:
+            prompts = [s.prompt_template.format(p) for p in prompts]
         H, W = images.shape[-2:]
         R = self.resolution
         if self.crop_margin:
@@ -167,15 +197,51 @@ class StableDiffusionEditor(Editor):
             m = F.interpolate(masks.float(), size=(R, R), mode="nearest") if (H, W) != (R, R) else masks.float()
         cond = self.conditioning(prompts)
         gens = image_generators(generator, len(prompts))
+        pipe = self.pipeline(s.scheduler)
+        # an asymmetric VAE decodes with the image and mask: leave that to the pipeline
+        own_decode = type(self.pipe.vae).__name__ == "AsymmetricAutoencoderKL"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = self.pipe(**cond, image=x.to(self.device), mask_image=m.to(self.device), height=R,
-                            width=R, num_inference_steps=self.steps,
-                            guidance_scale=self.guidance_scale, generator=gens,
-                            output_type="pt").images
-        out = out.float()
+            # strength=1.0: the box starts from pure noise (SDXL's default 0.9999 drops the
+            # first timestep at few steps and leaves part of the source in the box)
+            out = pipe(**cond, image=x.to(self.device), mask_image=m.to(self.device), height=R,
+                       width=R, num_inference_steps=s.steps, guidance_scale=s.guidance_scale,
+                       generator=gens, strength=1.0,
+                       output_type="pt" if own_decode else "latent").images
+        out = out.float() if own_decode else self.decode(out, upcast=s.upcast_vae)
         if self.crop_margin:
             out = paste_back(images.float().to(out.device), out, windows)
         elif (H, W) != (R, R):
             out = F.interpolate(out, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1).to(images.device)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, upcast: bool = False) -> torch.Tensor:
+        """(B, C, h, w) denoised latents -> (B, 3, h * grid, w * grid) float32 in [0, 1], as the
+        pipeline decodes them (unscaled by the VAE's scaling factor, or its latents mean and std
+        when the config has them; SDXL's invisible watermark when the pipeline has one), one
+        image at a time: a batch decoded at once needs several GiB at 1024 px.
+
+        upcast: decode with a float32 copy of the VAE (made for this call, dropped after), the
+        cure for an fp16 VAE that overflows to NaN / Inf (SDXL inpainting's config says
+        `force_upcast: false`); the VAE the pipeline holds stays as it is."""
+        vae = self.pipe.vae
+        cfg = vae.config
+        if vae.dtype != torch.float32 and (
+                upcast or (self.honours_force_upcast and cfg.get("force_upcast", False))):
+            vae = copy.deepcopy(vae).to(torch.float32)
+        mean, std = cfg.get("latents_mean"), cfg.get("latents_std")
+        if mean is not None and std is not None:
+            mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+            std = torch.tensor(std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+            latents = latents * std / cfg.scaling_factor + mean
+        else:
+            latents = latents / cfg.scaling_factor
+        watermark = getattr(self.pipe, "watermark", None)
+        out = []
+        for z in latents.split(1):
+            img = vae.decode(z.to(vae.dtype), return_dict=False)[0]
+            if watermark is not None:
+                img = watermark.apply_watermark(img)
+            out.append((img.float() * 0.5 + 0.5).clamp(0, 1))   # [-1, 1] -> [0, 1]
+        return torch.cat(out)

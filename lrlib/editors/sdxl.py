@@ -20,6 +20,11 @@ the empty prompt's encoding.
 Checkpoint: `diffusers/stable-diffusion-xl-1.0-inpainting-0.1` (1024 px, fp16 on CUDA). It is
 chosen automatically (`lrlib.editors.load.load_sd_editor`) when a checkpoint's `model_index.json`
 names an SDXL pipeline; `LRConfig.editor` stays "sd".
+
+Sampling starts from pure noise in the box (`strength=1.0`, as SD's inpainting pipeline does by
+default): SDXL's pipeline defaults to 0.9999, which at few steps drops the first timestep and
+starts from a partly noised source (5 steps with SDXL inpainting's scheduler: timestep 601 of
+1000, the source still at 0.4 of its amplitude in the box).
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ DEFAULT_SDXL = "diffusers/stable-diffusion-xl-1.0-inpainting-0.1"
 
 class StableDiffusionXLEditor(StableDiffusionEditor):
     pipeline_class = "StableDiffusionXLInpaintPipeline"
+    honours_force_upcast = True      # as SDXL's pipeline: a VAE config asking for fp32 gets it
 
     def __init__(self, pipe, **kwargs):
         super().__init__(pipe, **kwargs)

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lrlib.blend import feather
+from lrlib.blend import feather, paste
+from lrlib.editors.base import EditorSettings
 from lrlib.regions import boxes_to_masks
 from lrlib.toy.judge import judge_edit, psnr
 from lrlib.toy.scenes import EDIT_KINDS, benchmark_tasks
@@ -70,11 +71,12 @@ def task_tensors(tasks) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def edit_tasks(editor, tasks, seed: int = 0, batch: int = 20,
-               blend_px: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def edit_tasks(editor, tasks, seed: int = 0, batch: int = 20, blend_px: int = 0,
+               settings: EditorSettings | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Composited edits (N, 3, S, S) and the masks used (N, 1, S, S). Batch i draws its noise from
     `torch.Generator().manual_seed(seed + i)`, so results do not depend on anything else.
-    `blend_px` feathers the composite mask (lrlib.blend); the returned masks stay binary."""
+    `blend_px` feathers the composite mask (lrlib.blend); the returned masks stay binary.
+    settings: the editor's sampler settings (steps, guidance; None: its defaults)."""
     x, boxes = task_tensors(tasks)
     m = editor.snap_mask(boxes)
     w = feather(m, blend_px)
@@ -82,16 +84,17 @@ def edit_tasks(editor, tasks, seed: int = 0, batch: int = 20,
     for i in range(0, len(tasks), batch):
         sl = slice(i, i + batch)
         e = editor.inpaint(x[sl], boxes[sl], [t.prompt for t in tasks[sl]],
-                           torch.Generator().manual_seed(seed + i // batch))
-        outs.append(w[sl] * e + (1 - w[sl]) * x[sl])
+                           torch.Generator().manual_seed(seed + i // batch), settings=settings)
+        outs.append(paste(w[sl], e, x[sl]))
     return torch.cat(outs), m
 
 
-def evaluate(editor, tasks, seed: int = 0, batch: int = 20, blend_px: int = 0) -> dict:
+def evaluate(editor, tasks, seed: int = 0, batch: int = 20, blend_px: int = 0,
+             settings: EditorSettings | None = None) -> dict:
     """Success / colour / shape rates (overall and per task kind), PSNR outside the box and
-    outside the composite mask, seam, seconds per edit."""
+    outside the composite mask, seam, seconds per edit, with the editor's `settings`."""
     t0 = time.perf_counter()
-    comp, m = edit_tasks(editor, tasks, seed, batch, blend_px)
+    comp, m = edit_tasks(editor, tasks, seed, batch, blend_px, settings)
     sec = (time.perf_counter() - t0) / len(tasks)
     rows = []
     for t, c, mk in zip(tasks, comp, m):
@@ -187,12 +190,12 @@ def main(argv=None) -> dict:
     for s in steps:
         for g in guidance:
             for b in a.blend:
-                editor.steps, editor.guidance_scale = s, g
-                r = evaluate(editor, tasks, a.seed, a.batch, b)
+                settings = EditorSettings(steps=s, guidance_scale=g)
+                r = evaluate(editor, tasks, a.seed, a.batch, b, settings)
                 results[f"steps={s} guidance={g} blend={b}"] = r
                 print(f"steps {s:3d} guidance {g:4.1f} blend {b}: {_fmt(r)}", flush=True)
                 if a.grid and len(results) == 1:
-                    comp, _ = edit_tasks(editor, tasks[:16], a.seed, 16, b)
+                    comp, _ = edit_tasks(editor, tasks[:16], a.seed, 16, b, settings)
                     print("grid:", save_grid(tasks, comp, a.grid))
     if a.json:
         with open(a.json, "w") as f:
