@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+, no GPU needed):
 #   make demo   create .venv, install lrlib, run one edit on the embedded default -> outputs/demo
 #   make test   create/update .venv with the test extras, run the whole suite (+ notebooks)
+#   make test-browser   notebook 10's widget panel in JupyterLab + Voila, headless chromium
 #   make test-min   a second venv with every library at its declared minimum (pyproject), fast subset
 #   make smoke  every default architecture at full size, random weights, one edit each (CPU)
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pip prints one harmless line per local index it skips on some machines: hide those
 QUIET  := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test test-min smoke install notebooks-sync notebooks-check clean
+.PHONY: demo test test-browser test-min smoke install notebooks-sync notebooks-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ $(VENV)/.test: $(VENV)/.base
 	$(PIP) install -e ".[test]" $(QUIET)
 	@$(PY) -c "import pytest, nbmake, jupytext, ipywidgets" && touch $@
 
+$(VENV)/.browser: $(VENV)/.test
+	$(PIP) install -e ".[test,browser]" $(QUIET)
+	@$(PY) -c "import playwright, jupyterlab, voila" && touch $@
+
 install: $(VENV)/.base
 
 demo: $(VENV)/.base
@@ -35,6 +40,12 @@ test: $(VENV)/.test
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory notebooks-check && \
 	  HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 notebooks; fi
+
+# The widget panel of notebook 10 driven in a real browser: JupyterLab and Voila on 127.0.0.1,
+# Debian's chromium through Playwright (apt-get install chromium; Playwright's own browser
+# download is never used). Screenshots under outputs/browser/.
+test-browser: $(VENV)/.browser
+	LRLIB_BROWSER_TEST=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -s tests/browser
 
 # Every floor in pyproject.toml is a version CI has run: install exactly the floors (torch 2.4 and
 # torchvision 0.19 included: ~2.9 GB of CUDA wheels), check they are what got installed, run a fast subset:

@@ -1,0 +1,219 @@
+"""Notebook 10's panel, used as a person uses it: in JupyterLab in headless Chromium, then in Voila.
+
+JupyterLab: open the notebook (no kernel dialog), run all cells, then type a prompt, press Enter
+and Tab in the text areas and drag a slider (no run may start), press Run edit (the button
+disables, the progress bar moves, a result with every S term appears, the run used the slider's
+value), submit an empty prompt (one line, no traceback), upload a PNG and run on it (the history
+grows, two runs side by side), export a run (result.json on disk). Voila: the panel renders and a
+bad prompt is one line there too. Screenshots: outputs/browser/.
+"""
+import contextlib
+import json
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SHOTS = Path(__file__).resolve().parents[2] / "outputs" / "browser"   # kept as CI artifacts
+
+RUN_ALL_TIMEOUT = 150_000          # ms: the notebook runs in ~25 s on 2 cores
+RUN_TIMEOUT = 60_000               # ms: one toy-world edit takes seconds
+
+
+def log(t0, text):
+    print(f"[{time.monotonic() - t0:6.1f} s] {text}", flush=True)
+
+
+def progress_width(page) -> float:
+    style = page.locator(".lr-progress .progress-bar").first.get_attribute("style") or ""
+    m = re.search(r"width:\s*([0-9.]+)%", style)
+    return float(m.group(1)) if m else 0.0
+
+
+def press_and_watch(page, panel):
+    """Click Run edit; poll the button and the bar until the run ends. Returns (seen disabled,
+    bar widths seen)."""
+    button = panel.locator("button.lr-run")
+    button.click()
+    disabled, widths = False, []
+    end = time.monotonic() + RUN_TIMEOUT / 1000
+    while time.monotonic() < end:
+        is_disabled = button.is_disabled()
+        disabled |= is_disabled
+        widths.append(progress_width(page))
+        if not is_disabled and len(widths) > 3:
+            break
+        page.wait_for_timeout(25)
+    return disabled, widths
+
+
+def kernel_ready(url: str, timeout: float = 60) -> None:
+    """Until the server has a kernel that a client is connected to and that is idle (the
+    notebook's execution indicator says idle before its kernel even exists)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with urllib.request.urlopen(f"{url}/api/kernels", timeout=5) as r:
+            kernels = json.load(r)
+        if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
+            return
+        time.sleep(0.3)
+    pytest.fail(f"no kernel was ready in {timeout:.0f} s")
+
+
+def run_all(page) -> None:
+    """Run > Run All Cells, as a person does; again if the first code cell was not queued."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for _ in range(2):
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator("li.lm-Menu-item[data-command='runmenu:run-all']").click()
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    pytest.fail("Run All Cells queued no cell")
+
+
+@contextlib.contextmanager
+def shot_on_failure(page, name: str):
+    """A screenshot of the page when the block fails (outputs/browser/NAME_failure.png)."""
+    try:
+        yield
+    except BaseException:
+        page.screenshot(path=str(SHOTS / f"{name}_failure.png"))
+        raise
+
+
+def history_cards(panel) -> int:
+    return panel.locator(".lr-history-card").count()
+
+
+def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
+    t0 = time.monotonic()
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    with shot_on_failure(page, "lab"):
+        page.goto(f"{jupyterlab['url']}/lab/tree/10_widgets.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook", timeout=60_000)
+        kernel_ready(jupyterlab["url"])
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=60_000)
+        assert page.locator(".jp-Dialog").count() == 0, "a dialog (kernel choice?) opened"
+        log(t0, "notebook open, kernel idle, no dialog")
+
+        run_all(page)
+        page.wait_for_selector(".lr-panel", timeout=RUN_ALL_TIMEOUT)
+        page.wait_for_selector(".jp-OutputArea-output:has-text('asked: a yellow star')",
+                               timeout=RUN_ALL_TIMEOUT)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=RUN_ALL_TIMEOUT)
+        assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
+        log(t0, "ran all cells, no traceback")
+        panel = page.locator(".lr-panel")
+        panel.scroll_into_view_if_needed()
+        assert history_cards(panel) == 0 and progress_width(page) == 0
+
+        # type, press Enter and Tab in the text areas, drag a slider: nothing may run
+        prompt = panel.locator(".lr-prompt textarea")
+        prompt.click()
+        prompt.press("Control+a")
+        prompt.press_sequentially("a yellow star", delay=20)
+        prompt.press("Enter")
+        prompt.press("Tab")
+        caption = panel.locator(".lr-caption textarea")
+        caption.click()
+        caption.press("End")
+        caption.press("Enter")
+        caption.press("Shift+Tab")
+        handle = panel.locator(".lr-M .noUi-handle")
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        m_shown = int(panel.locator(".lr-M .widget-readout").inner_text())
+        panel.locator(".lr-prune select").select_option("off")
+        tau_tip = panel.locator(".lr-tau label").get_attribute("title")
+        assert "disabled" in tau_tip and "straight-through" in tau_tip, tau_tip
+        page.wait_for_timeout(1500)                 # time for a run to start, if one would
+        assert history_cards(panel) == 0 and progress_width(page) == 0
+        assert panel.locator("button.lr-run").is_enabled()
+        assert "running" not in panel.locator(".lr-status").inner_text()
+        log(t0, f"typed, Enter, Tab, dragged M to {m_shown}: no run started")
+
+        # press: the button disables, the bar moves, the result shows every term of S
+        disabled, widths = press_and_watch(page, panel)
+        panel.locator(".lr-history-card").first.wait_for(timeout=RUN_TIMEOUT)
+        status = panel.locator(".lr-status").inner_text()
+        assert disabled, "the button stayed enabled during the run"
+        assert any(0 < w < 100 for w in widths), f"no progress shown during the run: {widths}"
+        assert "run #1 done" in status, status
+        scores = panel.locator(".lr-scores").inner_text()
+        for term in ("S_t2i", "S_i2i", "S_dir", "S_cap", "weighted sum", "alpha = 2", "delta = 30"):
+            assert term in scores, term
+        card = panel.locator(".lr-history-card").first.inner_text()
+        assert f"M={m_shown}" in card and "a yellow star" in card, card
+        panel.screenshot(path=str(SHOTS / "lab_result.png"))
+        log(t0, f"run #1: button disabled, bar widths {sorted(set(widths))}, S terms shown")
+
+        # an empty prompt: one line, no traceback
+        prompt.fill("")
+        panel.locator("button.lr-run").click()
+        page.wait_for_selector(".lr-status .lr-error", timeout=RUN_TIMEOUT)
+        err = panel.locator(".lr-status").inner_text().strip()
+        assert "prompt is empty" in err and "\n" not in err, err
+        assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
+        assert history_cards(panel) == 1
+        panel.locator(".lr-status").screenshot(path=str(SHOTS / "lab_error_line.png"))
+        log(t0, f"empty prompt -> {err!r}")
+
+        # upload a PNG, run on it: the history grows, two runs side by side
+        from PIL import Image
+        png = tmp_path / "green.png"
+        Image.new("RGB", (96, 96), (30, 180, 60)).save(png)
+        with page.expect_file_chooser() as chooser:        # the upload button opens a file dialog
+            panel.locator(".lr-upload").click()
+        chooser.value.set_files(str(png))
+        page.wait_for_function(
+            "() => document.querySelector('.lr-image select').value === 'upload: green.png'",
+            timeout=20_000)
+        prompt.fill("a red circle")
+        disabled, widths = press_and_watch(page, panel)
+        page.wait_for_function("() => document.querySelectorAll('.lr-history-card').length === 2",
+                               timeout=RUN_TIMEOUT)
+        assert disabled and "upload: green.png" in panel.locator(".lr-history-card").nth(1)\
+            .locator("div[title]").get_attribute("title")
+        assert panel.locator(".lr-compare .lr-compare-table").count() == 2
+        log(t0, "uploaded green.png, run #2 on it; history has 2 runs, compared side by side")
+
+        # export the run: result.json on disk, with the settings used
+        panel.locator(".lr-export").click()
+        page.wait_for_selector(".lr-status:has-text('exported run #2')", timeout=30_000)
+        data = json.loads((jupyterlab["root"] / "lab-runs" / "run-2" / "result.json").read_text())
+        assert data["prompt"] == "a red circle" and data["config"]["M"] == m_shown
+        panel.locator(".lr-history").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "lab_history.png"))
+        log(t0, "exported run #2: lab-runs/run-2/result.json")
+        page.close()
+
+
+def test_panel_in_voila(browser, voila):
+    t0 = time.monotonic()
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    with shot_on_failure(page, "voila"):
+        page.goto(voila["url"], timeout=RUN_ALL_TIMEOUT)
+        page.wait_for_selector(".lr-panel", timeout=RUN_ALL_TIMEOUT)
+        panel = page.locator(".lr-panel")
+        panel.locator("button.lr-run").wait_for()
+        log(t0, "Voila rendered the panel")
+        panel.locator(".lr-prompt textarea").fill("   ")
+        panel.locator("button.lr-run").click()
+        page.wait_for_selector(".lr-status .lr-error", timeout=RUN_TIMEOUT)
+        err = panel.locator(".lr-status").inner_text().strip()
+        assert "prompt is empty" in err and "\n" not in err and "Traceback" not in page.content()
+        panel.screenshot(path=str(SHOTS / "voila_panel.png"))
+        log(t0, f"Voila: empty prompt -> {err!r}")
+        page.close()
