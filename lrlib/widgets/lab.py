@@ -162,60 +162,14 @@ def k_max(s: Settings, base: LRConfig, limit: int = 9) -> int:
 
 # ------------------------------------------------------------------------------ progress
 
-class _Bar:
-    """Stands in for tqdm inside a run: the calls lrlib makes (an iterable or a total, desc,
-    update, close) reported to `report(desc, n, total)`, nothing printed. Always on: the panel
-    shows progress whatever the config's `progress` says."""
-    report = staticmethod(lambda desc, n, total: None)
-
-    def __init__(self, iterable=None, total=None, desc="", **_ignored):
-        self.iterable, self.desc, self.n = iterable, desc or "", 0
-        self.total = total if total is not None else (
-            len(iterable) if hasattr(iterable, "__len__") else None)
-        self.report(self.desc, 0, self.total)
-
-    def __iter__(self):
-        for item in self.iterable:
-            yield item
-            self.update(1)
-
-    def update(self, n=1):
-        self.n += n
-        self.report(self.desc, self.n, self.total)
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-#: the modules whose tqdm bars a run's progress comes from (the candidate edits, the training)
-BAR_MODULES = ("lrlib.pipeline", "lrlib.train")
-
-
 @contextlib.contextmanager
 def progress_to(report):
     """Within the block, lrlib's progress bars call `report(desc, n, total)` instead of drawing
-    (desc "candidate edits", then "training RGN"). `report` None: nothing changes."""
-    if report is None:
+    (desc "candidate edits", then "training RGN"; lrlib.progress). `report` None: nothing
+    changes."""
+    from lrlib.progress import report_to
+    with report_to(report):
         yield
-        return
-    import importlib
-    mods = [importlib.import_module(m) for m in BAR_MODULES]
-    bar = type("PanelBar", (_Bar,), {"report": staticmethod(report)})
-    saved = [m.tqdm for m in mods]
-    for m in mods:
-        m.tqdm = bar
-    try:
-        yield
-    finally:
-        for m, t in zip(mods, saved):
-            m.tqdm = t
 
 
 # ------------------------------------------------------------------------------ inputs
