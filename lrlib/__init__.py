@@ -27,12 +27,16 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
     """Edit `image` so that the region the prompt is about shows `prompt`; no mask needed.
 
     image    a path, PIL image, numpy array (H, W, 3) or tensor (3, H, W) in [0, 1]; any size
-             (worked on at config.size, pasted back into the input at its own resolution)
+             (worked on at config.size, the editor's resolution by default; the winning box is
+             painted again on the input itself at its own resolution, `config.full_res`)
     prompt   what the edited region should show, e.g. "a bowl of ramen" (any length: prompts
              over CLIP's 77 tokens are encoded in chunks, not cut)
-    caption  a few words of what is being changed, e.g. "salad"; it only steers L_dir (and the
-             ranking when config.gamma != 0). Default: config.default_caption ("a photo")
-    config   an LRConfig: default LRConfig(), the paper's settings with real checkpoints;
+    caption  a few words of what is being changed, e.g. "salad". With LRConfig() it chooses the
+             anchors (the K of a pool of attention peaks whose regions match it best, others
+             pruned), steers L_dir, and enters the ranking (gamma S_dir + delta S_cap); the
+             paper's method uses it in L_dir only. Default: config.default_caption ("a photo")
+    config   an LRConfig: default LRConfig(), lrlib's method with real checkpoints
+             (LRConfig.paper(): the paper's exactly);
              LRConfig.cpu() is the CPU-sized toy world (synthetic shapes only)
     models   lrlib.models.load_models(config), to reuse across edits (default: loaded here)
 

@@ -447,8 +447,9 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
          models: Models | None = None) -> EditResult:
     """Edit `image` (path, PIL, array or tensor) so the region the prompt is about shows `prompt`.
 
-    caption: a few words of what is being changed (e.g. "coffee" when the prompt is "soft drink");
-    it only steers L_dir, default `config.default_caption`.
+    caption: a few words of what is being changed (e.g. "coffee" when the prompt is "soft drink"):
+    with LRConfig() it chooses the anchors, steers L_dir and enters the ranking (lrlib.edit's
+    docstring); default `config.default_caption`.
     """
     t0 = time.perf_counter()
     cfg = (config or LRConfig()).validate()
