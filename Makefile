@@ -71,7 +71,7 @@ smoke: $(VENV)/.base
 
 # notebooks/*.py (jupytext percent) are the reviewed source; the .ipynb are generated from them
 notebooks-sync: $(VENV)/.test
-	$(VENV)/bin/jupytext --sync notebooks/*.py
+	$(VENV)/bin/jupytext --sync notebooks/*.py notebooks/solutions/*.py
 
 notebooks-check: $(VENV)/.test
 	@$(PY) tools/nbpairs.py notebooks

@@ -33,15 +33,19 @@ def draw_boxes(img: Image.Image, boxes, best: int | None = None, anchors=None, i
 def legend_text(r, width: int = 100) -> str:
     """What the figure's colours, star and scores mean, for this result's config."""
     c = r.config
-    S = ("S = alpha S_t2i + beta S_i2i" + (" + gamma S_dir" if c.gamma else "")
+    dirs = bool(c.gamma) and "S_dir" in r.scores          # the terms that entered this S
+    cap = bool(c.delta) and "S_cap" in r.scores
+    S = ("S = alpha S_t2i + beta S_i2i" + (" + gamma S_dir" if dirs else "")
+         + (" + delta S_cap" if cap else "")
          + f",  alpha = {c.alpha:g}, beta = {c.beta:g}"
-         + (f", gamma = {c.gamma:g}" if c.gamma else ""))
+         + (f", gamma = {c.gamma:g}" if dirs else "") + (f", delta = {c.delta:g}" if cap else ""))
     lines = [
         "box colour = candidate #k (its anchor, the dot); thick box and \u2605 = the winner",
         S,
-        "  S_t2i, S_i2i" + (", S_dir" if c.gamma else "")
+        "  S_t2i, S_i2i" + (", S_dir" if dirs else "") + (", S_cap" if cap else "")
         + ": softmax over the K candidates of CLIP cosine to the prompt, to the source"
-        + (", and of the edit direction to caption -> prompt" if c.gamma else ""),
+        + (", of the edit direction to caption -> prompt" if dirs else "")
+        + (", of the anchor's region to the caption" if cap else ""),
         f"  the winner: best S among the top {c.rank_top} by S_t2i (official rule)",
         "final: the winner pasted into the input at full resolution; outside the box = the input",
         (f"  blended over the box's last {c.blend_px} px (blend_px), kept whole where the edit "

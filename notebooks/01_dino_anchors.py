@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 01 · DINO attention and anchors: where the edit could go
 #
@@ -17,13 +25,49 @@
 # | DINO [CLS] attention → K anchors | here | `lrlib.anchors`: `Dino`, `top_k_anchors`, `refine_anchors` (`cells_to_pixels`: the paper's) |
 
 # %%
-# Install on Colab only (locally: `make install` in the repository)
+# Set-up, the same cell in every notebook: use lrlib from the repository this notebook sits in
+# (installed in editable mode if it is not yet), on Colab clone the repository first, and
+# anywhere else stop with one sentence saying what to do. Then silence library warnings and
+# loading bars so the outputs show only what the notebook teaches.
+import importlib
+import pathlib
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "git+https://github.com/learnable-regions/lrlib"])
+REPO_URL = "https://github.com/learnable-regions/lrlib"   # where the README says it is published
+
+
+def use_lrlib_checkout():
+    here = pathlib.Path.cwd().resolve()
+    root = next((p for p in (here, *here.parents)
+                 if (p / "pyproject.toml").is_file() and (p / "lrlib").is_dir()), None)
+    if root is None and "google.colab" in sys.modules:
+        root = pathlib.Path("/content/lrlib")
+        if not root.exists():
+            subprocess.check_call(["git", "clone", "-q", REPO_URL, str(root)])
+    if root is None:
+        try:
+            importlib.import_module("lrlib")
+            return
+        except ImportError:
+            raise SystemExit("lrlib is not installed and this notebook is not inside its "
+                             f"repository: clone {REPO_URL}, run `make install` there and "
+                             "open the notebook from its notebooks/ folder.") from None
+    try:
+        found = pathlib.Path(importlib.import_module("lrlib").__file__).resolve()
+        if root in found.parents:
+            return
+    except ImportError:
+        pass
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)])
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+
+
+use_lrlib_checkout()
+from lrlib.logs import quiet_libraries  # noqa: E402
+
+quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
@@ -276,8 +320,9 @@ fig.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## What `lrlib.edit` really uses: the refined anchor
-# The patch centre is the paper's anchor. A patch is 8 px in the toy world (16 px for the real
-# DINO at 512 px: 32 px of the image), so the centre of the peak cell can sit half a patch away
+# The patch centre is the paper's anchor. A patch is 8 px in the toy world; the real DINO
+# ViT-B/16 sees the 512 px canvas resized to `dino_size` = 448 px, a 28 x 28 grid of 16 px
+# patches, so one patch covers 512 / 28 ≈ 18 px of the image. The centre of the peak cell can sit half a patch away
 # from the object it points at, and the boxes are centred on it. lrlib therefore moves each
 # anchor to the attention-weighted centroid of the 3 x 3 cells around its peak
 # (`refine_anchors`, `LRConfig.anchor_refine`, on by default), with weights shifted so the
@@ -286,12 +331,21 @@ fig.tight_layout(); plt.show()
 # $$a_k = \frac{\sum_c w_c\, p_c}{\sum_c w_c}, \qquad w_c = A_c - \min_{\text{window}} A,
 # \qquad p_c = \big((c_x + \tfrac12)\tfrac{W}{w},\ (c_y + \tfrac12)\tfrac{H}{h}\big).$$
 #
-# This is the rule of `lrlib.pipeline.prepare`, the function `lrlib.edit` calls:
+# This is how `lrlib.pipeline.prepare` (the function `lrlib.edit` calls) places anchors when it
+# is given **no caption**:
 #
 # ```python
 # anchors = (refine_anchors(A, cells, S, S) if cfg.anchor_refine
 #            else cells_to_pixels(cells, A.shape, S, S))
 # ```
+#
+# **With a caption** (the usual call, and the demo's), `lrlib.edit` does more: it takes
+# `anchor_pool` = 18 attention peaks, one per DINO region (`anchor_cover`), scores each
+# peak's region against the caption with CLIP, and keeps the K best
+# (`lrlib.anchors.caption_anchors`). The paper has no such step (`LRConfig.paper()`:
+# `anchor_pool=0`, the top-K peaks as in this notebook). On the toy benchmark (README, "Does
+# the method work?") caption anchors reach success 0.90, the top-K peaks 0.70 with everything
+# else lrlib's. This notebook studies the caption-free rule, the part both share.
 #
 # By hand for every anchor, checked against `refine_anchors`:
 
@@ -314,7 +368,7 @@ def refine_by_hand(A, cell, S):
 
 
 def pipeline_anchors(A, K=cfg.K, spacing=cfg.anchor_spacing):
-    """The (K, 2) pixel anchors `lrlib.edit` uses for the attention map A."""
+    """The (K, 2) pixel anchors `lrlib.edit` uses for the attention map A when given no caption."""
     c = top_k_anchors(A, K, spacing)
     return refine_anchors(A, c, S, S) if cfg.anchor_refine else cells_to_pixels(c, A.shape, S, S)
 
@@ -356,7 +410,7 @@ on_object = torch.zeros(len(scenes), K, dtype=torch.bool)                # [scen
 on_centre = torch.zeros(len(scenes), K, dtype=torch.bool)                # the paper's patch centres
 coverage = []
 for i, (sc, Ai) in enumerate(zip(scenes, maps)):
-    xy = pipeline_anchors(Ai)                                              # what lrlib.edit uses
+    xy = pipeline_anchors(Ai)                                   # lrlib.edit's, without a caption
     on_object[i] = torch.tensor([inside_any(p, sc) for p in xy.tolist()])
     xy_c = cells_to_pixels(top_k_anchors(Ai, K, spacing), (h, w), S, S)
     on_centre[i] = torch.tensor([inside_any(p, sc) for p in xy_c.tolist()])
@@ -367,7 +421,7 @@ for i, (sc, Ai) in enumerate(zip(scenes, maps)):
 
 chance = float(np.mean(coverage))
 rate = on_object.float().mean(0)
-print(f"{len(scenes)} scenes, K = {K}, the anchors lrlib.edit uses: on an object "
+print(f"{len(scenes)} scenes, K = {K}, lrlib.edit's caption-free anchors: on an object "
       f"{float(on_object.float().mean()):.0%} (chance {chance:.0%}); scenes whose FIRST anchor "
       f"is on the background: {int((~on_object[:, 0]).sum())}; scenes with no anchor on any "
       f"object: {int((~on_object.any(1)).sum())}")
@@ -376,7 +430,7 @@ print(f"the paper's patch centres instead: on an object {float(on_centre.float()
 
 fig, ax = plt.subplots(figsize=(4, 2.6))
 ax.bar(np.arange(K) - 0.2, on_centre.float().mean(0), 0.4, color="tab:gray", label="patch centre")
-ax.bar(np.arange(K) + 0.2, rate, 0.4, color="tab:green", label="lrlib.edit's anchors")
+ax.bar(np.arange(K) + 0.2, rate, 0.4, color="tab:green", label="refined (no caption)")
 ax.axhline(chance, color="k", ls="--", lw=1, label="chance (box coverage)")
 ax.set_xlabel("anchor rank (0 = highest attention)"); ax.set_ylabel("on an object")
 ax.set_ylim(0, 1); ax.legend(fontsize=8); ax.set_title("where the anchors land", fontsize=9)
@@ -407,13 +461,46 @@ for a, i in zip(np.atleast_1d(axes), show):
 fig.tight_layout(); plt.show()
 
 # %% [markdown]
-# ## What to remember
+# ## Exercises
+# Each exercise cell holds a placeholder (`...`): replace it with your code and run the cell.
+# The checker (`lrlib.course`) computes the answer its own way and prints "correct" or a hint;
+# left as it is, it prints "not answered yet". Solutions: `solutions/01_dino_anchors_solutions.ipynb`.
+
+# %% [markdown]
+# **Exercise 1 (scale).** With the real checkpoints, the 512 px canvas is resized to
+# `LRConfig().dino_size` = 448 px for DINO ViT-B/16 (16 px patches). How many pixels of the
+# 512 px canvas does one patch cover? This is how far the paper's patch-centre anchor can sit
+# from the peak it stands for (half of it).
+
+# %%
+from lrlib import course
+
+patch_px = ...                # your code: a number
+course.check_patch_px(patch_px)
+
+# %% [markdown]
+# **Exercise 2 (a stage by hand).** Write `my_top_k(A, K, spacing)`: the K cells (row, col)
+# of the map `A` (a numpy array) in decreasing order of A, each at Chebyshev distance
+# max(|Δrow|, |Δcol|) >= `spacing` from every cell taken before it. The checker runs it on
+# random maps, broad peaks included, where spacing matters.
+
+# %%
+def my_top_k(A, K, spacing):
+    ...                       # your code: return a list of K (row, col) pairs
+
+
+course.check_top_k(my_top_k)
+
+# %% [markdown]
+# ## Recap
 # * $A$ is the [CLS] row of the last block's attention, averaged over heads: three lines of
 #   torch from that block's q and k, and `Dino` gives exactly that.
 # * Anchors are greedy top-K cells with a minimum spacing; without it, one broad peak takes
 #   all K.
 # * Cells are (row, col); pixels are (x, y) = (col, row) + ½, times the patch size. `lrlib.edit`
 #   then moves each anchor to the attention centroid around its peak (`anchor_refine`).
+# * With a caption, `lrlib.edit` chooses among `anchor_pool` peaks by the caption
+#   (`caption_anchors`); the paper takes the top K (`anchor_pool=0`).
 # * An anchor outside every object is an edit in the wrong place, whatever comes later; the
 #   ground truth of the toy world measures how often that happens against chance.
 #

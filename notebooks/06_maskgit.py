@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 06 · Editing with MaskGIT / Muse tokens
 #
@@ -13,13 +21,49 @@
 # a GPU with internet for the real checkpoint (`amused/amused-256`, aMUSEd = open Muse).
 
 # %%
-# Install on Colab only (locally: `make install` in the repository)
+# Set-up, the same cell in every notebook: use lrlib from the repository this notebook sits in
+# (installed in editable mode if it is not yet), on Colab clone the repository first, and
+# anywhere else stop with one sentence saying what to do. Then silence library warnings and
+# loading bars so the outputs show only what the notebook teaches.
+import importlib
+import pathlib
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "git+https://github.com/learnable-regions/lrlib"])
+REPO_URL = "https://github.com/learnable-regions/lrlib"   # where the README says it is published
+
+
+def use_lrlib_checkout():
+    here = pathlib.Path.cwd().resolve()
+    root = next((p for p in (here, *here.parents)
+                 if (p / "pyproject.toml").is_file() and (p / "lrlib").is_dir()), None)
+    if root is None and "google.colab" in sys.modules:
+        root = pathlib.Path("/content/lrlib")
+        if not root.exists():
+            subprocess.check_call(["git", "clone", "-q", REPO_URL, str(root)])
+    if root is None:
+        try:
+            importlib.import_module("lrlib")
+            return
+        except ImportError:
+            raise SystemExit("lrlib is not installed and this notebook is not inside its "
+                             f"repository: clone {REPO_URL}, run `make install` there and "
+                             "open the notebook from its notebooks/ folder.") from None
+    try:
+        found = pathlib.Path(importlib.import_module("lrlib").__file__).resolve()
+        if root in found.parents:
+            return
+    except ImportError:
+        pass
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)])
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+
+
+use_lrlib_checkout()
+from lrlib.logs import quiet_libraries  # noqa: E402
+
+quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
@@ -372,3 +416,32 @@ if crop_margin:
     show_row([x[0], C[0], C2[0]], ["input", "whole image", f"crop x{crop_margin}"])
 else:
     print(f"{cfg.maskgit_model}: no crop_margin set, the editor works on the whole image")
+
+# %% [markdown]
+# ## Exercises
+# Each exercise cell holds a placeholder (`...`): replace it with your code and run the cell.
+# The checker (`lrlib.course`) computes the answer its own way and prints "correct" or a hint;
+# left as it is, it prints "not answered yet". Solutions: `solutions/06_maskgit_solutions.ipynb`.
+
+# %% [markdown]
+# **Exercise (look at the schedule).** With the paper's cosine schedule (no clamp), for
+# $N = 256$ tokens and $T = 12$ steps: how many tokens are revealed at the first step, and how
+# many at the last? Compute them from $n_t = \lfloor N \cos(\pi t / 2T) \rfloor$ (hidden
+# after step $t$, $n_T = 0$). The ratio says how cautious the first step is.
+
+# %%
+from lrlib import course
+
+revealed_first_last = ...     # your code: (first, last)
+course.check_reveals(revealed_first_last, N=256, T=12)
+
+# %% [markdown]
+# ## Recap
+# * aMUSEd / MaskGIT edit in a grid of VQ tokens, so a box is snapped to the token grid.
+# * The cosine schedule hides $n_t = N\cos(\pi t / 2T)$ tokens after step $t$: few are committed
+#   early, many late; lrlib's `mask_schedule` was checked against the rule written from the paper.
+# * Decoding keeps the most confident tokens each step; lrlib's decoder matched ours token for
+#   token.
+# * Small boxes are edited on a crop (`crop_margin`), which is how the toy MaskGIT was trained.
+#
+# Next: notebook 07, ranking the K candidate edits.

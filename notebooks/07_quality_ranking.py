@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 07 · Quality ranking: which of the K edits to keep
 #
@@ -12,13 +20,49 @@
 # a GPU with internet for the real checkpoints (DINO ViT-B/16, CLIP ViT-B/16, SD 2 inpainting).
 
 # %%
-# Install on Colab only (locally: `make install` in the repository)
+# Set-up, the same cell in every notebook: use lrlib from the repository this notebook sits in
+# (installed in editable mode if it is not yet), on Colab clone the repository first, and
+# anywhere else stop with one sentence saying what to do. Then silence library warnings and
+# loading bars so the outputs show only what the notebook teaches.
+import importlib
+import pathlib
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
-                           "git+https://github.com/learnable-regions/lrlib"])
+REPO_URL = "https://github.com/learnable-regions/lrlib"   # where the README says it is published
+
+
+def use_lrlib_checkout():
+    here = pathlib.Path.cwd().resolve()
+    root = next((p for p in (here, *here.parents)
+                 if (p / "pyproject.toml").is_file() and (p / "lrlib").is_dir()), None)
+    if root is None and "google.colab" in sys.modules:
+        root = pathlib.Path("/content/lrlib")
+        if not root.exists():
+            subprocess.check_call(["git", "clone", "-q", REPO_URL, str(root)])
+    if root is None:
+        try:
+            importlib.import_module("lrlib")
+            return
+        except ImportError:
+            raise SystemExit("lrlib is not installed and this notebook is not inside its "
+                             f"repository: clone {REPO_URL}, run `make install` there and "
+                             "open the notebook from its notebooks/ folder.") from None
+    try:
+        found = pathlib.Path(importlib.import_module("lrlib").__file__).resolve()
+        if root in found.parents:
+            return
+    except ImportError:
+        pass
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(root)])
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+
+
+use_lrlib_checkout()
+from lrlib.logs import quiet_libraries  # noqa: E402
+
+quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
@@ -275,3 +319,45 @@ for a in ax:
 plt.show()
 print(f"judge: {v['verdict'].colour} {v['verdict'].shape} in the target box -> success {v['success']}; "
       f"results the judge accepts: {[k for k, j in enumerate(judged) if j['success']]}")
+
+# %% [markdown]
+# ## Exercises
+# Each exercise cell holds a placeholder (`...`): replace it with your code and run the cell.
+# The checker (`lrlib.course`) computes the answer its own way and prints "correct" or a hint;
+# left as it is, it prints "not answered yet". Solutions: `solutions/07_quality_ranking_solutions.ipynb`.
+
+# %% [markdown]
+# **Exercise 1 (a case where the rule matters).** Five candidates with these scores. Which
+# does the official rule pick (best `S` among the 3 highest `S_t2i`)? Is it the one with the
+# highest `S`? Why would the rule rather lose that one? (Look at its `S_t2i`: it barely shows
+# the prompt; a high `S_i2i`, an image close to the source, pushes its `S` up.)
+
+# %%
+from lrlib import course
+
+case = {"S_t2i": [0.30, 0.10, 0.25, 0.05, 0.30], "S": [0.50, 0.90, 0.40, 0.95, 0.45]}
+picked = ...                  # your answer: an index
+course.check_winner(picked, case)
+
+# %% [markdown]
+# **Exercise 2 (the rule by hand).** Write `my_rule(S_t2i, S, top)` for any number of
+# candidates: ties in `S_t2i` keep the lower index, ties in `S` go to the one ranked higher by
+# `S_t2i`. The checker tries 300 cases, ties included.
+
+# %%
+def my_rule(S_t2i, S, top):
+    ...                       # your code: return an index
+
+
+course.check_pick_best(my_rule)
+
+# %% [markdown]
+# ## Recap
+# * $S_{t2i}$ (image to prompt) and $S_{i2i}$ (image to source) are softmaxes over the K
+#   candidates of CLIP cosines; lrlib adds $\gamma S_{dir}$ and $\delta S_{cap}$ (paper:
+#   $\gamma = \delta = 0$; the toy benchmark: success 0.86 without $S_{cap}$, 0.90 with).
+# * $S = \alpha S_{t2i} + \beta S_{i2i} + \dots$ with $\alpha = 2$, $\beta = 1$ (official).
+# * The official rule takes the best $S$ among the 3 highest $S_{t2i}$, so an unchanged image,
+#   which wins $S_{i2i}$, cannot win unless it also shows the prompt.
+#
+# Next: notebook 08, the ablations.
