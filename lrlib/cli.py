@@ -10,41 +10,115 @@ on a rerun skips the jobs whose result is up to date and redoes the ones whose j
 killed run resumes where it stopped; several processes on one output folder share the jobs
 (each claims a job before running it). Model choice (real checkpoints): --dino, --clip,
 --clip-pretrained, --sd-model, --maskgit-model, each a hub id or a local folder.
+
+Every LRConfig setting has a flag (its name with dashes: --anchor-pool, --fit-min; on/off ones
+as --full-res / --no-full-res), checked against its declared range before any model loads;
+--paper starts from the paper's method (LRConfig.paper()), --config result.json from an earlier
+edit's settings. Errors are one line (exit status 2); Ctrl-C and SIGTERM stop cleanly (no
+half-written folder or claim is left; exit status 130 and 143).
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
 
-from lrlib.config import LRConfig
+from lrlib.config import KNOBS, PAPER_METHOD, LRConfig, unknown_setting
 from lrlib.errors import LRError
-from lrlib.io import check_output, check_writable, claim, input_record, remove_stale
-from lrlib.logs import quiet_libraries
-from lrlib.text import check_prompt
+from lrlib.text import check_prompt, check_utf8
+
+# Only light modules are imported here (no torch, numpy, PIL): `python -m lrlib` reaches main()
+# and its Ctrl-C handling within a fraction of a second; the rest is imported inside main().
 
 MODEL_FLAGS = ("dino", "clip", "clip_pretrained", "sd_model", "maskgit_model")
+#: flags of their own: --world takes 'auto' too; --steps sets the steps of the editor that runs
+OWN_FLAGS = ("world", "steps")
+#: recorded settings that belong to the machine that ran, not to the edit (--config skips them)
+MACHINE = ("device", "progress")
+EXIT_ERROR, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM = 2, 70, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, schedulers, container stops), raised where the program is so that
+    it unwinds as Ctrl-C does: every `finally` removes what it was writing."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) that name the closest flag for a misspelt one."""
+
+    flags: tuple = ()
+
+    def error(self, message):
+        m = re.search(r"unrecognized arguments: (\S+)", message)
+        if m:
+            near = difflib.get_close_matches(m.group(1).split("=")[0], self.flags, 1, 0.6)
+            message += f"; did you mean {near[0]}?" if near else ""
+        self.exit(EXIT_ERROR, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _parse_flags(args) -> dict:
+    """{field: value} of every LRConfig flag given, each read as its declaration says."""
+    out = {}
+    for name, k in KNOBS.items():
+        v = getattr(args, name, None)
+        if v is not None and name not in OWN_FLAGS:
+            out[name] = k.parse(v) if isinstance(v, str) else v
+    return out
+
+
+def read_config(path) -> dict:
+    """The settings of an earlier edit: its result.json (the "config" recorded there) or a JSON
+    object of LRConfig fields. The machine's own settings (device, progress) are left out;
+    names this lrlib does not know are left out with a warning."""
+    data = read_json(path, "config file")
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]
+    if not isinstance(data, dict):
+        raise LRError(f"config file '{path}' must be an edit's result.json or a JSON object of "
+                      'LRConfig settings, e.g. {"K": 5, "steps": 30}.')
+    unknown = [k for k in data if k not in KNOBS]
+    if unknown:
+        warnings.warn(f"config file '{path}': ignored what this lrlib does not know: "
+                      + "; ".join(unknown_setting(k) for k in unknown[:3]))
+    return {k: v for k, v in data.items() if k in KNOBS and k not in MACHINE}
 
 
 def _config(args) -> LRConfig:
-    """The world by lrlib.world's one rule (--world, then $LRLIB_WORLD, then auto), its settings,
-    then the flags given."""
+    """The world by lrlib.world's one rule (--world, then --config's, then $LRLIB_WORLD, then
+    auto), its settings, then --config's, then --paper's method, then the flags given."""
     from lrlib.world import choose_world, config_for
-    world = choose_world(args.world, args.editor or "sd", allow_real=not args.cpu)
+    flags = _parse_flags(args)
+    saved = read_config(args.config) if getattr(args, "config", None) else {}
+    editor = flags.get("editor", saved.get("editor", "sd"))
+    if args.world is None and "world" in saved:
+        world = saved["world"]
+    else:
+        world = choose_world(args.world, editor if editor in ("sd", "maskgit") else "sd",
+                             allow_real=not args.cpu)
+    if world not in ("real", "toy", "random"):
+        raise LRError(f"config file '{args.config}': world={world!r} is unknown; use --world "
+                      "real, toy or random.")
     cfg = config_for(world)
-    over = {k: getattr(args, k) for k in ("K", "M", "seed", "editor", "device", "size")
-            if getattr(args, k, None) is not None}
-    if args.epochs is not None:
-        over["epochs"] = args.epochs
-    # model choices (--dino, --clip, --clip-pretrained, --sd-model, --maskgit-model)
-    over.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k, None) is not None})
-    cfg = cfg.replace(**over)
+    if saved:
+        cfg = cfg.replace(**{k: v for k, v in saved.items() if k != "world"})
+    if getattr(args, "paper", False):
+        cfg = cfg.replace(**PAPER_METHOD)
+    cfg = cfg.replace(**flags)
     if getattr(args, "steps", None) is not None:    # the steps of the editor that runs
-        cfg = cfg.replace(**{"maskgit_steps" if cfg.editor == "maskgit" else "steps": args.steps})
+        name = "maskgit_steps" if cfg.editor == "maskgit" else "steps"
+        cfg = cfg.replace(**{name: KNOBS[name].parse(args.steps) if isinstance(args.steps, str)
+                             else args.steps})
     return cfg.validate()
+
+
+def _help(k) -> str:
+    return f"{k.meaning} [{k.short()}]".replace("%", "%%")
 
 
 def _add_common(p):
@@ -54,40 +128,109 @@ def _add_common(p):
                         "GPU that reaches the hub, else toy)")
     p.add_argument("--cpu", action="store_true",
                    help="never the real checkpoints: auto picks the toy world (CPU-sized settings)")
-    p.add_argument("--editor", choices=["sd", "maskgit"])
-    p.add_argument("--K", type=int, help="anchors")
-    p.add_argument("--M", type=int, help="box proposals per anchor")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int, help="the editor's steps: SD denoising steps, or MaskGIT "
-                                              "decoding steps with --editor maskgit")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--size", type=int, help="working resolution")
-    p.add_argument("--device")
-    m = p.add_argument_group("models (used with real checkpoints; each a hub id or a local folder)")
-    m.add_argument("--dino", help="DINO, timm (default vit_base_patch16_224.dino)")
-    m.add_argument("--clip", help="CLIP, open_clip architecture (default ViT-B-16)")
-    m.add_argument("--clip-pretrained", help="open_clip pretrained tag (default openai)")
-    m.add_argument("--sd-model", help="SD 1.x/2.x/SDXL inpainting id or folder (default sd2-community/stable-diffusion-2-inpainting)")
-    m.add_argument("--maskgit-model", help="MaskGIT, aMUSEd (default amused/amused-256)")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper / official code's method (LRConfig.paper()): straight-through "
+                        "Gumbel, S = 2 S_t2i + S_i2i, top-K peaks, M squares; flags apply on top")
+    p.add_argument("--config", metavar="RESULT_JSON",
+                   help="rerun with an earlier edit's settings: its result.json (or a JSON object "
+                        "of LRConfig settings); --world, --paper and flags apply on top")
+    p.add_argument("--steps", help="the editor's steps: SD denoising steps, or MaskGIT decoding "
+                                   f"steps with --editor maskgit [{KNOBS['steps'].short()}]")
+    groups = {"model": p.add_argument_group("models (used with real checkpoints; each a hub id "
+                                            "or a local folder)"),
+              "method": p.add_argument_group("method (LRConfig fields; `python -c \"import lrlib; "
+                                             "print(lrlib.LRConfig.describe())\"` lists them)"),
+              "output": p.add_argument_group("output"),
+              "runtime": p.add_argument_group("runtime")}
+    for name, k in KNOBS.items():
+        if name in OWN_FLAGS:
+            continue
+        g = groups[k.kind]
+        if k.type is bool:
+            g.add_argument(k.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=_help(k))
+        else:
+            metavar = "{" + ",".join(k.choices) + "}" if k.choices else name.upper()
+            g.add_argument(k.flag, dest=name, default=None, metavar=metavar, help=_help(k))
+
+
+def read_json(path, what: str = "jobs file"):
+    """A JSON file's content, read whatever encoding a tool saved it in that can be told for
+    sure (UTF-8 with or without a BOM, UTF-16 or UTF-32 with or without one); any other (cp1252,
+    Latin-1) is refused with the fix. An object naming a key twice is refused (JSON would keep
+    only the last)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LRError(f"{what} '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise LRError(f"{what} '{path}' is a folder; name the JSON file.") from None
+    except OSError as e:
+        raise LRError(f"{what} '{path}' cannot be read ({e.strerror or e}).") from None
+    encoding = json.detect_encoding(data)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise LRError(f"{what} '{path}' is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+                      f"{e.start}; saved as cp1252 / Latin-1?): save it as UTF-8 (in Notepad: "
+                      "Save as, Encoding: UTF-8).") from None
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise LRError(f"{what} '{path}' is empty; write the jobs as "
+                      '{"image.png": ["caption", "prompt"], ...}.')
+
+    def no_repeats(pairs):
+        seen = {}
+        for k, v in pairs:
+            if k in seen:
+                raise LRError(f"{what} '{path}' names {_safe(k)!r} twice; JSON keeps only the "
+                              "last, so one would be lost: merge the two entries (or rename one "
+                              "image).")
+            seen[k] = v
+        return seen
+    try:
+        return json.loads(text, object_pairs_hook=no_repeats)
+    except json.JSONDecodeError as e:
+        raise LRError(f"{what} '{path}' is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise LRError(f"{what} '{path}' is nested too deeply to be a {what}.") from None
+    except ValueError as e:            # e.g. an integer with more digits than Python reads
+        if isinstance(e, LRError):
+            raise
+        raise LRError(f"{what} '{path}' is not valid JSON ({e}).") from None
+
+
+def _safe(text) -> str:
+    """`text` as it can be printed and written (a byte that was not UTF-8 shown as \\udcxx)."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def read_jobs(path) -> dict[str, tuple[str, str]]:
-    """Read the official `{image_name: [caption, prompt]}` format, with errors that say what is wrong."""
-    try:
-        jobs = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise LRError(f"jobs file '{path}' does not exist.") from None
-    except json.JSONDecodeError as e:
-        raise LRError(f"jobs file '{path}' is not valid JSON ({e}).") from None
-    if not isinstance(jobs, dict) or not all(isinstance(v, list) and len(v) == 2 for v in jobs.values()):
+    """Read the official `{image_name: [caption, prompt]}` format, with errors that say what is
+    wrong: not there, not text in a known encoding, not JSON, empty, an image named twice."""
+    jobs = read_json(path, "jobs file")
+    if not isinstance(jobs, dict) or not all(isinstance(v, list) and len(v) == 2
+                                             for v in jobs.values()):
         raise LRError(f"jobs file '{path}' must map image names to [caption, prompt], e.g. "
                       '{"cat.jpg": ["cat", "a tiger"]}.')
+    if not jobs:
+        raise LRError(f"jobs file '{path}' holds no jobs ({{}}); write them as "
+                      '{"image.png": ["caption", "prompt"], ...}.')
+    for name in jobs:
+        if not name.strip():
+            raise LRError(f"jobs file '{path}' has a job with an empty image name; name the "
+                          "image file.")
+        try:
+            check_utf8(name, "image name")
+        except LRError as e:
+            raise LRError(f"jobs file '{path}': {_safe(name)!r}: {e}") from None
     return {k: (v[0], v[1]) for k, v in jobs.items()}
 
 
 def launcher_shard() -> tuple[int, int, int]:
     """(rank, world size, local rank) set by `accelerate launch` / `torchrun`; (0, 1, 0) alone."""
-    env = __import__("os").environ
+    env = os.environ
     return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
 
 
@@ -102,6 +245,7 @@ def job_folder(name: str) -> str:
 
 def job_record(image: Path, caption: str, prompt: str, cfg: LRConfig) -> dict:
     """What a job's result.json must record for the result to count as this job's."""
+    from lrlib.io import input_record
     return {"input": input_record(image), "caption": check_prompt(caption, "caption"),
             "prompt": check_prompt(prompt),
             "config": {k: v for k, v in cfg.to_dict().items() if k not in IGNORED}}
@@ -114,8 +258,10 @@ def changed(target: Path, want: dict) -> list[str] | None:
         have = json.loads((target / "result.json").read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(have, dict):
+        return None
     diff = [k for k in ("input", "caption", "prompt") if have.get(k) != want[k]]
-    have_cfg = have.get("config") or {}
+    have_cfg = have.get("config") if isinstance(have.get("config"), dict) else {}
     return diff + [f"config.{k}" for k, v in want["config"].items() if have_cfg.get(k) != v]
 
 
@@ -152,7 +298,7 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
     import torch
     from tqdm.auto import tqdm
 
-    from lrlib.io import load_image
+    from lrlib.io import check_output, check_writable, claim, load_image, remove_stale
     from lrlib.models import load_models
     from lrlib.pipeline import edit
 
@@ -171,7 +317,7 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
                           f"'{folders[n]}'; rename one of the images.")
     images = find_images(jobs_path, jobs, images_dir)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise LRError(f"--out '{out_dir}' is a file; batch writes one folder per job into a "
                       "folder: name one (it is created), e.g. outputs/.")
     check_writable(out_dir)
@@ -226,30 +372,98 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
     return status
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lrlib", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser() -> _Parser:
+    ap = _Parser(prog="python -m lrlib", description=__doc__, allow_abbrev=False,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("edit", help="edit one image")
+    e = sub.add_parser("edit", help="edit one image", allow_abbrev=False)
     e.add_argument("image")
     e.add_argument("--prompt", required=True)
     e.add_argument("--caption", default=None)
     e.add_argument("--out", default="outputs/edit")
     _add_common(e)
-    b = sub.add_parser("batch", help="edit every image of a jobs file")
+    b = sub.add_parser("batch", help="edit every image of a jobs file", allow_abbrev=False)
     b.add_argument("jobs")
     b.add_argument("--images", default=None, help="folder of the images (default: the jobs file's)")
     b.add_argument("--out", default="outputs")
     _add_common(b)
-    d = sub.add_parser("demo", help="one edit on the built-in scene (world: the same rule)")
+    d = sub.add_parser("demo", help="one edit on the built-in scene (world: the same rule)",
+                       allow_abbrev=False)
     d.add_argument("--out", default="outputs/demo")
     _add_common(d)
-    args = ap.parse_args(argv)
-    quiet_libraries()
-    warnings.formatwarning = lambda msg, *_a, **_k: f"warning: {msg}\n"   # one line, no source
+    flags = sorted({s for p in (e, b, d) for a in p._actions for s in a.option_strings})
+    for p in (ap, e, b, d):
+        p.flags = tuple(flags)
+    return ap
+
+
+def _one_line(text) -> str:
+    """An error message as one printable line."""
+    return " ".join(_safe(text).split())
+
+
+def main(argv=None) -> int:
+    """The command line; returns the exit status: 0 done, 1 some batch jobs failed (each said),
+    2 bad input (one line), 70 a failure lrlib did not foresee (one line: a bug to report),
+    130 Ctrl-C, 143 SIGTERM."""
+    for stream in (sys.stdout, sys.stderr):           # a name that was not UTF-8 still prints
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+    previous, formatwarning = _catch_signals(), warnings.formatwarning
     try:
+        return _main(argv)
+    except Terminated:
+        print("terminated (SIGTERM): stopped; nothing half-written was left (results are "
+              "written atomically, claims released).", file=sys.stderr)
+        return EXIT_SIGTERM
+    except KeyboardInterrupt:
+        print("interrupted: stopped; nothing half-written was left (results are written "
+              "atomically, claims released).", file=sys.stderr)
+        return EXIT_SIGINT
+    finally:                                            # main() in a process of the caller's
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        warnings.formatwarning = formatwarning
+
+
+def _catch_signals() -> dict:
+    """Ctrl-C and SIGTERM raised as KeyboardInterrupt / Terminated (once: a second one while
+    cleaning up is ignored, so the cleanup ends); a signal the process was started ignoring
+    stays ignored. Returns the handlers they replace ({} off the main thread, where Python
+    cannot set handlers)."""
+    def stop(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not signal.SIG_IGN:   # kept ignored (nohup, a & job)
+                previous[sig] = signal.signal(sig, stop)
+    except ValueError:                                  # not the main thread
+        pass
+    return previous
+
+
+def _main(argv) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:                             # --help, or a one-line usage error
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
+    warnings.formatwarning = lambda msg, *_a, **_k: f"warning: {_one_line(msg)}\n"
+    try:
+        if args.cmd == "edit":                          # the texts, before anything is loaded
+            check_prompt(args.prompt)
+            if args.caption is not None:
+                check_prompt(args.caption, "caption")
         cfg = _config(args)
+        from lrlib.io import check_output
+        from lrlib.logs import quiet_libraries
         from lrlib.world import banner
+        quiet_libraries()
         print(banner(cfg), flush=True)
         given = [f"--{k.replace('_', '-')}" for k in MODEL_FLAGS if getattr(args, k) is not None]
         if given and cfg.world != "real":
@@ -257,7 +471,7 @@ def main(argv=None) -> int:
                   f"{cfg.world} world, which ignores them.", file=sys.stderr)
         replaces = args.cmd != "batch" and check_output(args.out)  # before any model runs
         if replaces:
-            print(f"'{args.out}' holds an earlier lrlib result: it will be replaced.",
+            print(f"'{_safe(args.out)}' holds an earlier lrlib result: it will be replaced.",
                   file=sys.stderr)
         if args.cmd == "demo":
             from lrlib.demo import run_demo
@@ -272,14 +486,18 @@ def main(argv=None) -> int:
         else:
             status = run_batch(args.jobs, args.images, args.out, cfg)
             for k, v in status.items():
-                print(f"{k}: {v}")
+                print(f"{k}: {_one_line(v)}")
             if any(v.startswith("error") for v in status.values()):
                 return 1
     except (LRError, OSError) as err:        # OSError: a file problem lrlib did not foresee
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing half-written was left (results are written atomically).",
-              file=sys.stderr)
-        return 130
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:                 # a bug: one line, the traceback only when asked
+        if os.environ.get("LRLIB_TRACEBACK"):
+            raise
+        first = str(err).splitlines()[0][:300] if str(err) else ""
+        print(f"error: lrlib failed unexpectedly ({type(err).__name__}: {_one_line(first)}); "
+              "this is a bug in lrlib: please report it with the command line (LRLIB_TRACEBACK=1 "
+              "shows where it happened).", file=sys.stderr)
+        return EXIT_INTERNAL
     return 0

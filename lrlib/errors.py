@@ -9,6 +9,11 @@ class LRError(ValueError):
     """Base class: bad input or an impossible setting, with the fix in the message."""
 
 
+class UnknownSettingError(LRError, TypeError):
+    """A setting LRConfig does not have (`LRConfig(step=5)`); the message names the closest one.
+    A TypeError too, as Python raises for any unexpected keyword argument."""
+
+
 class CheckpointUnavailableError(LRError, OSError):
     """A pretrained checkpoint could not be loaded (offline hub, wrong id, missing folder)."""
 

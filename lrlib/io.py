@@ -14,6 +14,9 @@ saying what it did with anything that is not plain 8-bit RGB:
 | CMYK, YCbCr, LAB, HSV                   | converted to RGB (warning)                           |
 | array (H, W[, 1|3|4]), tensor ([1,] 1|3, H, W) | uint8 0..255, uint16, or float in [0, 1] |
 | float outside [0, 1], NaN / inf, empty  | LRError (divide 0..255 values by 255 first)          |
+| float PIL image (mode F) with NaN / inf | LRError                                              |
+| a tensor on 'meta', sparse or complex   | LRError (no pixels to read)                          |
+| a closed PIL image, a truncated or damaged file | LRError (before any model)                   |
 | over PIL's decompression-bomb limit     | LRError naming the limit (2 x PIL.Image.MAX_IMAGE_PIXELS) |
 | smaller than 32 px a side               | LRError: upscale it first                            |
 | larger than 8192 px a side              | LRError: downscale it first (checked before decoding) |
@@ -23,9 +26,11 @@ Output folders. lrlib writes a result as a whole folder or nothing, and never de
 not write:
 
 - `check_output(path)` refuses, before any model runs, a path that is a file, a link, the current
-  folder, a folder holding anything lrlib did not write, or a place where no folder can be made
-  (read-only, a parent that is a file, /proc, a full disk). An earlier lrlib result folder (its
-  result.json carries the "lrlib" marker and lists every file in it) may be replaced.
+  folder, a folder holding anything lrlib did not write, a name too long for the file system
+  (with room for the work folder's suffix), or a place where no folder can be made (read-only, a
+  parent that is a file or a dangling symbolic link, /proc, a full disk). An earlier lrlib
+  result folder (its result.json carries the "lrlib" marker and lists every file in it) may be
+  replaced.
 - `atomic_dir(path)` yields a hidden sibling `.NAME.partial-XXXX` (mode 0o777 minus the umask)
   that one rename puts in place; a process killed meanwhile leaves it behind with an owner record
   (pid, host), and the next save of NAME (or batch on the folder) removes the ones whose process
@@ -67,11 +72,11 @@ def load_image(src) -> Image.Image:
     if isinstance(src, (str, Path)):
         img = _open(Path(src))
     elif isinstance(src, Image.Image):
-        img = src
+        img = _readable(src)
     elif isinstance(src, np.ndarray):
         img = _from_array(src)
     elif isinstance(src, torch.Tensor):
-        t = src.detach().cpu()
+        t = _cpu_tensor(src)
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
         if t.ndim != 3 or t.shape[0] not in (1, 3):
@@ -80,17 +85,76 @@ def load_image(src) -> Image.Image:
     else:
         raise LRError(f"cannot read an image from {type(src).__name__}; pass a path, PIL image, "
                       "numpy array (H, W, 3) or tensor (3, H, W).")
-    frames = getattr(img, "n_frames", 1)
-    if frames > 1:
-        warnings.warn(f"the image has {frames} frames (animated or multi-page); only frame "
-                      f"{img.tell()} is edited. For another one: img.seek(i), then pass img.",
-                      stacklevel=3)
-    img = _to_rgb8(ImageOps.exif_transpose(img))
+    try:                                      # a damaged file can fail any of these steps
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:
+            warnings.warn(f"the image has {frames} frames (animated or multi-page); only frame "
+                          f"{img.tell()} is edited. For another one: img.seek(i), then pass img.",
+                          stacklevel=3)
+        img = _to_rgb8(_upright(img))
+    except LRError:
+        raise
+    except Exception as e:
+        what = f"'{src}'" if isinstance(src, (str, Path)) else "the image"
+        raise LRError(f"could not read {what} as an image ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:200] if str(e) else ''}); the file may be "
+                      "damaged: save it again as PNG or JPEG.") from None
     _check_size(*img.size)
     return img
 
 
+def _readable(img: Image.Image) -> Image.Image:
+    """A PIL image whose pixels can be read: a lazily opened one is decoded now, so that a closed
+    image, or a file truncated or gone since it was opened, is an LRError before any model."""
+    try:
+        img.load()
+    except Exception as e:            # closed: ValueError; truncated: OSError; others from plugins
+        if "closed" in str(e):
+            raise LRError("the PIL image cannot be read: it was closed (img.close(), or a `with "
+                          "Image.open(...)` block that ended). Pass the file's path, or pass the "
+                          "image before closing it.") from None
+        raise LRError(f"the PIL image cannot be read: its data could not be decoded "
+                      f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                      "its file may be truncated or damaged: save it again as PNG or "
+                      "JPEG.") from None
+    return img
+
+
+def _cpu_tensor(src: torch.Tensor) -> torch.Tensor:
+    """The tensor's values on the CPU, or an LRError for a tensor that holds none to read (the
+    meta device, a sparse or complex tensor) or that its device cannot give back."""
+    if src.device.type == "meta":
+        raise LRError("the image tensor is on the 'meta' device: it has a shape but no pixels "
+                      "(made under torch.device('meta') or by a lazy loader); pass a tensor "
+                      "holding the image's values.")
+    if src.layout != torch.strided:
+        raise LRError(f"the image tensor is {src.layout} (sparse); pass a dense one "
+                      "(t.to_dense()).")
+    if src.is_complex():
+        raise LRError(f"the image tensor is complex ({src.dtype}); pass real values "
+                      "(uint8 0..255 or float in [0, 1]).")
+    try:
+        return src.detach().cpu()
+    except Exception as e:           # a device that fails (CUDA error, a lost device)
+        raise LRError(f"the image tensor could not be copied from {src.device} to the CPU "
+                      f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                      "pass it as a CPU tensor or a numpy array.") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; an unreadable EXIF block (broken or
+    hostile metadata) is ignored with a warning, as viewers ignore it."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as e:
+        warnings.warn(f"the image's EXIF metadata could not be read ({type(e).__name__}); its "
+                      "orientation tag, if any, was not applied.", stacklevel=4)
+        return img
+
+
 def _open(p: Path) -> Image.Image:
+    if p.is_dir():
+        raise LRError(f"'{p}' is a folder, not an image file; name the image file in it.")
     if not p.is_file():
         raise LRError(f"image file '{p}' does not exist; check the path.")
     try:
@@ -155,6 +219,10 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
+        bad = int(a.size - np.isfinite(a).sum())
+        if bad:                                 # a float (mode F) image: NaN or inf pixels
+            raise LRError(f"the image (PIL mode {mode}) has {bad} NaN or infinite values; fix "
+                          "them first (e.g. Image.fromarray(np.nan_to_num(np.asarray(img)))).")
         lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(a.min()), float(a.max()))
         a = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
         warnings.warn(f"image mode {mode} ({'16-bit' if mode.startswith('I;16') else 'high bit depth'}) "
@@ -253,12 +321,21 @@ def _make_work_dir(parent: Path, prefix: str) -> Path:
 
 def check_writable(folder, what=None) -> None:
     """LRError unless a folder can be made at `folder` (tried for real in its deepest existing
-    ancestor: catches read-only places, a parent that is a file, /proc, a full disk)."""
+    ancestor: catches read-only places, a parent that is a file, /proc, a full disk), naming the
+    cause: a dangling symbolic link on the way (its target is missing or loops) is said so."""
     what = what or folder
     a = Path(os.path.abspath(folder))
-    while not a.exists() and a != a.parent:
+    while not os.path.lexists(a) and a != a.parent:
         a = a.parent
-    if not a.is_dir():
+    if os.path.islink(a) and not os.path.exists(a):
+        try:
+            target = os.readlink(a)
+        except OSError:
+            target = "?"
+        raise LRError(f"cannot write '{what}': '{a}' is a symbolic link to '{target}', which does "
+                      "not exist (or is a loop of links). Create that folder, fix the link, or "
+                      "choose another output folder.")
+    if not os.path.isdir(a):
         raise LRError(f"cannot write '{what}': '{a}' is a file, not a folder. Choose another "
                       "output folder.")
     try:
@@ -266,6 +343,31 @@ def check_writable(folder, what=None) -> None:
     except OSError as e:
         raise LRError(f"cannot write '{what}': making a folder in '{a}' failed "
                       f"({e.strerror or e}). Choose an output folder you can write to.") from None
+
+
+#: what lrlib adds to an output folder's name while writing it ('.NAME.partial-XXXXXXXX')
+WORK_SUFFIX = len("..partial-") + 8
+
+
+def _check_names(p: Path, path) -> None:
+    """LRError for a path the file system cannot hold: a NUL character, or a name longer than
+    its limit (255 bytes on most), the last one with room for the work folder's suffix."""
+    if "\x00" in str(p):
+        raise LRError(f"the output path {str(path)!r} holds a NUL character; no file system "
+                      "accepts it. Choose another output folder.")
+    limit = 255
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        anc = p
+        while not os.path.isdir(anc) and anc != anc.parent:
+            anc = anc.parent
+        limit = os.pathconf(anc, "PC_NAME_MAX")
+    for i, part in enumerate(p.parts[1:], 1):
+        room = limit - (WORK_SUFFIX if i == len(p.parts) - 1 else 0)
+        n = len(os.fsencode(part))
+        if n > room:
+            suffix = " and lrlib adds a suffix while writing" if room < limit else ""
+            raise LRError(f"the output path's name '{part[:40]}...' is {n} bytes; the file system "
+                          f"takes {limit}{suffix}: use a name of at most {room} bytes.")
 
 
 def _foreign(folder: Path) -> list[str]:
@@ -302,26 +404,31 @@ def check_output(path, overwrite: bool = True) -> bool:
     where no folder can be made.
     """
     p = Path(os.path.abspath(path))
+    _check_names(p, path)
     if p == Path.cwd() or p == p.parent:
         raise LRError(f"the output folder '{path}' is the current folder (or /): lrlib writes its "
                       "result as a folder of its own; name a new one, e.g. outputs/edit.")
-    if p.is_symlink():
+    if os.path.islink(p):
         raise LRError(f"the output folder '{path}' is a symbolic link; lrlib does not replace it. "
                       "Choose another output folder.")
     replaces = False
-    if p.exists():
-        if not p.is_dir():
+    if os.path.lexists(p):
+        if not os.path.isdir(p):
             raise LRError(f"the output '{path}' is an existing file; lrlib never overwrites it. "
                           "Name a folder for the result (it is created), e.g. outputs/edit.")
         if not overwrite:
             raise LRError(f"'{path}' already exists; pass overwrite=True or choose another folder.")
-        foreign = _foreign(p)
+        try:
+            foreign = _foreign(p)
+            replaces = any(p.iterdir())
+        except OSError as e:
+            raise LRError(f"cannot read the output folder '{path}' ({e.strerror or e}); choose "
+                          "an output folder you can read and write.") from None
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise LRError(f"'{path}' is a folder holding files lrlib did not write ({shown}); "
                           "lrlib replaces only its own result folders. Choose a new folder, e.g. "
                           f"'{Path(path) / 'lrlib-result'}'.")
-        replaces = any(p.iterdir())
     check_writable(p.parent, path)
     return replaces
 
@@ -349,6 +456,24 @@ def remove_stale(folder, name: str | None = None) -> list[Path]:
 
 
 @contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM held back for the block (delivered when it ends), around file
+    operations that must not be split by Ctrl-C or a `kill`: a rename pair, a claim's write.
+    Only the main thread receives Python's signals, so elsewhere this holds nothing."""
+    import signal
+    import threading
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
 def atomic_dir(path, overwrite: bool = True):
     """Yield a temporary folder; on success it replaces `path` in one rename, on error it is removed.
 
@@ -367,13 +492,14 @@ def atomic_dir(path, overwrite: bool = True):
         yield tmp
         (tmp / OWNER).unlink()
         check_output(path, overwrite)               # the place may have changed meanwhile
-        if path.exists():
-            old = _make_work_dir(path.parent, f".{path.name}.old-")
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with signals_held():                        # the renames happen together or not at all
+            if path.exists():
+                old = _make_work_dir(path.parent, f".{path.name}.old-")
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
     except LRError:
         raise
     except OSError as e:
@@ -424,8 +550,9 @@ def claim(path):
             holder = {} if rec is None else (None if _dead(rec) else rec)
         if holder is None:
             tmp = path.with_name(f"{path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(owner_record()))
-            os.replace(tmp, path)
+            with signals_held():                    # no half-made claim file left behind
+                tmp.write_text(json.dumps(owner_record()))
+                os.replace(tmp, path)
     try:
         yield holder
     finally:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lrlib import progress as progress_bars
+from lrlib.progress import bar as progress_bar
 from lrlib.anchors import (caption_anchors, cells_to_pixels, content_cells, refine_anchors,
                            top_k_anchors)
 from lrlib.blend import feather, keep_changes, paste
@@ -224,7 +224,7 @@ def generate_candidates(editor, x, masks, prompt, seed, batch_size, progress=Tru
         return editor.inpaint(x.expand(k, -1, -1, -1), masks[i:i + k], [prompt] * k, gen, **kw)
 
     out, dropped = [], 0
-    bar = progress_bars.bar(total=n, desc="candidate edits", disable=not progress)
+    bar = progress_bar(total=n, desc="candidate edits", disable=not progress)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         i = start

@@ -36,7 +36,7 @@ from functools import partial
 import torch
 
 from lrlib.blend import paste
-from lrlib import progress as progress_bars
+from lrlib.progress import bar as progress_bar
 from lrlib.regions import gumbel_softmax
 
 
@@ -111,7 +111,7 @@ def train_rgn(rgn, pooled, geom, C, loss_fn, iterations: int, lr: float = 0.003,
     chunk = getattr(bound(loss_fn, "clip"), "chunk", 64)
     table = (loss_table(loss_fn, C, generator, table_views, chunk)
              if estimator == "expected" and table_views else None)
-    for _ in progress_bars.bar(range(iterations), desc="training RGN", disable=not progress):
+    for _ in progress_bar(range(iterations), desc="training RGN", disable=not progress):
         logits = masked_logits(rgn(pooled, geom), valid)              # (K, M)
         if estimator == "st":
             g = gumbel_softmax(logits, tau=tau, hard=hard, generator=generator)

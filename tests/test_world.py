@@ -174,15 +174,16 @@ def test_every_cli_command_prints_the_banner_and_honours_the_env(tmp_path):
 
 
 def test_every_knob_is_documented():
-    """Bug caught: a new LRConfig field without a word on what it means (the README's and
-    `LRConfig.describe()`'s table would show an empty cell), or describe() losing a field."""
+    """Bug caught: a new LRConfig field without a declaration (a meaning, a kind, its values), so
+    `LRConfig.describe()`'s table would show an empty cell and validate() would not check it, or
+    describe() losing a field."""
     import dataclasses
 
-    from lrlib.config import _field_comments
-    notes = _field_comments(LRConfig)
-    undocumented = [f.name for f in dataclasses.fields(LRConfig) if not notes.get(f.name)]
-    assert not undocumented, f"add a comment beside each of {undocumented} in lrlib/config.py"
+    from lrlib.config import KINDS, KNOBS
+    assert list(KNOBS) == [f.name for f in dataclasses.fields(LRConfig)]
+    undocumented = [k.name for k in KNOBS.values() if len(k.meaning) < 8 or k.kind not in KINDS]
+    assert not undocumented, f"declare a meaning and a kind for each of {undocumented}"
     table = LRConfig.describe().splitlines()
     assert len(table) == 1 + len(dataclasses.fields(LRConfig))
     row = next(r for r in table if r.startswith("size "))
-    assert "512" in row and "64" in row                        # GPU and CPU values side by side
+    assert "512" in row and "64" in row and "32..4096" in row   # values side by side, bounds
