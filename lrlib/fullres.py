@@ -85,16 +85,17 @@ def crop_window(box, image_size, R: int, margin: float) -> tuple[int, int, int, 
 
 def regenerate_full_res(editor, x_full: torch.Tensor, box, prompt: str, generator: torch.Generator,
                         margin: float = 1.5, blend_px: int = 0, blend_tau: float = 0.0,
-                        scale: float = 1.0, settings=None) -> torch.Tensor | None:
+                        scale: float = 1.0, settings=None, window=None) -> torch.Tensor | None:
     """x_full (1, 3, H, W) in [0, 1] (CPU), the winning box (x0, y0, x1, y1) in its pixels ->
     (1, 3, H, W): the box repainted by `editor` on a window of the photo at the editor's
     resolution (the equations above), pasted with the blend weight; outside the box x_full
     exactly. scale: photo pixels per canvas pixel (blend_px is in canvas pixels). settings: the
     editor's per-call settings (lrlib.editors.base.EditorSettings), None for its defaults.
+    window: the repainted window when the caller has it (default: crop_window(box, ..., margin)).
     None when the editor's output is not finite (the caller keeps the canvas winner)."""
     H, W = x_full.shape[-2:]
     R = int(editor.resolution)
-    x0, y0, x1, y1 = crop_window(box, (W, H), R, margin)
+    x0, y0, x1, y1 = window or crop_window(box, (W, H), R, margin)
     crop = x_full[:, :, y0:y1, x0:x1].float()                              # (1, 3, h, w)
     h, w = crop.shape[-2:]
     m_crop = torch.zeros(1, 1, h, w)

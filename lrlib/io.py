@@ -383,7 +383,7 @@ def _foreign(folder: Path) -> list[str]:
         return names
     if "lrlib" in meta and isinstance(meta.get("files"), list):
         return [n for n in names if n not in {RESULT_JSON, *meta["files"]}]
-    if {"prompt", "best_box", "config"} <= meta.keys():    # written by lrlib before the marker
+    if {"prompt", "best_box", "config"} <= meta.keys():    # a result.json without the marker
         return [n for n in names if not _LEGACY.match(n)]
     return names
 

@@ -484,7 +484,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
         final = regenerate_full_res(models.editor, p.x_full, box, p.prompt,
                                     winner_generator(cfg.seed, int(p.index[best, j])),
                                     cfg.full_res_margin, cfg.blend_px, cfg.blend_tau, scale,
-                                    EditorSettings.from_config(cfg))
+                                    EditorSettings.from_config(cfg), window)
     window = None if final is None else list(window)
     if final is None:
         if cfg.draft_steps:                                  # the winner again, at full quality

@@ -24,8 +24,8 @@ See the toy benchmark in the README for the effect of each.
 
 The scale never changes an order within one softmax (softmax is monotone); it changes how the
 two terms trade off. At s = 1 both softmaxes stay near 1/K and S ~ const + (alpha cos_t2i +
-beta cos_i2i) / K, a linear trade-off of the cosines; at s = 100 (CLIP's logit scale, which an
-earlier lrlib used) each is nearly one-hot and S is a vote between the result most like the
+beta cos_i2i) / K, a linear trade-off of the cosines; at s = 100 (CLIP's logit scale,
+`score_scale=None`) each is nearly one-hot and S is a vote between the result most like the
 prompt and the one most like the source. The toy benchmark measures both (README).
 
 The official rule keeps the best S among the `top` (= 3) results with the highest S_t2i, so a

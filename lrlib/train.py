@@ -20,7 +20,7 @@ The candidates never change, so their loss table L(C_ij) is computed once, befor
 step, with `table_views` augmented views for L_clip (more than a training step's n_aug, since it
 is paid for once): K*M*(table_views + 1) CLIP image forwards per edit (1,071 at K = 9, M = 7,
 16 views), against K*M*(n_aug + 1) at *every* iteration when the table is redrawn with fresh
-views (`table_views=0`, lrlib before; 15,750 at the paper's 50 iterations and 4 views). The
+views (`table_views=0`; 15,750 at the paper's 50 iterations and 4 views). The
 gradient of the expected loss reaches the RGN exactly and no backward pass runs through CLIP.
 The table is computed in chunks of candidates so that CLIP's batch stays bounded (Clip.chunk).
 

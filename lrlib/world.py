@@ -98,8 +98,7 @@ def config_for(world: str, **overrides) -> LRConfig:
         raise LRError(f"world={world!r}: use one of {', '.join(WORLDS)} (or choose_world()).")
     if world == "real":            # the canvas the default editors work at, known before loading
         cfg = LRConfig(**overrides)
-        return cfg if cfg.size is not None else cfg.replace(
-            size=1024 if "xl" in cfg.sd_model.lower() and cfg.editor == "sd" else 512)
+        return cfg if cfg.size is not None else cfg.replace(size=cfg.canvas())
     return LRConfig.cpu(world=world, **overrides)
 
 

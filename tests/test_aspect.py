@@ -1,4 +1,4 @@
-"""Non-square photos: edited on a letterboxed canvas, pasted back without stretching (issue 11.3)."""
+"""Non-square photos: edited on a letterboxed canvas, pasted back without stretching."""
 import hashlib
 
 import numpy as np
@@ -32,7 +32,7 @@ def to_hwc(t):
 
 @pytest.mark.parametrize("W,H", SIZES + [(90, 200), (64, 64)])
 def test_letterbox_scales_uniformly_and_pads_with_the_edge(W, H):
-    """Catches squashing to S x S (the old prepare), zero padding, and an off-centre canvas."""
+    """Catches squashing to S x S, zero padding, and an off-centre canvas."""
     x = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(0))
     canvas, (x0, y0, x1, y1) = letterbox(x, S)
     assert canvas.shape == (1, 3, S, S)
@@ -52,7 +52,7 @@ def test_letterbox_scales_uniformly_and_pads_with_the_edge(W, H):
 def test_square_painted_on_the_canvas_stays_square_in_the_photo(W, H):
     """A blue square painted into the oracle box of a 2:1 / 1:2 toy scene on lrlib's working
     canvas comes back square (within 15%) through lrlib's paste path, and nothing outside the box
-    changes. Catches the old squash-and-stretch (1.94 / 0.51) and a paste that ignores the offset
+    changes. Catches a squash-and-stretch paste (aspect 1.94 / 0.51) and a paste that ignores the offset
     of the content (the square would land beside the object)."""
     task = make_edit_task(3, (W, H), "multi")
     bx0, by0, bx1, by1 = task.target_box
@@ -169,8 +169,8 @@ def test_toy_world_edit_keeps_the_objects_aspect(W, H):
 
 
 def test_square_scenes_are_unchanged():
-    """The (width, height) scene generator draws exactly the scenes of the square one: hashes of
-    the old generator's output. Catches any change in the order or range of the random draws
+    """The (width, height) scene generator draws exactly the scenes of the square one: pinned hashes
+    of the scenes the toy models were trained and benchmarked on. Catches any change in the order or range of the random draws
     (the shipped toy models and the README benchmark were made on these scenes)."""
     pins = {(10_000_000, "single"): "780706e6946f2907", (10_000_001, "multi"): "9925e591b9f44a78",
             (10_000_002, "relation"): "94bd11814a28c3af", (7, "long"): "6ea99cd88b655cb6"}

@@ -224,7 +224,7 @@ def test_one_jobs_output_problem_fails_only_that_job(tmp_path, random_cache):
 
 
 def test_batch_stops_at_the_first_model_failure(tmp_path, capsys, count_model_loads):
-    """Bug (issue 12): models that cannot load were retried for every job (~50 s each)."""
+    """Bug caught: models that cannot load retried for every job (~50 s each)."""
     write_images(tmp_path, ["a.png", "b.png", "c.png"])
     jobs = jobs_file(tmp_path, {n: ["x", "a cat"] for n in ("a.png", "b.png", "c.png")})
     count_model_loads.fail = True
@@ -237,7 +237,7 @@ def test_batch_stops_at_the_first_model_failure(tmp_path, capsys, count_model_lo
 
 
 def test_official_layout_and_missing_images_before_models(tmp_path, random_cache, count_model_loads):
-    """Bug (issue 12): with images.json beside images/ the images were looked for beside the
+    """Bug caught: with images.json beside images/ the images were looked for beside the
     jobs file, and each job failed only after the models were loaded."""
     (tmp_path / "images").mkdir()
     write_images(tmp_path / "images", ["a.png"])
@@ -305,7 +305,7 @@ def test_two_batch_processes_share_the_jobs(tmp_path, random_cache):
 # --- the edit command: box in the input's pixels, phone photos upright, model flags ----------
 
 def test_cli_prints_the_box_in_the_input_images_pixels(tmp_path, capsys, random_cache):
-    """Bug (issue 12): the CLI printed the box in working-resolution pixels without saying so."""
+    """Bug caught: the CLI printing the box in working-resolution pixels without saying so."""
     img = tmp_path / "in.png"
     Image.fromarray((np.random.RandomState(1).rand(96, 128, 3) * 255).astype(np.uint8)).save(img)
     assert main(["edit", str(img), "--prompt", "a cat", "--out", str(tmp_path / "o"), *TINY_FLAGS]) == 0
@@ -316,7 +316,7 @@ def test_cli_prints_the_box_in_the_input_images_pixels(tmp_path, capsys, random_
 
 
 def test_cli_edits_a_phone_photo_upright(tmp_path, random_cache):
-    """Bug: EXIF orientation was ignored, so the edit was saved sideways (issue 9)."""
+    """Bug caught: EXIF orientation ignored, so the edit is saved sideways."""
     exif = Image.Exif()
     exif[0x0112] = 6                                          # view = turned 90 degrees clockwise
     Image.new("RGB", (96, 64), (90, 120, 200)).save(tmp_path / "phone.png", exif=exif)

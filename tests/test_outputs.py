@@ -231,8 +231,8 @@ def test_orphans_without_owner_and_an_old_result_left_aside(tmp_path):
 
 
 def test_result_from_before_the_marker_is_still_lrlibs(tmp_path, result):
-    """A result folder written by lrlib before result.json had its marker (outputs/demo of an
-    earlier `make demo`) is still replaced; with a file of the user's in it, it is not."""
+    """A result folder whose result.json carries no marker (the fields prompt, best_box, config
+    only) is still replaced; with a file of the user's in it, it is not."""
     old = tmp_path / "demo"
     old.mkdir()
     (old / "final.png").write_bytes(b"old")

@@ -1,7 +1,7 @@
 """The cost model of lrlib.bench.speed, counted with hooks on the real diffusers UNet and the CLIP
 visual tower, against numbers taken from diffusers' own schedulers and the official loop's
 structure (T + 1 SD runs of K images), never from lrlib's formulas; plus the CLIP-work, draft
-and LoRA options of issue 14."""
+and LoRA options."""
 import pytest
 import torch
 

@@ -113,7 +113,7 @@ def _module(path: Path) -> str:
 
 
 def test_no_import_cycle_and_nobody_imports_the_cli():
-    """Bug caught: config -> world -> models -> config import circles (issue 10), and library
+    """Bug caught: config -> world -> models -> config import circles, and library
     code that reaches into the CLI for a constant or a helper."""
     graph = {_module(p): _imports(p) for p in LRLIB.rglob("*.py")}
     users_of_cli = [m for m, deps in graph.items() if "lrlib.cli" in deps and m != "lrlib.__main__"]
@@ -158,7 +158,7 @@ def test_toy_likeness_tells_a_toy_scene_from_a_photo():
 
 
 def test_every_cli_command_prints_the_banner_and_honours_the_env(tmp_path):
-    """Bug caught: `edit` ignoring LRLIB_WORLD=toy (the old code went for real checkpoints) and
+    """Bug caught: `edit` ignoring LRLIB_WORLD=toy (going for real checkpoints) and
     commands that never say which models ran."""
     import os
     env = dict(os.environ, LRLIB_WORLD="toy", OMP_NUM_THREADS="1")

@@ -7,9 +7,10 @@ the count of the editor's work per edit, from the config:
     VAE encodes + decodes   = N + 1                          N = K * M candidates (fewer when the
                                                              caption prunes anchors)
 
-with s_c the candidates' steps (draft_steps when drafting, else steps), n(s) the scheduler's UNet
-calls for s steps (PNDM, SD 2's own: s + 1; DPM-Solver++: s) and the + 1 the winner painted again
-(at full steps, on the photo itself or on the canvas). Each is multiplied by its FLOPs, measured
+with s_c the candidates' steps (draft_steps when drafting, else steps), n(s) the UNet calls for s
+steps (PNDM, SD 2's own: s + 1, counted for every scheduler as an upper bound) and the + 1 the
+winner painted again (at full steps, on the photo itself or on the canvas); `LRConfig.work`
+counts them, and bounds them before an edit starts. Each is multiplied by its FLOPs, measured
 with torch's FlopCounterMode on the real architectures (random weights; shared/notes/stack.md):
 
     SD 2 UNet at 512 px: 0.80 TFLOP;  VAE decode 2.5, encode 1.1 TFLOP
@@ -32,26 +33,11 @@ T4_EFFECTIVE = 0.80 / 0.07          # TFLOP/s: diffusers' ~0.07 s per SD UNet ev
 CLIP_TFLOP = 0.035                  # ViT-B/16 at 224 px, one image forward
 
 
-def scheduler_calls(steps: int, scheduler: str) -> int:
-    """UNet calls of `steps` sampling steps: PNDM (SD 2's own, "default") adds one."""
-    return steps + 1 if scheduler in ("default", "pndm") else steps
-
-
 def work(cfg: LRConfig, anchors: int | None = None) -> dict:
-    """Exact per-edit counts for cfg with `anchors` edited (default: all K)."""
-    g = 2 if cfg.guidance_scale > 1 else 1
-    N = (anchors or cfg.K) * cfg.M
-    n_c = cfg.draft_steps if cfg.draft_steps else scheduler_calls(cfg.steps, cfg.scheduler)
-    unet = g * (N * n_c + scheduler_calls(cfg.steps, cfg.scheduler))
-    K = anchors or cfg.K
-    if cfg.estimator == "expected" and cfg.table_views:       # the loss table, once
-        clip = N * (cfg.table_views + 1)
-    elif cfg.estimator == "expected":                         # the table redrawn every iteration
-        clip = N * (cfg.n_aug + 1) * cfg.iterations
-    else:                                                     # straight-through: K composites
-        clip = K * (cfg.n_aug + 1) * cfg.iterations
-    clip += K                                                 # the ranking
-    return {"candidates": N, "unet": unet, "vae": N + 1, "clip": clip}
+    """Exact per-edit counts for cfg with `anchors` edited (default: all K): `LRConfig.work`."""
+    w = cfg.replace(K=anchors or cfg.K).work()
+    return {"candidates": w["candidates"], "unet": w["editor_evals"], "vae": w["candidates"] + 1,
+            "clip": w["clip_forwards"]}
 
 
 def estimate(cfg: LRConfig, family: str = "sd2", anchors: int | None = None) -> dict:

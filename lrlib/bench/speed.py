@@ -331,7 +331,7 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
               progress: bool = True, every: int = 10, start: int = 0, tasks: str = "first",
               redrawn: bool = True) -> str:
     """The toy benchmark's tasks, three ways on the same scene: full-quality candidates with the
-    loss table redrawn every iteration (lrlib before), with the table computed once, and drafts
+    loss table redrawn every iteration (`table_views=0`), with the table computed once, and drafts
     at each of `draft_steps` DPM-Solver++ steps with the winner regenerated at full quality.
     Reports the judge's success of each final image (pasted as `lrlib.edit` pastes it), how
     often a draft run chose the same anchor and box as the full one (and the IoU of the two
