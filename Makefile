@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pip prints one harmless line per local index it skips on some machines: hide those
 QUIET  := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test test-browser test-min smoke install notebooks-sync notebooks-check clean
+.PHONY: demo test test-browser test-min smoke mutation install notebooks-sync notebooks-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,16 @@ test-min: $(MIN)/.min
 
 smoke: $(VENV)/.base
 	HF_HUB_OFFLINE=1 $(PY) -m lrlib.bench smoke --size full --sdxl-resolution 512
+
+# Mutation testing (mutmut) of the paper's stage functions: each mutant is a small change to the
+# code (an operator, a constant, a dropped argument); a test must fail on it. Config: pyproject.toml.
+MUTANTS := "lrlib.scoring.*" "lrlib.regions.x_make_proposals*" "lrlib.regions.x_boxes_to_masks*" \
+           "lrlib.regions.x_roi_pool*" "lrlib.regions.x_box_geometry*" "lrlib.regions.x_gumbel_softmax*" \
+           "lrlib.anchors.x_top_k_anchors*" "lrlib.anchors.x_cells_to_pixels*" "lrlib.anchors.x_content_cells*"
+mutation: $(VENV)/.test
+	$(PIP) install -e ".[test,mutation]" $(QUIET)
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 # notebooks/*.py (jupytext percent) are the reviewed source; the .ipynb are generated from them
 notebooks-sync: $(VENV)/.test

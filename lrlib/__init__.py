@@ -18,7 +18,7 @@ from lrlib.version import __version__
 
 if TYPE_CHECKING:  # names for the signature only: importing them loads torch
     from lrlib.models import Models
-    from lrlib.pipeline import EditResult
+    from lrlib.results import EditResult
 
 
 
@@ -50,7 +50,7 @@ def edit(image, prompt: str, caption: str | None = None, config: LRConfig | None
 
 def __getattr__(name):            # EditResult without importing torch at `import lrlib`
     if name == "EditResult":
-        from lrlib.pipeline import EditResult
+        from lrlib.results import EditResult
         return EditResult
     raise AttributeError(f"module 'lrlib' has no attribute {name!r}")
 

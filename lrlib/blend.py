@@ -72,3 +72,17 @@ def keep_changes(w: torch.Tensor, mask: torch.Tensor, edit: torch.Tensor, source
     D = F.max_pool2d(D.reshape(-1, 1, *D.shape[-2:]), 3, stride=1, padding=1).reshape(D.shape)
     kept = torch.fmax(w, mask * (D / tau).clamp(max=1))    # fmax: a NaN difference keeps w
     return torch.where(mask > 0, kept, w).to(w.dtype)
+
+
+def paste_weight(mask: torch.Tensor, result: torch.Tensor, x: torch.Tensor, blend_px: int,
+                 blend_tau: float, content=None) -> torch.Tensor:
+    """The weight w (1, S, S) of the final paste y = w E + (1 - w) x on the canvas: the box
+    `mask` feathered over its last blend_px px (the picture's edge counts as inside; no ramp
+    there), kept at 1 where `result` differs from the canvas `x` (1, 3, S, S) by blend_tau
+    or more (`keep_changes`); 0 outside the mask."""
+    x0, y0, x1, y1 = content or (0, 0, mask.shape[-1], mask.shape[-2])
+    w = torch.zeros_like(mask)
+    w[:, y0:y1, x0:x1] = feather(mask[:, y0:y1, x0:x1], blend_px)
+    if blend_px <= 1:
+        return w
+    return keep_changes(w, mask, result, x[0].to(result), blend_tau)

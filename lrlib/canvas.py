@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lrlib.blend import paste
+
 
 def letterbox(x_full: torch.Tensor, S: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """(1, 3, H, W) -> the S x S canvas (1, 3, S, S) and its content rectangle (x0, y0, x1, y1):
@@ -31,3 +33,16 @@ def box_to_image(box, content, image_size) -> list[int]:
     x0, y0, x1, y1 = (int(v) for v in box)
     return [max(0, (x0 - cx0) * W // w), max(0, (y0 - cy0) * H // h),            # floor, exact
             min(W, -(-(x1 - cx0) * W // w)), min(H, -(-(y1 - cy0) * H // h))]  # ceil
+
+
+def paste_back(x_full: torch.Tensor, result: torch.Tensor, mask: torch.Tensor,
+               content=None) -> torch.Tensor:
+    """The result (3, S, S) inside mask (1, S, S), cropped to the content rectangle (x0, y0,
+    x1, y1; default the whole canvas) and scaled to x_full (1, 3, H, W); outside the mask x_full
+    unchanged, bit for bit, whatever the result holds (`lrlib.blend.paste`)."""
+    H, W = x_full.shape[-2:]
+    x0, y0, x1, y1 = content or (0, 0, result.shape[-1], result.shape[-2])
+    m_up = F.interpolate(mask[None, :, y0:y1, x0:x1].float().cpu(), size=(H, W), mode="nearest")
+    up = F.interpolate(result[None, :, y0:y1, x0:x1].float().cpu(), size=(H, W), mode="bicubic",
+                       align_corners=False).clamp(0, 1)
+    return paste(m_up, up, x_full)

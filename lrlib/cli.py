@@ -90,9 +90,9 @@ def read_config(path) -> dict:
 
 
 def _config(args) -> LRConfig:
-    """The world by lrlib.world's one rule (--world, then --config's, then $LRLIB_WORLD, then
+    """The world by lrlib.worlds' one rule (--world, then --config's, then $LRLIB_WORLD, then
     auto), its settings, then --config's, then --paper's method, then the flags given."""
-    from lrlib.world import choose_world, config_for
+    from lrlib.worlds import choose_world, config_for
     flags = _parse_flags(args)
     saved = read_config(args.config) if getattr(args, "config", None) else {}
     editor = flags.get("editor", saved.get("editor", "sd"))
@@ -245,7 +245,7 @@ def job_folder(name: str) -> str:
 
 def job_record(image: Path, caption: str, prompt: str, cfg: LRConfig) -> dict:
     """What a job's result.json must record for the result to count as this job's."""
-    from lrlib.io import input_record
+    from lrlib.images import input_record
     return {"input": input_record(image), "caption": check_prompt(caption, "caption"),
             "prompt": check_prompt(prompt),
             "config": {k: v for k, v in cfg.to_dict().items() if k not in IGNORED}}
@@ -298,7 +298,8 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
     import torch
     from tqdm.auto import tqdm
 
-    from lrlib.io import check_output, check_writable, claim, load_image, remove_stale
+    from lrlib.outputs import check_output, check_writable, claim, remove_stale
+    from lrlib.images import load_image
     from lrlib.models import load_models
     from lrlib.pipeline import edit
 
@@ -460,9 +461,9 @@ def _main(argv) -> int:
             if args.caption is not None:
                 check_prompt(args.caption, "caption")
         cfg = _config(args)
-        from lrlib.io import check_output
+        from lrlib.outputs import check_output
         from lrlib.logs import quiet_libraries
-        from lrlib.world import banner
+        from lrlib.worlds import banner
         quiet_libraries()
         print(banner(cfg), flush=True)
         given = [f"--{k.replace('_', '-')}" for k in MODEL_FLAGS if getattr(args, k) is not None]

@@ -1,12 +1,12 @@
 """One config object holding every knob of the method, each declared once.
 
 `LRConfig()` is lrlib's method for a GPU with real checkpoints: the paper's sizes and weights,
-with the choices the toy benchmark measured better (README "Does the method work?"): the exact
+with the choices the toy benchmark measured better (lrlib/bench/README.md): the exact
 expected-loss gradient, caption-aware anchors and ranking, boxes fitted to the object.
 `LRConfig.paper()` is the paper / official code's method exactly (`PAPER_METHOD` below).
 `LRConfig.cpu()` is the CPU-sized setting: the same method on the shipped toy world's small models
 at 64 px (it learns and is measured there; it knows only toy scenes, not photos).
-Which models a config runs is decided by `lrlib.world` (`choose_world`, `LRLIB_WORLD`); the config
+Which models a config runs is decided by `lrlib.worlds` (`choose_world`, `LRLIB_WORLD`); the config
 only holds the choice (`world`) as a value and never reads the disk or the environment (its
 `validate()` asks torch whether the `device` named exists: that is where the edit will run).
 
@@ -318,8 +318,7 @@ class LRConfig:
         lo_open=True, none="every blob alike", why="a share of the picture")
     prune_margin: float | None = knob(
         0.1, "caption anchors: drop (before any edit) those whose grounding g is below the best "
-        "by more than this (fewer candidate edits: tuning set K 3 -> 1.95, success unchanged; "
-        "lrlib; None: keep all K, as the paper)", lo=0, hi=2, none="keep every anchor",
+        "by more than this (fewer candidate edits; lrlib; None: keep all K, as the paper)", lo=0, hi=2, none="keep every anchor",
         why="a margin between cosines, which differ by at most 2")
     anchor_context: float = knob(
         1.2, "caption score views: this times the fitted box's side", lo=1, hi=8,
@@ -355,19 +354,16 @@ class LRConfig:
         "fit_min..fit_max (lrlib); 'squares': M squares of box_sides centred on the anchor "
         "(paper)", choices=("fitted", "squares"))
     fit_level: float = knob(
-        0.7, "'fitted': cosine to the anchor's feature that joins the blob (tuning set, snapped: "
-        "0.7; unsnapped 0.7-0.8; 0.6: too large)", lo=-1, hi=1, why="a cosine")
+        0.7, "'fitted': cosine to the anchor's feature that joins the blob", lo=-1, hi=1, why="a cosine")
     fit_snap: float = knob(
         1.5, "'fitted': snap the similarity to the image's edges with a guided filter of this "
-        "radius in patch cells (lrlib.regions; 0: the blurred patch map, blob IoU 0.69 -> 0.93 "
-        "on toy)", lo=0, hi=16, why="patch cells; 16 is over half of the default 28-cell grid")
+        "radius in patch cells (lrlib.additions.guided_filter; 0: the blurred patch map)", lo=0, hi=16, why="patch cells; 16 is over half of the default 28-cell grid")
     fit_reach: float = knob(
         0.5, "'fitted': an anchor below fit_level seeds its blob at the nearest pixel above it "
         "within this many patch cells (a star's gap, an object's rim; lrlib); 0: the anchor's "
         "pixel", lo=0, hi=16, why="patch cells; 16 is over half of the default 28-cell grid")
     fit_min: float = knob(
-        1.1, "'fitted': smallest scale of the blob's box (1.0: the blob's box itself; tuning set, "
-        "snapped: 1.1-1.5 0.88 success, 1.0-1.6 0.84)", lo=0.1, hi=8,
+        1.1, "'fitted': smallest scale of the blob's box (1.0: the blob's box itself)", lo=0.1, hi=8,
         why="a scale of the blob's box; boxes are clipped to the picture, so past 8 every box "
             "is the whole picture")
     fit_max: float = knob(1.5, "'fitted': largest scale of the blob's box (>= fit_min)", lo=0.1,
@@ -421,8 +417,7 @@ class LRConfig:
                         why="a score weight; only ratios matter")
     relation_weight: float = knob(
         0.2, "rho: 'the X left of the Y' read geometrically when choosing and ranking anchors "
-        "(lrlib.relations; 0: caption as is; tuning set, 60 relation tasks: 0.05 -> 0.78, "
-        "0.2 -> 0.83)", lo=0, hi=10,
+        "(lrlib.additions.relations; 0: caption as is)", lo=0, hi=10,
         why="added to cosine scores in -1..1; past 10 the caption's words no longer count")
     rank_top: int = knob(3, "keep the best S among the top-3 by S_t2i (official rule)", lo=1,
                          hi=64, why="at most K results are ranked")
@@ -455,9 +450,7 @@ class LRConfig:
                                   hi=256, why="images in one UNet batch; memory grows with it")
     draft_steps: int = knob(
         5, "> 0: candidates drafted with DPM-Solver++ at this many steps, the winner regenerated "
-        "at `steps` (lrlib; SD only: MaskGIT runs 0; toy benchmark, 200 tasks each: success "
-        "0.900 = 0.900 on the first set, 0.870 vs 0.875 on the second; paper: 0; CPU: 0, the toy "
-        "tables were measured without)", lo=0, hi=500, why="as steps",
+        "at `steps` (lrlib.additions.drafts; SD only: MaskGIT runs 0; paper: 0; CPU: 0)", lo=0, hi=500, why="as steps",
         hint=" (0: no drafts)")
     lora: str | None = knob(
         None, "LoRA fused into the SD UNet (id or folder), e.g. 'latent-consistency/lcm-lora-"
@@ -465,18 +458,17 @@ class LRConfig:
         none="no LoRA")
     blend_px: int = knob(
         3, "feather the paste over the box's last px (lrlib.blend; outside stays the input; 0: "
-        "hard paste; paper: none; CPU: 3; README)", kind="output", lo=0, hi=64,
+        "hard paste; paper: none; CPU: 3)", kind="output", lo=0, hi=64,
         why="one erosion pass over the canvas per px; past 64 px the ramp is wider than most "
             "boxes")
     blend_tau: float = knob(
         0.5, "... but keep the full edit where it changed a pixel by this much (the new object, "
-        "the old one's removal; lrlib.blend.keep_changes; tuning set: success 0.84 -> 0.89); 0: "
-        "ramp only", kind="output", lo=0, hi=1,
+        "the old one's removal; lrlib.blend.keep_changes); 0: ramp only", kind="output", lo=0, hi=1,
         why="a colour difference, colours being in 0..1",
         hint=" (0: the plain ramp)")
     full_res: bool = knob(
         True, "a photo larger than its place on the canvas: the winning box is painted again on "
-        "a window of the photo itself at the editor's resolution (lrlib.fullres: the photo's "
+        "a window of the photo itself at the editor's resolution (lrlib.additions.fullres: the photo's "
         "detail, not the canvas upscaled; one more editor call); False: upscaled", kind="output")
     full_res_margin: float = knob(
         1.5, "full_res: the window's side, times the box's longer side (context for the editor; "
@@ -491,7 +483,7 @@ class LRConfig:
     def cpu(cls, **overrides) -> "LRConfig":
         """CPU-sized settings: small models, 64 px, few anchors; same method, same code.
 
-        A pure function of its arguments (which models exist is `lrlib.world`'s business):
+        A pure function of its arguments (which models exist is `lrlib.worlds`'s business):
         `world="toy"` (default, the shipped toy world) or `world="random"` (random stand-ins).
         The toy editors get the sampling settings they were measured with (SD: 10 DDIM steps,
         guidance 3; MaskGIT: 12 steps, guidance 4); random stand-ins get 4 steps (nothing to see).

@@ -14,9 +14,9 @@ DEMO_CAPTION, DEMO_PROMPT = "the red circle", "a purple cross"   # toy task seed
 
 
 def run_demo(out_dir, cfg: LRConfig | None = None) -> str:
-    """One edit on the embedded default scene (`cfg` default: the world by lrlib.world's rule)."""
+    """One edit on the embedded default scene (`cfg` default: the world by lrlib.worlds' rule)."""
     from lrlib.pipeline import edit
-    from lrlib.world import choose_world, config_for
+    from lrlib.worlds import choose_world, config_for
 
     cfg = cfg or config_for(choose_world())
     r = edit(DEMO_IMAGE, DEMO_PROMPT, caption=DEMO_CAPTION, config=cfg)

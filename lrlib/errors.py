@@ -29,6 +29,14 @@ SUPPORTED_SD_IDS = ("sd2-community/stable-diffusion-2-inpainting",
                     "diffusers/stable-diffusion-xl-1.0-inpainting-0.1")
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as huggingface_hub reads it ("1", "true", "yes", "on"), read now:
+    huggingface_hub.constants.HF_HUB_OFFLINE is fixed when the hub library is imported, so a
+    notebook that sets the variable afterwards would not be seen."""
+    import os
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
 def repo_not_found(exc: BaseException | None) -> bool:
     """True if `exc` (or an exception it was raised from) says the hub has no such repository."""
     while exc is not None:
@@ -48,8 +56,6 @@ def checkpoint_error(kind: str, name: str, exc: BaseException | None = None,
     `name` the id or path we tried, `option` the LRConfig field that selects it (its command-line
     flag is the same name with dashes: sd_model -> --sd-model).
     """
-    import os
-
     opt = (f"LRConfig({option}='path/to/folder') (on the command line: "
            f"--{option.replace('_', '-')} path/to/folder)" if option else "a local folder path")
     if repo_not_found(exc):
@@ -63,8 +69,7 @@ def checkpoint_error(kind: str, name: str, exc: BaseException | None = None,
             msg += (" Supported editor checkpoints: " + ", ".join(SUPPORTED_SD_IDS)
                     + " (any SD 1.x / 2.x / SDXL inpainting checkpoint in the diffusers layout).")
     else:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-        why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if offline
+        why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if hub_offline()
                else "it is not a local folder and the Hugging Face Hub could not be reached "
                     "(no network, or the id is wrong)")
         msg = (f"Could not load the {kind} checkpoint '{name}': {why}.\n"

@@ -23,7 +23,7 @@ from lrlib.clip import Clip
 from lrlib.config import LRConfig
 from lrlib.editors.base import Editor, EditorSettings
 from lrlib.errors import REPLACED_IDS, LRError, checkpoint_error
-from lrlib.world import model_sources
+from lrlib.worlds import model_sources
 
 _CACHE: dict[tuple, object] = {}
 
@@ -184,7 +184,7 @@ class Models:
 
 
 def load_models(cfg: LRConfig, parts=("dino", "clip", "editor")) -> Models:
-    """The models the config asks for (`lrlib.world.model_sources`): real checkpoints, the
+    """The models the config asks for (`lrlib.worlds.model_sources`): real checkpoints, the
     shipped toy world, or small random-weight stand-ins (built once, cached on disk). `parts`
     limits what is loaded (e.g. a notebook about anchors needs no editor); the others are None."""
     cfg.validate()

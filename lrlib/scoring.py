@@ -16,7 +16,7 @@ The paper's S never reads the caption, so when a scene holds several objects it 
 an edit of the object the caption names from the same edit of its neighbour; S_dir (the
 directional score L_dir is built on) can. So can a fourth term, read off the *source*: how well
 the region each anchor stands on matches the caption (its grounding g_k, computed when the
-caption-aware anchors were chosen, relations included: lrlib.relations):
+caption-aware anchors were chosen, relations included: lrlib.additions.relations):
 
     S_cap = softmax_k( s * g_k )                 S += delta * S_cap     (lrlib; paper: delta = 0)
 
@@ -26,7 +26,7 @@ The scale never changes an order within one softmax (softmax is monotone); it ch
 two terms trade off. At s = 1 both softmaxes stay near 1/K and S ~ const + (alpha cos_t2i +
 beta cos_i2i) / K, a linear trade-off of the cosines; at s = 100 (CLIP's logit scale,
 `score_scale=None`) each is nearly one-hot and S is a vote between the result most like the
-prompt and the one most like the source. The toy benchmark measures both (README).
+prompt and the one most like the source. The toy benchmark measures both (lrlib/bench/README.md).
 
 The official rule keeps the best S among the `top` (= 3) results with the highest S_t2i, so a
 result that barely changed the image (high S_i2i) cannot win without matching the prompt.

@@ -24,7 +24,7 @@ views (`table_views=0`; 15,750 at the paper's 50 iterations and 4 views). The
 gradient of the expected loss reaches the RGN exactly and no backward pass runs through CLIP.
 The table is computed in chunks of candidates so that CLIP's batch stays bounded (Clip.chunk).
 
-A candidate the editor could not make finite (NaN / Inf: lrlib.pipeline.generate_candidates) is
+A candidate the editor could not make finite (NaN / Inf: lrlib.editors.candidates.generate_candidates) is
 out of the choice: its logit is -inf in both estimators (probability 0, no gradient through it),
 its composite and its loss-table entry are zeros (never averaged in: its weight is exactly 0).
 """

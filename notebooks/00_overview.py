@@ -83,7 +83,7 @@ quiet_libraries()
 import matplotlib.pyplot as plt
 
 import lrlib
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD)
@@ -101,7 +101,7 @@ print(banner(cfg))
 
 # %%
 from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
-from lrlib.io import load_image
+from lrlib.images import load_image
 from lrlib.logs import quiet_libraries
 
 quiet_libraries()                 # no library warnings or loading bars in the outputs
@@ -131,7 +131,7 @@ plt.show()
 # from what surrounds the box, as the toy editor's flat background does here, the box's outline
 # is still visible in the final panel. (On a photo larger than the working canvas,
 # `full_res=True` paints the winning box again on a window of the photo at the editor's
-# resolution, `lrlib.fullres`, so the result keeps the photo's detail.) Then the K
+# resolution, `lrlib.additions.fullres`, so the result keeps the photo's detail.) Then the K
 # per-anchor results with their quality score S (the star marks the winner); the training
 # loss, each anchor's probability of its chosen box during training, and a legend.
 #

@@ -81,7 +81,7 @@ import numpy as np
 import torch
 
 import lrlib
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD)
@@ -342,7 +342,7 @@ fig.tight_layout(); plt.show()
 # **With a caption** (the usual call, and the demo's), `lrlib.edit` does more: it takes
 # `anchor_pool` = 18 attention peaks, one per DINO region (`anchor_cover`), scores each
 # peak's region against the caption with CLIP, and keeps the K best
-# (`lrlib.anchors.caption_anchors`). The paper has no such step (`LRConfig.paper()`:
+# (`lrlib.additions.grounding.caption_anchors`). The paper has no such step (`LRConfig.paper()`:
 # `anchor_pool=0`, the top-K peaks as in this notebook). On the toy benchmark (README, "Does
 # the method work?") caption anchors reach success 0.90, the top-K peaks 0.70 with everything
 # else lrlib's. This notebook studies the caption-free rule, the part both share.

@@ -82,7 +82,7 @@ import numpy as np
 import torch
 
 import lrlib
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD)
@@ -97,7 +97,7 @@ print(banner(cfg))
 from matplotlib.patches import Rectangle
 
 from lrlib.anchors import cells_to_pixels, top_k_anchors
-from lrlib.io import to_pil
+from lrlib.images import to_pil
 from lrlib.models import load_models
 from lrlib.toy import render_scene
 from lrlib.viz import draw_boxes
@@ -169,14 +169,14 @@ fig.tight_layout(); plt.show()
 # therefore grows a blob around each anchor from DINO's patch features (the pixels whose
 # feature is at least `fit_level` = 0.7 cosine-similar to the anchor's, snapped to the image's
 # edges with a guided filter of radius `fit_snap`), takes the blob's bounding box, and scales it
-# by M factors from `fit_min` = 1.1 to `fit_max` = 1.5 (`lrlib.regions.propose`). Side by side
+# by M factors from `fit_min` = 1.1 to `fit_max` = 1.5 (`lrlib.additions.fitted.propose`). Side by side
 # for the same anchors (squares above, fitted below). On the toy benchmark (README, "Does the
 # method work?", first set of 200 tasks) fitted boxes reach success 0.90 and IoU 0.67 with the
 # object; the paper's squares, everything else equal, 0.54 and 0.45. The rest of this notebook
 # pools the squares, whose rule is simple enough to write by hand; ROI-align treats both alike.
 
 # %%
-from lrlib.regions import propose
+from lrlib.additions.fitted import propose
 
 fitted = propose(anchors.to(dev), feats, cfg.replace(proposals="fitted"), S, S, image=x).cpu()
 fig, axes = plt.subplots(2, K, figsize=(2.8 * K, 5.8), squeeze=False)

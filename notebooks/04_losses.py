@@ -83,7 +83,7 @@ import torch
 import torch.nn.functional as F
 
 import lrlib
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD)

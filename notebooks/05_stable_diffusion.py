@@ -88,7 +88,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD, editor="sd", progress=False)
@@ -105,7 +105,7 @@ print(banner(cfg))
 # at the working size, 512 px.
 
 # %%
-from lrlib.io import load_image, to_tensor
+from lrlib.images import load_image, to_tensor
 from lrlib.models import load_models
 from lrlib.regions import boxes_to_masks
 from lrlib.toy import ground_truth_edit, judge_edit, make_edit_task

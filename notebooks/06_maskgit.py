@@ -79,7 +79,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world(editor="maskgit")   # override: WORLD = "toy"
 cfg = config_for(WORLD, editor="maskgit", progress=False)
@@ -91,7 +91,7 @@ print(banner(cfg))
 # the working size: 512 px with real checkpoints).
 
 # %%
-from lrlib.io import load_image, to_tensor
+from lrlib.images import load_image, to_tensor
 from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
 from lrlib.regions import boxes_to_masks

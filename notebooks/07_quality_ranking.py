@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 
 import lrlib
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD, progress=False)
@@ -156,7 +156,7 @@ plt.show()
 #
 # **And a fourth, read off the source.** When the anchors were chosen by the caption, each has a
 # grounding score $g_k$: how well *its region of the input* matches the caption (a relation such
-# as "left of" checked on the regions' centres, `lrlib.relations`). With weight $\delta$
+# as "left of" checked on the regions' centres, `lrlib.additions.relations`). With weight $\delta$
 # (`LRConfig().delta` = 30, the paper: 0):
 #
 # $$S_{cap}(k) = \mathrm{softmax}_k(s\, g_k), \qquad S \mathrel{+}= \delta\, S_{cap}.$$
@@ -164,7 +164,7 @@ plt.show()
 # composite; the chosen one per anchor is the result):
 
 # %%
-from lrlib.io import load_image, to_tensor
+from lrlib.images import load_image, to_tensor
 from lrlib.scoring import pick_best, quality_scores
 
 clip = models.clip

@@ -87,7 +87,7 @@ import torch
 
 from lrlib.bench.toy import format_table, iou, run_toy, task_set
 from lrlib.models import load_models
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()
 if WORLD == "real":
@@ -144,16 +144,17 @@ plt.show()
 # A relation task holds two objects of the same name; only "left of" / "above" ... says which one
 # to change. **Edge snapping** (`fit_snap`): the DINO similarity to the anchor's feature is known
 # per 8 px patch; upsampled, it blurs the outline, so the blob's box misses the object by up to
-# half a patch. The guided filter (`lrlib.regions.guided_filter`) redraws it with the image's own
-# edges. **Relations** (`relation_weight`, `lrlib.relations`): CLIP scores both twins alike; the
+# half a patch. The guided filter (`lrlib.additions.guided_filter.guided_filter`) redraws it with the image's own
+# edges. **Relations** (`relation_weight`, `lrlib.additions.relations`): CLIP scores both twins alike; the
 # caption is split into subject, relation and reference, and the relation is checked on the
 # regions' centres. Left: the blurred and the snapped similarity around the target's centre and
 # their blobs' boxes; right: each candidate region's grounding score with and without the relation.
 
 # %%
-from lrlib.anchors import crop_scores
-from lrlib.regions import fitted_blobs, guided_filter, mask_boxes, upsample
-from lrlib.relations import grounding, parse_relation
+from lrlib.additions.grounding import crop_scores
+from lrlib.additions.fitted import fitted_blobs, mask_boxes, upsample
+from lrlib.additions.guided_filter import guided_filter
+from lrlib.additions.relations import grounding, parse_relation
 
 rel_task = next(t for t in task_set(12, "tuning") if t.kind == "relation")
 xr = torch.from_numpy(rel_task.scene.image).permute(2, 0, 1).float()

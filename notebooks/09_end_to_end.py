@@ -81,7 +81,7 @@ import torch
 import torch.nn.functional as F
 
 import lrlib
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 WORLD = choose_world()            # override: WORLD = "toy"
 cfg = config_for(WORLD, progress=False)
@@ -101,7 +101,7 @@ print(f"K = {cfg.K} anchors, M = {cfg.M} boxes each, {cfg.iterations} iterations
 # caption) and what it should become (the prompt). With real checkpoints it is drawn at 512 px.
 
 # %%
-from lrlib.io import load_image, to_tensor
+from lrlib.images import load_image, to_tensor
 from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
 from lrlib.toy import ground_truth_edit, judge_edit, make_edit_task
@@ -162,7 +162,7 @@ K, M = boxes.shape[:2]
 masks = models.editor.snap_mask(boxes_to_masks(boxes, S, S).flatten(0, 1).to(dev))   # (K*M, 1, S, S)
 print("boxes", tuple(boxes.shape), "| ROI features", tuple(pooled.shape), "| masks", tuple(masks.shape))
 
-src_pil = lrlib.io.to_pil(x[0].cpu())
+src_pil = lrlib.images.to_pil(x[0].cpu())
 fig, ax = plt.subplots(1, 2, figsize=(7, 3.6))
 ax[0].imshow(src_pil); ax[0].imshow(upsample_map(A.cpu(), S, S), cmap="inferno", alpha=0.55)
 ax[0].set_title("DINO [CLS] attention")
@@ -180,7 +180,7 @@ plt.show()
 # each one is the input exactly.
 
 # %%
-from lrlib.pipeline import generate_candidates
+from lrlib.editors.candidates import generate_candidates
 from lrlib.train import composites
 
 cands = generate_candidates(models.editor, x, masks, prompt, cfg.seed, cfg.editor_batch_size,
@@ -294,7 +294,7 @@ torch.testing.assert_close(torch.tensor(result.probs), probs.cpu(), **tol)
 assert result.chosen == chosen.tolist() and result.best == best
 torch.testing.assert_close(torch.tensor(result.scores["S"]), scores["S"].cpu(), **tol)
 if dev.type == "cpu":
-    assert np.array_equal(np.asarray(result.image), np.asarray(lrlib.io.to_pil(final[0])))
+    assert np.array_equal(np.asarray(result.image), np.asarray(lrlib.images.to_pil(final[0])))
 print(f"hand-written run == lrlib.edit: {cfg.iterations} iterations, chosen {result.chosen}, "
       f"best #{result.best} ({result.seconds:.0f} s for lrlib.edit)")
 

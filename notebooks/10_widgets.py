@@ -49,7 +49,7 @@ import matplotlib.pyplot as plt
 
 from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
-from lrlib.world import banner, choose_world, config_for
+from lrlib.worlds import banner, choose_world, config_for
 
 quiet_libraries()                          # no library warnings or loading bars in the outputs
 WORLD = choose_world()                     # override: WORLD = "toy"

@@ -13,7 +13,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory):
-    from lrlib.tiny import make_tiny_clip, make_tiny_dino, make_tiny_maskgit, make_tiny_sd
+    from lrlib.worlds.random_world import (make_tiny_clip, make_tiny_dino, make_tiny_maskgit, make_tiny_sd)
 
     root = tmp_path_factory.mktemp("tiny")
     return {"dino": make_tiny_dino(root / "dino"), "clip": make_tiny_clip(root / "clip"),
@@ -59,7 +59,7 @@ def toy():
     """(LRConfig.cpu(), the shipped toy world's models), loaded once per test module."""
     from lrlib.config import LRConfig
     from lrlib.models import load_models
-    from lrlib.world import toy_available
+    from lrlib.worlds import toy_available
     if not toy_available():
         pytest.fail("the toy world's weights are missing from lrlib/toy/weights")
     cfg = LRConfig.cpu(world="toy", progress=False)

@@ -21,7 +21,7 @@ def test_help_shows_the_real_signature_and_every_parameter():
 def test_edit_result_is_exported_and_documents_every_field():
     """Catches a field added to EditResult without a word in its docstring."""
     from lrlib import EditResult
-    assert EditResult is lrlib.pipeline.EditResult and "EditResult" in lrlib.__all__
+    assert EditResult is lrlib.results.EditResult and "EditResult" in lrlib.__all__
     for f in dataclasses.fields(EditResult):
         assert f.name in EditResult.__doc__, f.name
 
@@ -40,7 +40,7 @@ def test_edit_result_repr_is_short_and_names_what_matters(models, scene):
 
 def test_toy_scene_saves_in_one_call(tmp_path):
     """Catches a saved scene that is not the scene (wrong channel order, range or rounding)."""
-    from lrlib.io import load_image, to_tensor
+    from lrlib.images import load_image, to_tensor
     from lrlib.toy import render_scene
     scene = render_scene(3, size=64)
     path = scene.save(tmp_path / "scene.png")

@@ -7,8 +7,9 @@ import torch
 
 import lrlib
 from lrlib.config import LRConfig
-from lrlib.io import to_pil, to_tensor
-from lrlib.pipeline import box_to_image, content_anchors, letterbox, paste_back
+from lrlib.images import to_pil, to_tensor
+from lrlib.canvas import box_to_image, letterbox, paste_back
+from lrlib.anchors import content_anchors
 from lrlib.regions import boxes_to_masks, make_proposals
 from lrlib.toy import judge_region, make_edit_task, paint_object, render_background, render_scene
 from lrlib.toy.judge import foreground

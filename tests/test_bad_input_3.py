@@ -20,7 +20,8 @@ import lrlib
 from lrlib.cli import main, read_jobs
 from lrlib.config import KNOBS, MAX_EDITOR_EVALS, LRConfig
 from lrlib.errors import LRError
-from lrlib.io import check_output, load_image
+from lrlib.outputs import check_output
+from lrlib.images import load_image
 
 TINY_FLAGS = ["--cpu", "--world", "random", "--K", "1", "--M", "2", "--epochs", "1", "--steps", "1"]
 
@@ -249,8 +250,8 @@ def fast_models(monkeypatch):
 
 def _kill_self_while_saving(monkeypatch, sig):
     """The next result.json written (inside the work folder) sends `sig` to this process."""
-    import lrlib.io
-    real = lrlib.io.write_result
+    import lrlib.outputs
+    real = lrlib.outputs.write_result
 
     def write(folder, data):
         real(folder, data)
@@ -258,7 +259,7 @@ def _kill_self_while_saving(monkeypatch, sig):
         os.kill(os.getpid(), sig)
         time.sleep(1)                                  # the handler raises here
         raise AssertionError("the signal was not handled")
-    monkeypatch.setattr(lrlib.io, "write_result", write)
+    monkeypatch.setattr(lrlib.outputs, "write_result", write)
 
 
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -266,13 +267,13 @@ def test_a_signal_while_saving_leaves_nothing_behind(tmp_path, capsys, monkeypat
     """Bug: SIGTERM (kill, timeout, a scheduler) left the `.NAME.partial-*` folder behind and
     printed nothing. It is handled as Ctrl-C is: cleanup, one line, the conventional status."""
     import lrlib.pipeline
-    from lrlib.io import atomic_dir
+    from lrlib.outputs import atomic_dir
 
     class Result:                                       # what EditResult.save does, in small
         best, best_box_image, scores, seconds = 0, [0, 0, 1, 1], {"S": [0.0]}, 0.0
 
         def save(self, out):
-            from lrlib.io import write_result
+            from lrlib.outputs import write_result
             with atomic_dir(out) as d:
                 (d / "final.png").write_bytes(b"png")
                 write_result(d, {})

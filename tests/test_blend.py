@@ -43,7 +43,7 @@ def test_edit_blends_inside_the_border_and_keeps_the_outside_exactly(models, sce
     r = lrlib.edit(scene, "a blue square", config=CFG.replace(blend_px=b, blend_tau=0.0),
                    models=models("sd"))
     x0, y0, x1, y1 = r.best_box
-    src = np.asarray(lrlib.io.to_pil(scene)).astype(float)
+    src = np.asarray(lrlib.images.to_pil(scene)).astype(float)
     res, out = np.asarray(r.results[r.best]).astype(float), np.asarray(r.image).astype(float)
     inside = np.zeros(src.shape[:2], bool)
     inside[y0:y1, x0:x1] = True
@@ -90,7 +90,7 @@ def test_edit_keeps_the_new_object_whole_at_the_box_border(models, scene):
     cfg = CFG.replace(blend_px=3, blend_tau=0.5)
     r = lrlib.edit(scene, "a blue square", config=cfg, models=models("sd"))
     x0, y0, x1, y1 = r.best_box
-    src = np.asarray(lrlib.io.to_pil(scene)).astype(float) / 255
+    src = np.asarray(lrlib.images.to_pil(scene)).astype(float) / 255
     res = np.asarray(r.results[r.best]).astype(float) / 255
     out = np.asarray(r.image).astype(float) / 255
     m = np.zeros((1, 64, 64))

@@ -103,7 +103,7 @@ def test_cli_rejects_impossible_K(tmp_path, capsys):
 def test_batch_across_two_processes_with_accelerate(tmp_path, random_cache):
     """`accelerate launch` with 2 processes splits the jobs; every result written once; a rerun
     after a kill (here: one result deleted, one partial folder left) redoes only what is missing."""
-    from lrlib.tiny import random_world
+    from lrlib.worlds.random_world import random_world
     random_world(("dino", "clip", "sd"))                       # built once, before the launch
     names = [f"{i}.png" for i in range(4)]
     write_images(tmp_path, names)
@@ -286,7 +286,7 @@ def test_claims_live_and_dead(tmp_path, random_cache):
 def test_two_batch_processes_share_the_jobs(tmp_path, random_cache):
     """Bug: two `batch` processes on one output folder (no shards) computed every job twice.
     Two real processes now claim jobs: each job runs exactly once."""
-    from lrlib.tiny import random_world
+    from lrlib.worlds.random_world import random_world
     random_world(("dino", "clip", "sd"))                       # built once, before the launch
     names = [f"{i}.png" for i in range(6)]
     write_images(tmp_path, names)

@@ -81,9 +81,25 @@ def test_chunking_keeps_every_token():
 
 
 def test_hf_chunking_matches_tokenizer(tmp_path):
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
     tok = build_clip_tokenizer(tmp_path)
     rows, lens = hf_chunk_ids(tok, "a red circle " * 40)    # 120 tokens
     assert rows.shape == (2, 77) and lens.tolist() == [75.0, 45.0]
     assert rows[0, 0] == tok.bos_token_id and rows[0, 76] == tok.eos_token_id
     assert rows[0, 1:4].tolist() == tok("a red circle", add_special_tokens=False)["input_ids"]
+
+
+def test_the_guide_s_settings_table_is_generated_from_the_declarations():
+    """Catches a knob added, renamed or re-bounded in lrlib/config.py without regenerating the
+    guide's table (python tools/knobs.py --write): the documentation drifting from the code."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("knobs_tool", root / "tools" / "knobs.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    text = tool.GUIDE.read_text()
+    assert tool.with_table(text) == text, "run: python tools/knobs.py --write"
+    from lrlib.config import KNOBS
+    for name in KNOBS:
+        assert f"| {name} |" in text, name

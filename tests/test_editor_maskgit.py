@@ -15,7 +15,7 @@ import torch
 from lrlib.editors.maskgit import MaskGITEditor, default_resolution, mask_schedule
 from lrlib.errors import CheckpointUnavailableError, LRError
 
-from lrlib.tiny import make_tiny_maskgit
+from lrlib.worlds.random_world import make_tiny_maskgit
 
 RES = 64
 GRID = 4
@@ -48,7 +48,7 @@ def test_tokenizer_ids_equal_open_clip(tmp_path):
     import open_clip
     from transformers import CLIPTokenizer
 
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     tok = build_clip_tokenizer(str(tmp_path))
     ref = open_clip.get_tokenizer("ViT-B-32")

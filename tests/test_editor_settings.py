@@ -211,7 +211,7 @@ def test_sdxl_starts_from_pure_noise(tmp_path, scene):
     the second. Bug caught: SDXL's pipeline default strength 0.9999, which at few steps drops
     the first timestep and leaves part of the source in the box."""
     from lrlib.editors.load import load_sd_editor
-    from lrlib.tiny import make_tiny_sdxl
+    from lrlib.worlds.random_world import make_tiny_sdxl
     ed = load_sd_editor(make_tiny_sdxl(tmp_path / "sdxl"), device="cpu", steps=2)
     assert type(ed).__name__ == "StableDiffusionXLEditor"
     with UNetCalls(ed.pipe.unet) as calls:

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from lrlib import regions
-from lrlib.regions import (FIT_PEAK, SNAP_EPS, blob, fitted_blobs, grow, guide_stats,
-                           guided_filter, pixel_norms, similarity, snap_radius, unit_features)
+from lrlib.additions.fitted import FIT_PEAK
+from lrlib.additions.guided_filter import SNAP_EPS, guide_stats, guided_filter, snap_radius
+from lrlib.additions.fitted import blob, fitted_blobs, grow, pixel_norms, similarity, unit_features
 
 
 # ----------------------------------------------------------------------------- references
@@ -196,7 +197,7 @@ def test_dilate_equals_the_square_window(r):
     """anchors._dilate (the blob views' rim) by row and column shifts equals the (2r+1)^2
     max-pool window, r past the map's side included. Catches a plus-shaped (row and column
     from the original mask, not composed) or one-sided dilation."""
-    from lrlib.anchors import _dilate
+    from lrlib.additions.grounding import _dilate
     g = torch.Generator().manual_seed(r)
     for m in (torch.rand(31, 44, generator=g) > 0.98, torch.zeros(8, 9, dtype=torch.bool)):
         want = F.max_pool2d(m[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0] > 0
@@ -247,7 +248,7 @@ def test_fitted_blobs_equal_the_reference_on_toy_tasks(toy, S, n):
     and 160 px). Catches a guide of the wrong radius, norms of another size, a blob reaching
     the padding."""
     from lrlib.bench.toy import task_set
-    from lrlib.pipeline import anchor_pool
+    from lrlib.additions.grounding import anchor_pool
     cfg, models = toy
     content = (0, 8 * S // 64, S, 56 * S // 64)
     same = total = 0

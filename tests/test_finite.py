@@ -12,9 +12,10 @@ import torch
 import lrlib
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
-from lrlib.io import load_image
+from lrlib.images import load_image
 from lrlib.models import Models
-from lrlib.pipeline import generate_candidates, paste_back
+from lrlib.editors.candidates import generate_candidates
+from lrlib.canvas import paste_back
 from lrlib.regions import boxes_to_masks
 from lrlib.train import composites, train_rgn
 
@@ -231,7 +232,7 @@ def test_editor_batch_follows_free_gpu_memory(monkeypatch):
     CPU the configured batch. Bug caught: a batch size that ignores free memory."""
     from types import SimpleNamespace
 
-    from lrlib.pipeline import editor_batch
+    from lrlib.editors.candidates import editor_batch
     gib = 2**30
     ed = SimpleNamespace(device=torch.device("cuda"), resolution=1024, dtype=torch.float16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

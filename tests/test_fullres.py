@@ -1,4 +1,4 @@
-"""The winner repainted on the photo itself (lrlib.fullres): sharp where the photo is sharp,
+"""The winner repainted on the photo itself (lrlib.additions.fullres): sharp where the photo is sharp,
 the outside untouched, the window where the editor can see it."""
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import lrlib
-from lrlib.fullres import crop_window, photo_scale, regenerate_full_res
+from lrlib.additions.fullres import crop_window, photo_scale, regenerate_full_res
 from lrlib.canvas import letterbox
 
 
@@ -156,7 +156,7 @@ def test_edit_repaints_a_large_photo_on_the_photo(toy):
 def test_no_repaint_when_the_editor_already_crops_as_wide(toy):
     """The toy SD crops the canvas around its mask at its own resolution: a repaint on the photo
     would see no more detail (detail_gain 1), so the canvas winner is kept (no extra call)."""
-    from lrlib.fullres import detail_gain
+    from lrlib.additions.fullres import detail_gain
     cfg, models = toy
     ed = models.editor
     assert ed.crop_margin

@@ -32,7 +32,7 @@ import lrlib
 from lrlib.cli import read_jobs
 from lrlib.config import KNOBS, LRConfig
 from lrlib.errors import LRError
-from lrlib.io import load_image
+from lrlib.images import load_image
 
 SEED = int(os.environ.get("LRLIB_FUZZ_SEED", "20260722"))
 SCALE = float(os.environ.get("LRLIB_FUZZ_SCALE", "1"))

@@ -1,13 +1,14 @@
 """lrlib's region grounding: boxes snapped to the image's edges (regions.guided_filter,
-fitted_blobs), spatial relations read from the caption (lrlib.relations) and the ranking's
+fitted_blobs), spatial relations read from the caption (lrlib.additions.relations) and the ranking's
 S_cap term (scoring.quality_scores)."""
 import pytest
 import torch
 
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
-from lrlib.regions import fitted_blobs, fitted_boxes, guided_filter, mask_boxes
-from lrlib.relations import grounding, parse_relation, relation_scores
+from lrlib.additions.fitted import fitted_blobs, fitted_boxes, mask_boxes
+from lrlib.additions.guided_filter import guided_filter
+from lrlib.additions.relations import grounding, parse_relation, relation_scores
 from lrlib.scoring import pick_best, quality_scores
 
 
@@ -130,7 +131,7 @@ def test_prune_margin_drops_ruled_out_anchors_before_any_edit(toy):
     candidate edits (fewer K); None keeps all K. Catches pruning after the edits (no saving) or
     keeping the wrong end of the order."""
     from lrlib.bench.toy import task_set
-    from lrlib.io import to_pil
+    from lrlib.images import to_pil
     from lrlib.pipeline import prepare
     cfg, models = toy
     t = next(t for t in task_set(8, "tuning") if t.kind == "multi")
@@ -156,7 +157,7 @@ def test_blob_reach_seeds_at_the_nearest_allowed_pixel():
     """An anchor just off its object (in a star's gap, on an anti-aliased rim) must find the
     object within `reach` px and only then; catches a reach that is ignored, that searches the
     wrong axis, or that jumps to a farther blob than the nearest."""
-    from lrlib.regions import blob
+    from lrlib.additions.fitted import blob
     allowed = torch.zeros(32, 32, dtype=torch.bool)
     allowed[10:20, 10:20] = True                               # the object, 100 px
     allowed[10:20, 27:30] = True                               # a farther one
@@ -174,7 +175,7 @@ def test_reach_gives_snapped_thin_objects_a_blob_not_a_speck(toy):
     Measured on the pool anchors of 40 tuning tasks: 14 of 320 blobs under a quarter patch
     without reach, 0 with it. Bar on 16 tasks: some specks without, none with."""
     from lrlib.bench.toy import task_set
-    from lrlib.pipeline import anchor_pool
+    from lrlib.additions.grounding import anchor_pool
     cfg, models = toy
     specks = {0.0: 0, cfg.fit_reach: 0}
     for t in task_set(16, "tuning"):
@@ -194,7 +195,7 @@ def test_cover_pool_takes_one_anchor_per_region(toy):
     Catches a pool that ignores the regions (the spaced peaks again) or lets the background's
     blob swallow every object's peak."""
     from lrlib.bench.toy import task_set
-    from lrlib.pipeline import anchor_pool
+    from lrlib.additions.grounding import anchor_pool
     cfg, models = toy
     cfg = cfg.replace(anchor_refine=False)                     # anchors = their cells' centres
     content = (0, 8, 64, 56)                                   # a letterboxed 4:3 picture
@@ -220,9 +221,9 @@ def test_max_blob_ranks_the_background_and_specks_after_every_object(toy):
     """g(a) - 1 exactly for a blob over max_blob of the picture or under a quarter patch, g(a)
     unchanged otherwise, and such an anchor is never the reference of a relation (catches a
     penalty on the wrong blobs, or one applied to g but not to the reference's choice)."""
-    from lrlib.anchors import caption_anchors
+    from lrlib.additions.grounding import caption_anchors
     from lrlib.bench.toy import task_set
-    from lrlib.pipeline import anchor_pool
+    from lrlib.additions.grounding import anchor_pool
     cfg, models = toy
     seen = 0
     for t in [t for t in task_set(40, "tuning") if t.kind != "relation"][:10]:

@@ -6,7 +6,8 @@ from PIL import Image
 
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
-from lrlib.io import atomic_dir, atomic_write_text, load_image, to_pil, to_tensor, write_result
+from lrlib.outputs import atomic_dir, atomic_write_text, write_result
+from lrlib.images import load_image, to_pil, to_tensor
 
 
 def test_rgb_passes_unchanged():
@@ -102,7 +103,7 @@ def test_atomic_write_text(tmp_path):
     assert p.read_text() == "[1]" and len(list(p.parent.iterdir())) == 1
 
 
-# --- inputs that used to be read wrong, silently ---------------------------------------------
+# --- inputs that are easy to read wrong, silently ---------------------------------------------
 
 def _marked(w=64, h=40):
     """An image whose top-left corner is red, the rest grey: where the red lands tells the turn."""
@@ -221,7 +222,7 @@ def test_every_knob_is_validated(changes, match):
 
 
 def test_steps_zero_fails_before_any_model(monkeypatch):
-    """`edit` with steps=0 is refused up front (it used to crash with ZeroDivisionError)."""
+    """`edit` with steps=0 is refused up front (not a ZeroDivisionError deep in the sampler)."""
     import lrlib
     import lrlib.pipeline
 
@@ -237,7 +238,7 @@ def test_float_tensor_reads_the_same_pixels_as_its_to_pil_image():
     """Bug caught: load_image rounding a float tensor in float64 while to_pil (every lrlib output)
     rounds in float32, so pixels outside the box came back 1 level off (192 of 4,096 on a
     gradient): 'outside the box, the output equals the input' broke for tensor inputs."""
-    from lrlib.io import load_image, to_pil
+    from lrlib.images import load_image, to_pil
     y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
     img = torch.stack([0.3 + 0.2 * x / 63, 0.4 + 0.0 * x, 0.5 + 0.2 * y / 63])
     assert np.array_equal(np.asarray(load_image(img)), np.asarray(to_pil(img)))

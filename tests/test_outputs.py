@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 import lrlib
-from lrlib import io as lio
+from lrlib import outputs as lio
 from lrlib.cli import main
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
-from lrlib.io import atomic_dir, check_output, is_result_dir, remove_stale
+from lrlib.outputs import atomic_dir, check_output, is_result_dir, remove_stale
 
 TINY = LRConfig.cpu(world="random", K=1, M=2, epochs=1, iters_per_epoch=1, steps=1, progress=False)
 
@@ -191,7 +191,7 @@ def test_partial_folder_of_a_killed_process_is_removed_next_time(tmp_path):
     forever. The next save of NAME removes it; one owned by a live process is kept."""
     script = textwrap.dedent(f"""
         import os, signal
-        from lrlib.io import atomic_dir
+        from lrlib.outputs import atomic_dir
         with atomic_dir({str(tmp_path / 'r')!r}) as d:
             (d / "final.png").write_bytes(b"\\x89PNG trunc")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,6 +1,9 @@
 """The set-up files agree with each other."""
 import re
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:          # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +28,16 @@ def test_ci_calls_the_readme_test_command():
 def test_demo_image_ships_with_the_package():
     from lrlib.demo import DEMO_IMAGE
     assert DEMO_IMAGE.is_file()
+
+
+def test_every_relative_link_in_the_readmes_resolves():
+    """Catches a link left pointing at a moved file (the front page, the guide, the bench README
+    and the model cards link to each other and to the code by relative paths)."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "lrlib").rglob("README.md"))]
+    broken = []
+    for doc in docs:
+        for m in re.finditer(r"\]\(([^)#\s]+)(#[^)]*)?\)", doc.read_text()):
+            target = m.group(1)
+            if not re.match(r"[a-z]+:", target) and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)} -> {target}")
+    assert len(docs) >= 3 and not broken, broken

@@ -11,7 +11,7 @@ from lrlib.config import LRConfig
 @pytest.fixture(scope="module")
 def toy():
     from lrlib.models import load_models
-    from lrlib.world import toy_available
+    from lrlib.worlds import toy_available
     if not toy_available():
         pytest.fail("the toy world's weights are missing from lrlib/toy/weights")
     torch.set_num_threads(1)

@@ -9,7 +9,7 @@ from PIL import Image
 import lrlib
 from lrlib.config import LRConfig
 from lrlib.errors import LRError
-from lrlib.io import to_tensor
+from lrlib.images import to_tensor
 
 CFG = LRConfig.cpu(world="random", progress=False, epochs=1, iters_per_epoch=4)
 

@@ -3,9 +3,9 @@ blob_box) and anchors chosen by the caption (anchors.caption_anchors)."""
 import pytest
 import torch
 
-from lrlib.anchors import box_iou
+from torchvision.ops import box_iou
 from lrlib.config import LRConfig
-from lrlib.regions import blob_box, fitted_boxes, grow, propose, scale_boxes
+from lrlib.additions.fitted import blob_box, fitted_boxes, grow, propose, scale_boxes
 
 
 def test_blob_box_is_the_connected_blob_around_the_seed_only():
@@ -61,7 +61,8 @@ def test_fitted_boxes_fit_the_object(toy):
     (measured mean IoU 0.70 on these 24 tuning tasks) better than one fixed square of the middle
     proposal side does, and each box must hold the anchor."""
     from lrlib.bench.toy import iou
-    from lrlib.regions import fitted_boxes, make_proposals
+    from lrlib.additions.fitted import fitted_boxes
+    from lrlib.regions import make_proposals
     cfg, models = toy
     fit, sq = [], []
     side = cfg.replace(proposals="squares").box_sides()[cfg.M // 2]
@@ -83,8 +84,9 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
     """Catches caption scoring that is ignored or inverted: with several objects, the K anchors
     chosen by the caption must hold an anchor on the named object at least as often as the
     paper's top-K peaks, and on every one-object task."""
-    from lrlib.anchors import caption_anchors, cells_to_pixels, top_k_anchors
-    from lrlib.pipeline import anchor_pool
+    from lrlib.additions.grounding import caption_anchors
+    from lrlib.anchors import cells_to_pixels, top_k_anchors
+    from lrlib.additions.grounding import anchor_pool
     from lrlib.bench.toy import inside
     cfg, models = toy
     cfg = cfg.replace(anchor_pool=8)
@@ -123,7 +125,7 @@ def test_fitted_boxes_never_exceed_box_max():
     import torch
 
     from lrlib.config import LRConfig
-    from lrlib.regions import propose
+    from lrlib.additions.fitted import propose
     cfg = LRConfig.cpu(proposals="fitted")
     feats = torch.ones(1, 8, 8, 8)                    # every patch alike: one blob = the image
     for content in (None, (0, 16, 64, 48)):

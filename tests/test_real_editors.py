@@ -14,7 +14,7 @@ from lrlib.errors import CheckpointUnavailableError, LRError, checkpoint_error
 
 @pytest.fixture(scope="module")
 def sdxl_dir(tmp_path_factory):
-    from lrlib.tiny import make_tiny_sdxl
+    from lrlib.worlds.random_world import make_tiny_sdxl
     return make_tiny_sdxl(tmp_path_factory.mktemp("sdxl") / "sdxl")
 
 
@@ -72,7 +72,7 @@ def test_sdxl_long_prompt_is_chunked_not_cut(sdxl_dir):
 def test_text_to_image_checkpoint_is_refused_with_the_fix(tmp_path):
     """Catches a 4-channel (non-inpainting) UNet being run as an inpainter."""
     from diffusers import StableDiffusionPipeline
-    from lrlib.tiny import make_tiny_sd
+    from lrlib.worlds.random_world import make_tiny_sd
     from diffusers import UNet2DConditionModel
 
     path = make_tiny_sd(tmp_path / "sd")

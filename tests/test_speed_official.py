@@ -89,7 +89,7 @@ def test_lrlib_candidates_and_drafts_count_from_diffusers(models, scene):
 def test_regenerate_gives_back_the_candidate(models, scene):
     """Catches regenerate() drawing other noise than generate_candidates (a seed-formula drift,
     or the position in the batch ignored): with the same sampler it must give the same image."""
-    from lrlib.draft import regenerate
+    from lrlib.additions.drafts import regenerate
     from lrlib.editors.base import EditorSettings
     from lrlib.pipeline import prepare
     m = models("sd")

@@ -159,7 +159,7 @@ def test_new_judge_sees_an_object_next_to_a_neighbour():
 
 def test_new_judge_fails_a_left_behind_object():
     """Catches the union defect: an edit that paints the right object beside the old one (the
-    box missed a third of it) used to be credited; the old object must be gone."""
+    box missed a third of it) is not a success: the old object must be gone."""
     from lrlib.toy.judge import judge_task
     t = _neighbour_task()
     x0, y0, x1, y1 = t.target_box

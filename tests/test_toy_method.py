@@ -28,7 +28,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def toy_cfg():
-    from lrlib.world import toy_available
+    from lrlib.worlds import toy_available
     if not toy_available():
         pytest.fail("the toy world's weights are missing from lrlib/toy/weights")
     return LRConfig.cpu(world="toy", progress=False)
@@ -66,7 +66,7 @@ def test_demo_edits_the_red_circle_into_a_purple_cross(toy_cfg, tmp_path):
     """`make demo` in the toy world: the chosen box covers the circle and holds a purple cross."""
     from lrlib.bench.toy import iou
     from lrlib.demo import DEMO_IMAGE, run_demo
-    from lrlib.io import load_image
+    from lrlib.images import load_image
     from lrlib.toy.judge import judge_region
 
     run_demo(tmp_path / "demo", toy_cfg)

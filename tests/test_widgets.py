@@ -19,7 +19,7 @@ CFG = LRConfig.cpu(world="random", progress=False, epochs=1, iters_per_epoch=2, 
 
 
 def pil(scene):
-    from lrlib.io import to_pil
+    from lrlib.images import to_pil
     return to_pil(scene)
 
 

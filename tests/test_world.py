@@ -1,4 +1,4 @@
-"""Which models run: one rule for every entry point (lrlib.world), and a config that is data."""
+"""Which models run: one rule for every entry point (lrlib.worlds), and a config that is data."""
 import ast
 import re
 import subprocess
@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lrlib import LRConfig, LRError, world
+from lrlib import LRConfig, LRError
+from lrlib import worlds as world
 
-LRLIB = Path(world.__file__).parent
+LRLIB = Path(world.__file__).parent.parent
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_no_import_cycle_and_nobody_imports_the_cli():
     for m in graph:
         if m not in state:
             visit(m, [])
-    assert "lrlib.world" not in graph["lrlib.config"]
+    assert "lrlib.worlds" not in graph["lrlib.config"]
 
 
 def test_toy_likeness_tells_a_toy_scene_from_a_photo():

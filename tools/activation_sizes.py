@@ -1,5 +1,5 @@
 """Activation sizes of the real editors' UNet and VAE on the CPU, random weights, fp32: the growth
-of the process's resident memory during one call at 256 and 512 px (README "Memory").
+of the process's resident memory during one call at 256 and 512 px (lrlib/README.md, "Memory").
 
     OMP_NUM_THREADS=1 python tools/activation_sizes.py sd2      # or sdxl
 """

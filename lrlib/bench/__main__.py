@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     t = sub.add_parser("toy", help="region strategies and loss ablations in the toy world")
     t.add_argument("--n", type=int, default=200)
     t.add_argument("--set", default="first", choices=["first", "second", "tuning"],
-                   help="task seeds: first = BENCHMARK_SEED0 + i (the README's table), second = "
+                   help="task seeds: first = BENCHMARK_SEED0 + i (lrlib/bench/README.md's tables), second = "
                         "+50_000 + i (held out, never tuned on), tuning = +100_000 + i")
     t.add_argument("--every", type=int, default=0,
                    help="print the table so far after every N tasks (long runs)")
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         if args.save:                                          # refused before the hour of work
             import os
 
-            from lrlib.io import check_writable
+            from lrlib.outputs import check_writable
             if os.path.lexists(args.save):
                 ap.error(f"--save {args.save}: the file exists and is never overwritten; name a "
                          "new file.")

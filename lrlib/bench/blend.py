@@ -1,7 +1,7 @@
 """Does blending hide the pasted box? `python -m lrlib.bench blend --n 50`.
 
 The method runs once per held-out toy task (prepare, train, rank: the steps of `lrlib.edit`),
-then its winner is pasted as `lrlib.edit` pastes it (`pipeline.paste_weight`) with each
+then its winner is pasted as `lrlib.edit` pastes it (`lrlib.blend.paste_weight`) with each
 `blend_px` (`lrlib.blend.feather`) and each `blend_tau` (`lrlib.blend.keep_changes`: full weight
 wherever the edit changed a pixel by tau or more) and judged:
 
@@ -12,7 +12,7 @@ wherever the edit changed a pixel by tau or more) and judged:
     psnr_out  source vs result outside the source object's box, dB (99 = untouched)
 
 Blending changes nothing but the paste, so the rows differ only by it. `--set tuning` measures
-on the tuning tasks (where `blend_tau` was chosen), `--set first` on the README's.
+on the tuning tasks (where `blend_tau` was chosen), `--set first` on the reported tables (lrlib/bench/README.md).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 
 from lrlib.bench.toy import Row
 from lrlib.config import LRConfig
-from lrlib.io import to_pil
+from lrlib.images import to_pil
 
 
 def run_blend(n: int = 50, blends=(0, 2, 3, 4), cfg: LRConfig | None = None, models=None,
@@ -31,7 +31,9 @@ def run_blend(n: int = 50, blends=(0, 2, 3, 4), cfg: LRConfig | None = None, mod
     from tqdm.auto import tqdm
 
     from lrlib.models import load_models
-    from lrlib.pipeline import paste_back, paste_weight, prepare, rank, train_and_choose
+    from lrlib.canvas import paste_back
+    from lrlib.blend import paste_weight
+    from lrlib.pipeline import prepare, rank, train_and_choose
     from lrlib.bench.toy import task_set
     from lrlib.toy import seam
 

@@ -21,13 +21,13 @@ it with the same editor and grades it with the same judge as lrlib's rows. No le
   around the top anchor (the paper's first anchor).
 
 `level` is a fraction between the map's minimum (0) and maximum (1); the box is the blob's tight
-box (`lrlib.regions.blob_box`).
+box (`lrlib.additions.fitted.blob_box`).
 """
 from __future__ import annotations
 
 import torch
 
-from lrlib.regions import blob_box, upsample
+from lrlib.additions.fitted import blob_box, upsample
 
 LEVEL = 0.5  # every peer: the blob of the map above half way from its minimum to its maximum
 

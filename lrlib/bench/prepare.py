@@ -129,7 +129,7 @@ def build_models():
     from lrlib.anchors import Dino
     from lrlib.clip import Clip
     from lrlib.models import Models, clip_model
-    from lrlib.tiny import CLIP_MEAN, CLIP_STD
+    from lrlib.worlds.random_world import CLIP_MEAN, CLIP_STD
 
     torch.manual_seed(0)
     dino = Dino(timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0), 448)

@@ -15,9 +15,9 @@ non-square photo-like picture at the real working size (tiny K, M, steps and ite
 One family at a time, freed (and the freed memory handed back to the OS) before the next: an
 SDXL UNet alone is ~10 GB in fp32. For each it prints the seconds to build and to edit and the
 peak resident memory (RSS, sampled every 20 ms). `--size small` runs the same loop on the small
-random-weight models of `lrlib.tiny`, loaded through lrlib's own loaders (seconds; the tests).
+random-weight models of `lrlib.worlds.random_world`, loaded through lrlib's own loaders (seconds; the tests).
 
-    python -m lrlib.bench smoke --size full            # ~10 CPU-min on 2 cores (see README)
+    python -m lrlib.bench smoke --size full            # ~10 CPU-min on 2 cores (see lrlib/README.md)
     python -m lrlib.bench smoke --size small --family sd2 sdxl
 """
 from __future__ import annotations
@@ -97,7 +97,7 @@ def photo(width: int = 768, height: int = 512, seed: int = 0) -> Image.Image:
 def _tokenizer(pad: str | None = None):
     from transformers import CLIPTokenizer
 
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
     path = tempfile.mkdtemp(prefix="lrlib-tok-")
     build_clip_tokenizer(path)
     return CLIPTokenizer.from_pretrained(path, **({"pad_token": pad} if pad else {}))
@@ -151,7 +151,7 @@ def build_full(family: str, sdxl_resolution: int = 1024):
     from lrlib.anchors import Dino
     from lrlib.clip import Clip
     from lrlib.models import Models, clip_model
-    from lrlib.tiny import CLIP_MEAN, CLIP_STD
+    from lrlib.worlds.random_world import CLIP_MEAN, CLIP_STD
 
     patch, size = (8, 224) if family == "amused" else (16, 448)
     dino = Dino(timm.create_model(f"vit_base_patch{patch}_224", pretrained=False, num_classes=0),
@@ -165,9 +165,9 @@ def build_full(family: str, sdxl_resolution: int = 1024):
 
 
 def build_small(family: str):
-    """(Models, LRConfig) from lrlib.tiny's small models, through lrlib's loaders."""
+    """(Models, LRConfig) from lrlib.worlds.random_world's small models, through lrlib's loaders."""
     from lrlib.models import Models, load_clip, load_dino, load_editor
-    from lrlib.tiny import make_tiny_clip, make_tiny_dino, make_tiny_maskgit, make_tiny_sd, make_tiny_sdxl
+    from lrlib.worlds.random_world import (make_tiny_clip, make_tiny_dino, make_tiny_maskgit, make_tiny_sd, make_tiny_sdxl)
 
     root = tempfile.mkdtemp(prefix="lrlib-smoke-")
     make = {"sd2": make_tiny_sd, "sd15": make_tiny_sd, "sdxl": make_tiny_sdxl,

@@ -13,7 +13,7 @@ an editor that paints nothing, for anchors, boxes and features; lrlib.losses; lr
 
 lrlib generates the K x M candidates once, batched, trains the RGN on them, and ranks; options:
 the loss table computed once (`table_views`), drafts at few DPM-Solver++ steps with the winner
-regenerated at full quality (`draft_steps`, lrlib/draft.py). Counted by hooks on the real UNet
+regenerated at full quality (`draft_steps`, lrlib/additions/drafts.py). Counted by hooks on the real UNet
 and CLIP visual tower (each image of a batch once): exact, whatever the machine. Speed does not
 depend on weight values, so `--size full|small` builds the real classes from their configs with
 random weights (no download): `full` is SD 2 inpainting + DINO ViT-B/16 + CLIP ViT-B/16 at
@@ -49,8 +49,8 @@ def build_models(size: str, device: torch.device):
     from lrlib.clip import Clip
     from lrlib.editors.sd import StableDiffusionEditor
     from lrlib.models import Models
-    from lrlib.tiny import CLIP_MEAN, CLIP_STD
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.random_world import CLIP_MEAN, CLIP_STD
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     full = size == "full"
     torch.manual_seed(0)
@@ -220,8 +220,9 @@ def lrlib_edit(image, prompt, cfg: LRConfig, models, caption=None):
     """lrlib.edit itself, the editor sampling as cfg says -> (final
     (3, S, S) on the working canvas, letterboxed like the source so a non-square input keeps
     its proportions; box and anchor in canvas pixels)."""
-    from lrlib.io import to_tensor
-    from lrlib.pipeline import edit, letterbox
+    from lrlib.images import to_tensor
+    from lrlib.pipeline import edit
+    from lrlib.canvas import letterbox
     r = edit(image, prompt, caption, cfg, models)
     final, _ = letterbox(to_tensor(r.image)[None], cfg.size)
     return final[0], r.best_box, r.anchors[r.best]
@@ -257,7 +258,7 @@ def run_speed(size: str = "toy", device: str = "auto", steps: int | None = None,
                        guidance_scale=3.0, scheduler="pndm", editor_batch_size=16,
                        progress=False, device=str(dev), draft_steps=0)
         models = load_models(cfg.replace(scheduler="default"))
-        from lrlib.io import to_pil
+        from lrlib.images import to_pil
         from lrlib.toy import benchmark_tasks
         tasks = [(to_pil(torch.from_numpy(t.scene.image).permute(2, 0, 1).float()), t.prompt,
                   t.source_caption, t) for t in benchmark_tasks(n or 3, size=cfg.size)]
@@ -341,9 +342,9 @@ def run_draft(n: int = 200, cfg: LRConfig | None = None, draft_steps=(5,),
     from tqdm.auto import tqdm
 
     from lrlib.bench.toy import Row, iou, task_set, user_paste
-    from lrlib.draft import regenerate
+    from lrlib.additions.drafts import regenerate
     from lrlib.editors.base import EditorSettings
-    from lrlib.io import to_pil
+    from lrlib.images import to_pil
     from lrlib.models import load_models
     from lrlib.pipeline import prepare, rank, train_and_choose
 

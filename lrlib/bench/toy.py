@@ -2,7 +2,7 @@
 
 Each held-out task says which object to change and into what; the procedural judge
 (`lrlib.toy.judge`, no model) grades the result. Task sets (seeds, `task_set`): "first" =
-BENCHMARK_SEED0 + i (the README's table), "second" = BENCHMARK_SEED0 + 50_000 + i (held out:
+BENCHMARK_SEED0 + i (lrlib/bench/README.md's tables), "second" = BENCHMARK_SEED0 + 50_000 + i (held out:
 no tuning ever ran on it), "tuning" = BENCHMARK_SEED0 + 100_000 + i (where every design choice
 was measured). Rows, on the same scene, editor and judge:
 
@@ -24,7 +24,7 @@ credits an edit that leaves the old object beside the new, and goes blind next t
 `psnr_out` (source vs result outside the source object's box, dB; inf shown as 99), `s/edit`
 (wall seconds; shared candidate edits are counted in every row that uses them).
 Under the table: success per edit kind, and ours' failures by their first cause.
-Every row is judged on the paste `lrlib.edit` returns (`pipeline.paste_weight`: the row's
+Every row is judged on the paste `lrlib.edit` returns (`lrlib.blend.paste_weight`: the row's
 `blend_px` feather, kept whole where the edit changed a pixel by `blend_tau`); the paper row
 pastes hard (`blend_px=0`), as the paper does.
 """
@@ -39,7 +39,7 @@ import torch
 
 from lrlib.config import PAPER_METHOD as PAPER  # the paper's method fields
 from lrlib.config import LRConfig
-from lrlib.io import to_pil
+from lrlib.images import to_pil
 from lrlib.regions import boxes_to_masks, make_proposals
 from lrlib.train import composites
 
@@ -154,8 +154,8 @@ class _Target:
 
 def user_paste(p, result: torch.Tensor, mask: torch.Tensor, cfg: LRConfig) -> torch.Tensor:
     """The composite `result` (3, S, S) of p's canvas, pasted as `lrlib.edit` pastes it with
-    cfg's blend_px / blend_tau (pipeline.paste_weight), on the canvas (3, S, S), CPU."""
-    from lrlib.pipeline import paste_weight
+    cfg's blend_px / blend_tau (lrlib.blend.paste_weight), on the canvas (3, S, S), CPU."""
+    from lrlib.blend import paste_weight
     x, result = p.x[0].cpu(), result.cpu()
     w = paste_weight(mask.cpu(), result, p.x.cpu(), cfg, p.content)
     return w * result + (1 - w) * x
@@ -165,7 +165,8 @@ def _edit_boxes(p, boxes_k, models, cfg, seed):
     """One candidate per box (K, 4) on p's source; rank them; return (composite (3,S,S), k,
     its mask (1, S, S))."""
     from lrlib.editors.base import EditorSettings
-    from lrlib.pipeline import generate_candidates, rank
+    from lrlib.editors.candidates import generate_candidates
+    from lrlib.pipeline import rank
     S = p.x.shape[-1]
     masks = models.editor.snap_mask(boxes_to_masks(boxes_k, S, S).to(p.x.device))
     E = generate_candidates(models.editor, p.x, masks, p.prompt, seed, cfg.editor_batch_size, False,
@@ -293,7 +294,7 @@ def save_rows(path, rows: dict[str, Row], meta: dict) -> None:
     """Write {strategy: Row}'s per-task lists and `meta` to a JSON file (atomic)."""
     import json
 
-    from lrlib.io import atomic_write_text
+    from lrlib.outputs import atomic_write_text
     data = {"meta": meta, "rows": {k: {f: getattr(r, f) for f in ROW_LISTS} for k, r in rows.items()}}
     atomic_write_text(path, json.dumps(data, allow_nan=True))
 

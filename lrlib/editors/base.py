@@ -15,7 +15,7 @@ It returns (B, 3, H, W) in [0, 1] on the input's device, with no gradient. What 
 outside the mask is its own business: lrlib composites the result into the source itself
 (`lrlib.train.composites`), so pixels outside the box are always exactly the source. An output
 may hold NaN or Inf (an fp16 VAE overflowing): lrlib checks every candidate
-(`lrlib.pipeline.generate_candidates`).
+(`lrlib.editors.candidates.generate_candidates`).
 
 Settings travel with each call and are never stored on the editor: one loaded editor (its
 weights cached and shared by every `Models` that uses it) serves any number of configurations
@@ -63,7 +63,7 @@ class EditorSettings:
         """The settings `cfg` (an LRConfig) asks of its editor (cfg.editor): SD takes steps,
         guidance_scale, scheduler; MaskGIT maskgit_steps, maskgit_guidance; both
         prompt_template (None there: no template). draft_steps > 0 (SD only): DPM-Solver++ at
-        that many steps, the sampler of cheap candidates (lrlib.draft)."""
+        that many steps, the sampler of cheap candidates (lrlib.additions.drafts)."""
         from lrlib.errors import LRError
 
         template = cfg.prompt_template or ""
@@ -210,7 +210,7 @@ def check_inpaint_args(images: torch.Tensor, masks: torch.Tensor, prompts: list[
 
     if images.ndim != 4 or images.shape[1] != 3:
         raise LRError(f"images must be (B, 3, H, W) in [0, 1], got shape {tuple(images.shape)}; "
-                      "use lrlib.io.load_image to read a file.")
+                      "use lrlib.images.load_image to read a file.")
     if masks.ndim != 4 or masks.shape[1] != 1 or masks.shape[0] != images.shape[0] \
             or masks.shape[-2:] != images.shape[-2:]:
         raise LRError(f"masks must be (B, 1, H, W) matching images {tuple(images.shape)}, got "
@@ -248,7 +248,7 @@ def crop_resize(t: torch.Tensor, windows, size: int) -> torch.Tensor:
                                     align_corners=False) for c in crops])
 
 
-def paste_back(images: torch.Tensor, crops: torch.Tensor, windows) -> torch.Tensor:
+def paste_crops(images: torch.Tensor, crops: torch.Tensor, windows) -> torch.Tensor:
     """Resize each crop back to its window and paste it into a copy of `images`."""
     out = images.clone()
     for i, (x, y, s) in enumerate(windows):

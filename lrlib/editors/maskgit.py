@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, EditorSettings, check_inpaint_args,
-                                crop_resize, crop_windows, dtype_kwarg, paste_back)
+                                crop_resize, crop_windows, dtype_kwarg, paste_crops)
 from lrlib.editors.prompts import PromptEncoder, micro_conds
 from lrlib.errors import LRError, checkpoint_error
 from lrlib.text import check_prompt
@@ -359,7 +359,7 @@ class MaskGITEditor(Editor):
             R = self.resolution
             xc, mc = crop_resize(images.float(), windows, R), crop_resize(masks.float(), windows, R)
             _, _, z = self.edit_tokens(xc, mc, prompts, generator, settings=s)
-            out = paste_back(images.float().cpu(),
+            out = paste_crops(images.float().cpu(),
                              self.detokenize(z, s.upcast_vae).float().cpu(), windows)
             return out.clamp(0, 1).to(images.device)
         _, _, z = self.edit_tokens(images, masks, prompts, generator, settings=s)

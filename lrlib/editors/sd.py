@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from lrlib.editors.base import (EDITOR_DEFAULTS_FILE, Editor, EditorSettings, check_inpaint_args,
-                                crop_resize, crop_windows, dtype_kwarg, paste_back)
+                                crop_resize, crop_windows, dtype_kwarg, paste_crops)
 from lrlib.editors.prompts import PromptEncoder
 from lrlib.errors import LRError, checkpoint_error
 
@@ -210,7 +210,7 @@ class StableDiffusionEditor(Editor):
                        output_type="pt" if own_decode else "latent").images
         out = out.float() if own_decode else self.decode(out, upcast=s.upcast_vae)
         if self.crop_margin:
-            out = paste_back(images.float().to(out.device), out, windows)
+            out = paste_crops(images.float().to(out.device), out, windows)
         elif (H, W) != (R, R):
             out = F.interpolate(out, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
         return out.clamp(0, 1).to(images.device)

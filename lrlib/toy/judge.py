@@ -274,10 +274,10 @@ def judge_edit(source, edited, task) -> dict:
 
 def _grow(seed: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """The connected blobs (4-neighbourhood) of `allowed` that touch `seed` (both (H, W) bool):
-    `lrlib.regions.grow`, the same flood fill the fitted proposals use, on numpy arrays."""
+    `lrlib.additions.fitted.grow`, the same flood fill the fitted proposals use, on numpy arrays."""
     import torch
 
-    from lrlib.regions import grow
+    from lrlib.additions.fitted import grow
     return grow(torch.from_numpy(seed), torch.from_numpy(allowed)).numpy()
 
 

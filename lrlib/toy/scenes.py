@@ -38,15 +38,10 @@ import numpy as np
 import torch
 
 from lrlib.errors import LRError
+from lrlib.worlds import TOY_PALETTE
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
-COLOURS = {  # name -> RGB in [0, 1]; hues (judge's formula) about 1, 54, 124, 223, 288 degrees
-    "red": (0.90, 0.12, 0.10),
-    "yellow": (0.95, 0.85, 0.10),
-    "green": (0.15, 0.75, 0.20),
-    "blue": (0.10, 0.35, 0.95),
-    "purple": (0.70, 0.15, 0.85),
-}
+COLOURS = TOY_PALETTE  # name -> RGB in [0, 1] (lrlib.worlds.TOY_PALETTE)
 RELATIONS = ("left of", "right of", "above", "below")
 CAPTION_KINDS = ("single", "multi", "relation", "long")
 EDIT_KINDS = ("single", "multi", "relation", "long")
@@ -290,7 +285,7 @@ class Scene:
 
     def pil(self):
         """The image as an 8-bit RGB PIL image: `scene.pil().save("scene.png")`."""
-        from lrlib.io import to_pil
+        from lrlib.images import to_pil
         return to_pil(torch.from_numpy(self.image).permute(2, 0, 1))
 
     def save(self, path) -> str:

@@ -40,7 +40,7 @@ def edit_from_controls(image, prompt: str, caption: str = "", K: int | None = No
 
 def make_ui(base: LRConfig | None = None, models=None, image=None, prompt: str | None = None,
             caption: str | None = None, samples: dict | None = None):
-    """The lab's panel (lrlib.widgets.panel.Panel) on `base` (default: the world lrlib.world
+    """The lab's panel (lrlib.widgets.panel.Panel) on `base` (default: the world lrlib.worlds
     chooses) with `models` loaded once and shared by every run. `image` (optional) is added to
     the samples and selected; prompt / caption default to the first sample's edit."""
     from lrlib.widgets.panel import Panel

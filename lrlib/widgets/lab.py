@@ -178,7 +178,7 @@ def sample_images(size: int = 64) -> dict:
     """{name: (PIL image, caption, prompt)}: the shipped demo scene and toy scenes drawn at
     `size` (the world's canvas), each with the edit it was made for."""
     from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
-    from lrlib.io import load_image
+    from lrlib.images import load_image
     from lrlib.toy import make_edit_task, render_scene
 
     size = int(size or 512)
@@ -205,11 +205,11 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
 
 
 def read_upload(name: str, data: bytes):
-    """The uploaded bytes as an RGB PIL image (lrlib.io.load_image's checks), or an LRError
+    """The uploaded bytes as an RGB PIL image (lrlib.images.load_image's checks), or an LRError
     saying what to upload instead."""
     from PIL import Image, UnidentifiedImageError
 
-    from lrlib.io import load_image
+    from lrlib.images import load_image
     if not data:
         raise LRError(f"the upload '{name}' is empty; upload a PNG or JPEG image.")
     try:
@@ -253,7 +253,7 @@ def export_run(run: Run, folder) -> Path:
     """Write the run's result folder (EditResult.save: pictures and result.json, its config
     the settings used) and lab.json (the panel's settings) into `folder`, which must not exist:
     the lab never replaces a folder. Returns the folder."""
-    from lrlib.io import atomic_write_text
+    from lrlib.outputs import atomic_write_text
     text = str(folder).strip()
     if not text:
         raise LRError("name a folder to export into, e.g. lab-runs/run-1.")

@@ -93,12 +93,12 @@ class Panel:
     def __init__(self, base: LRConfig | None = None, models=None, image=None,
                  prompt: str | None = None, caption: str | None = None,
                  samples: dict | None = None):
-        from lrlib.world import choose_world, config_for
+        from lrlib.worlds import choose_world, config_for
         self.base = base or config_for(choose_world())
         self.models = {} if models is None else {models.editor.kind: models}
         self.samples = dict(samples) if samples is not None else sample_images(self.base.size)
         if image is not None:
-            from lrlib.io import load_image
+            from lrlib.images import load_image
             self.samples = {"your image": (load_image(image), caption or "", prompt or ""),
                             **self.samples}
         first = next(iter(self.samples))

@@ -62,8 +62,8 @@ import numpy as np
 import lrlib
 from lrlib import course
 from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
-from lrlib.io import load_image
-from lrlib.world import choose_world, config_for
+from lrlib.images import load_image
+from lrlib.worlds import choose_world, config_for
 
 WORLD = choose_world()
 cfg = config_for(WORLD)

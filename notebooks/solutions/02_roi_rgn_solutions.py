@@ -62,9 +62,10 @@ import torch
 from lrlib import course
 from lrlib.anchors import cells_to_pixels, top_k_anchors
 from lrlib.models import load_models
-from lrlib.regions import make_proposals, propose
+from lrlib.regions import make_proposals
+from lrlib.additions.fitted import propose
 from lrlib.toy import render_scene
-from lrlib.world import choose_world, config_for
+from lrlib.worlds import choose_world, config_for
 
 cfg = config_for(choose_world())
 models = load_models(cfg)

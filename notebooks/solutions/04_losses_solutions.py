@@ -62,7 +62,7 @@ import torch
 from lrlib import course
 from lrlib.models import load_models
 from lrlib.toy import caption_object, make_edit_task, paint_object, render_background
-from lrlib.world import choose_world, config_for
+from lrlib.worlds import choose_world, config_for
 
 cfg = config_for(choose_world())
 models = load_models(cfg)

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lrlib.text import open_clip_chunk_ids
-from lrlib.tiny import CLIP_MEAN, CLIP_STD
+from lrlib.worlds.random_world import CLIP_MEAN, CLIP_STD
 from lrlib.toy.scenes import CAPTION_KINDS, TRAIN_SEED_LIMIT, caption_scene, render_scene
 from lrlib.toy.train import common
 

@@ -200,7 +200,7 @@ def save_folder(out_dir, write, info: dict) -> str:
 def write_small_tokenizer(folder: Path) -> None:
     """The CLIP tokenizer as vocab.json + merges.txt only (1.5 MB): transformers' own save writes a
     3.6 MB tokenizer.json instead; CLIPTokenizer loads either, and gives the same ids."""
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     shutil.rmtree(folder, ignore_errors=True)
     build_clip_tokenizer(str(folder))

@@ -331,7 +331,7 @@ def vq_stats(vq, cfg: TrainConfig, n: int = 64) -> dict:
 
 def train_transformer(cfg: TrainConfig, vq, work: Path, log, progress: bool = True):
     """Returns (transformer EMA, text encoder EMA, tokenizer, cpu seconds)."""
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer(str(work / "tokenizer"))
     torch.manual_seed(cfg.seed)

@@ -236,7 +236,7 @@ def train_vae(cfg: TrainConfig, work: Path, log, progress: bool = True) -> tuple
 
 def train_denoiser(cfg: TrainConfig, vae, scaling: float, work: Path, log, progress: bool = True):
     """Stage 2. Returns (unet EMA, text encoder EMA, tokenizer, cpu seconds)."""
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer(str(work / "tokenizer"))
     f = 2  # the autoencoder's downsampling

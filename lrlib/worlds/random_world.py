@@ -64,7 +64,7 @@ def make_tiny_sd(save_dir, size: int = 64, seed: int = 0) -> str:
     from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     torch.manual_seed(seed)
     vae = _tiny_vae(size)
@@ -93,7 +93,7 @@ def make_tiny_sdxl(save_dir, size: int = 64, seed: int = 0) -> str:
                            UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     torch.manual_seed(seed)
     time_dim, width = 8, 32
@@ -136,7 +136,7 @@ def make_tiny_maskgit(save_dir, size: int = 64, seed: int = 0) -> str:
     from diffusers import UVit2DModel, VQModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    from lrlib.tokenizers import build_clip_tokenizer
+    from lrlib.worlds.tokenizers import build_clip_tokenizer
 
     torch.manual_seed(seed)
     levels = 3  # pixels per token = 2 ** (levels - 1) = 4

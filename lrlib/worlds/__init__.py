@@ -30,11 +30,18 @@ import warnings
 from pathlib import Path
 
 from lrlib.config import LRConfig
-from lrlib.errors import LRError
+from lrlib.errors import LRError, hub_offline
 
 WORLDS = ("real", "toy", "random")
 CHOICES = ("auto",) + WORLDS
-TOY_WEIGHTS = Path(__file__).parent / "toy" / "weights"
+TOY_WEIGHTS = Path(__file__).parent.parent / "toy" / "weights"
+TOY_PALETTE = {  # the toy world's five colours, RGB in [0, 1] (lrlib.toy.scenes draws with them);
+    "red": (0.90, 0.12, 0.10),      # hues (the judge's formula) about 1, 54, 124, 223, 288 degrees
+    "yellow": (0.95, 0.85, 0.10),
+    "green": (0.15, 0.75, 0.20),
+    "blue": (0.10, 0.35, 0.95),
+    "purple": (0.70, 0.15, 0.85),
+}
 TOY_CORE = ("dino", "clip", "sd")  # what the toy world needs; its MaskGIT is optional
 
 TOY_LIMITS = ("the toy models know only coloured shapes (5 shapes x 5 colours) on plain "
@@ -59,7 +66,7 @@ def toy_paths(names=TOY_CORE) -> dict[str, str]:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """True if the Hugging Face Hub answers (never true with HF_HUB_OFFLINE=1)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+    if hub_offline():
         return False
     try:
         import urllib.request
@@ -109,7 +116,7 @@ def model_sources(cfg: LRConfig, parts=("dino", "clip", "editor")) -> dict:
     if cfg.world == "toy":
         p = toy_paths(("dino", "clip") + editor)
     elif cfg.world == "random":
-        from lrlib.tiny import random_world
+        from lrlib.worlds.random_world import random_world
         p = random_world(tuple(k for k in ("dino", "clip") if k in parts) + editor)
     else:
         return {"dino": cfg.dino, "clip": cfg.clip, "clip_pretrained": cfg.clip_pretrained,
@@ -144,14 +151,13 @@ def toy_likeness(image) -> float:
     import numpy as np
     from PIL import Image
 
-    from lrlib.toy.scenes import COLOURS
     img = image if isinstance(image, Image.Image) else Image.open(image)
     a = np.asarray(img.convert("RGB").resize((64, 64), Image.BILINEAR), dtype=np.float32) / 255
     mx, mn = a.max(-1), a.min(-1)
     sat = (mx - mn) / np.maximum(mx, 1e-6)
     hue = lambda r, g, b: np.degrees(np.arctan2(np.sqrt(3) * (g - b), 2 * r - g - b))
     h = hue(a[..., 0], a[..., 1], a[..., 2])
-    palette = np.array([hue(*np.asarray(c, np.float32)) for c in COLOURS.values()])
+    palette = np.array([hue(*np.asarray(c, np.float32)) for c in TOY_PALETTE.values()])
     dist = np.abs((h[..., None] - palette + 180) % 360 - 180).min(-1)
     toy = (sat < 0.35) | ((sat > 0.7) & (dist < 20))
     return float(toy.mean())
@@ -165,14 +171,14 @@ def warn_if_not_toy_scene(image, cfg: LRConfig, threshold: float = 0.85) -> None
     if score < threshold:
         warnings.warn(f"this image does not look like a toy scene ({score:.0%} toy-like pixels): "
                       f"{TOY_LIMITS}. For a photo use real checkpoints on a GPU "
-                      "(--world real / LRConfig(), see the README's 'Your own photo').",
+                      "(--world real / LRConfig(), see 'Your own photo' in lrlib/README.md).",
                       stacklevel=_user_stacklevel())
 
 
 def _user_stacklevel() -> int:
     """The stacklevel of the first caller outside lrlib, so a warning points at the user's line."""
     import sys
-    root = str(Path(__file__).parent)
+    root = str(Path(__file__).parent.parent)      # the lrlib package
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(root):
         frame, level = frame.f_back, level + 1

@@ -10,13 +10,14 @@ configured sampler at the full `steps`, from the same initial noise as its draft
 
 with n(steps) the scheduler's UNet calls (PNDM: steps + 1). At K = 9, M = 7, d = 4 and PNDM at
 50 steps: 606 instead of 6,426 (the official loop: 2 * 51 * 11 * 9 = 10,098). What this costs in
-quality is measured on the toy benchmark (`python -m lrlib.bench draft`, README "Speed").
+quality is measured on the toy benchmark (`python -m lrlib.bench draft`, lrlib/bench/README.md, "Speed").
 """
 from __future__ import annotations
 
 import torch
 
 from lrlib.editors.base import EditorSettings
+from lrlib.editors.candidates import candidate_generator
 from lrlib.train import composites
 
 
@@ -25,25 +26,6 @@ def draft_settings(cfg) -> EditorSettings:
     (`EditorSettings.from_config`). Raises an LRError for drafts with the MaskGIT editor (it has
     no fast sampler)."""
     return EditorSettings.from_config(cfg, draft_steps=cfg.draft_steps)
-
-
-def batch_generator(seed: int, b: int) -> torch.Generator:
-    """The generator of candidate batch b (lrlib.pipeline.generate_candidates)."""
-    return torch.Generator().manual_seed(seed * 100_003 + b)
-
-
-def candidate_generator(seed: int, index: int, batch_size: int) -> torch.Generator:
-    """The generator that makes candidate `index` of a run at `batch_size` again when it is the
-    first image of an editor call: its batch's generator advanced by the candidate's position in
-    that batch. The SD editor draws one seed per image from the generator it is given, in
-    order, so a call on candidates index, index + 1, ... (within one batch) given this generator
-    draws exactly their seeds; MaskGIT draws from one generator for all its images, so for it
-    this gives the same noise only to a whole batch (index a multiple of batch_size)."""
-    b, i = divmod(index, batch_size)
-    gen = batch_generator(seed, b)
-    for _ in range(i):
-        torch.randint(0, 2**62, (1,), generator=gen)
-    return gen
 
 
 def regenerate(editor, x: torch.Tensor, mask: torch.Tensor, prompt: str, seed: int, index: int,
