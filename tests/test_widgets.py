@@ -258,3 +258,20 @@ def test_edit_from_controls_keeps_base_values_it_is_not_given(models, scene):
     assert r.config.gamma == 0.0 and "S_dir" not in r.scores
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_text_areas_grow_with_their_text(panel):
+    """Catches a prompt box that shows a few lines of a long prompt (135 words need ~10 rows of
+    75 characters), a fixed height that overrides the rows, and boxes that grow without bound."""
+    c = panel.controls
+    long_prompt = " ".join(["a bright red circle with a black outline, standing on the grey "
+                            "floor beside the green triangle, lit from the upper left so it "
+                            "casts a shadow"] * 5)
+    assert len(long_prompt.split()) == 135
+    from_browser(c["prompt"], long_prompt)
+    assert c["prompt"].rows >= 10 and c["prompt"].layout.height is None
+    from_browser(c["prompt"], "a blue square")
+    assert c["prompt"].rows == 3
+    from_browser(c["caption"], "the red circle " * 100)
+    assert c["caption"].rows == 8 and c["caption"].layout.height is None
+    assert panel.runs == []

@@ -59,6 +59,18 @@ HELP = {
 STAGES = {"loading models": (0, 5), "candidate edits": (5, 60), "training RGN": (60, 95)}
 
 
+#: the text areas' (fewest, most) rows: they grow with their text, then scroll
+TEXT_ROWS = {"prompt": (3, 16), "caption": (2, 8)}
+#: characters a row holds in the narrowest place the panel is shown (Colab, Notebook 7: ~75)
+ROW_CHARS = 75
+
+
+def fit_rows(area, bounds: tuple[int, int]) -> None:
+    """Give a text area as many rows as its text needs (one spare), within `bounds`."""
+    need = sum(-(-max(1, len(line)) // ROW_CHARS) for line in area.value.split("\n")) + 1
+    area.rows = max(bounds[0], min(bounds[1], need))
+
+
 def tip(widget, text: str) -> None:
     """Set a widget's tooltip: `tooltip` (ipywidgets 8, and buttons in 7) or
     `description_tooltip` (other widgets in ipywidgets 7)."""
@@ -120,12 +132,9 @@ class Panel:
         c = {}
         c["image"] = W.Dropdown(options=list(self.samples), value=s.image, description="image",
                                 **wide)
-        c["prompt"] = W.Textarea(value=s.prompt, description="prompt", rows=4,
-                                 style={"description_width": "88px"},
-                                 layout=lay(width="98%", height="88px"))
-        c["caption"] = W.Textarea(value=s.caption, description="caption", rows=2,
-                                  style={"description_width": "88px"},
-                                  layout=lay(width="98%", height="48px"))
+        for k in ("prompt", "caption"):
+            c[k] = W.Textarea(value=getattr(s, k), description=k, rows=TEXT_ROWS[k][0],
+                              style={"description_width": "88px"}, layout=lay(width="98%"))
         c["editor"] = W.Dropdown(options=["sd", "maskgit"], value=s.editor, description="editor",
                                  **wide)
         c["K"] = W.IntSlider(value=s.K, min=1, max=9, description="K", **wide)
@@ -153,6 +162,10 @@ class Panel:
             w.add_class(f"lr-{k}")
             w.observe(self._guard(self._on_control), names="value")
         c["image"].observe(self._guard(self._on_pick), names="value")
+        for k in ("prompt", "caption"):
+            c[k].observe(self._guard(lambda ch, w=c[k], k=k: fit_rows(w, TEXT_ROWS[k])),
+                         names="value")
+            fit_rows(c[k], TEXT_ROWS[k])
         self.controls = c
 
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
@@ -207,9 +220,11 @@ class Panel:
         grid = [["editor", "K", "M", "iterations", "seed"],
                 ["estimator", "tau", "lambda_clip", "lambda_str", "lambda_dir"],
                 ["caption_anchors", "prune", "alpha", "beta", "gamma", "delta"]]
-        head = W.HTML("<b>Learnable regions lab</b> &nbsp; world <code>%s</code>, canvas %s px; "
-                      "each press of <b>Run edit</b> runs one edit with the values shown"
-                      % (html.escape(self.base.world), self.base.size or "editor's"))
+        head = W.HTML("<b>Learnable regions lab</b> &nbsp; world <code>%s</code>, canvas %s px, "
+                      "ipywidgets %s; each press of <b>Run edit</b> runs one edit with the values "
+                      "shown" % (html.escape(self.base.world), self.base.size or "editor's",
+                                 W.__version__))
+        head.add_class("lr-head")
         self.widget = W.VBox([
             head,
             W.HBox([W.VBox([c["image"], self.upload]), self.preview]),
