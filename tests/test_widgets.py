@@ -275,3 +275,19 @@ def test_text_areas_grow_with_their_text(panel):
     from_browser(c["caption"], "the red circle " * 100)
     assert c["caption"].rows == 8 and c["caption"].layout.height is None
     assert panel.runs == []
+
+
+def test_unexpected_error_in_voila_shows_no_traceback(panel, monkeypatch):
+    """Catches a Voila page that shows the server's file paths: in a Voila kernel the details
+    section says where the traceback went instead of showing it."""
+    import lrlib.widgets.panel as wp
+
+    def boom(*a, **k):
+        raise RuntimeError("the editor fell over")
+    monkeypatch.setattr(wp, "run_edit", boom)
+    monkeypatch.setenv("VOILA_KERNEL_ID", "a-kernel")
+    panel.press()
+    assert status_text(panel).startswith("\u26a0 unexpected RuntimeError: the editor fell over")
+    shown = panel.details.children[0].value
+    assert "Traceback" not in shown and ".py" not in shown and "server's log" in shown
+    assert "Traceback" in panel.last_traceback

@@ -4,14 +4,16 @@ Only the button runs an edit (a plain `Button.on_click`: typing, Enter, Tab or m
 never does). The button is disabled while its run lasts and a progress bar in the panel follows
 lrlib's own progress bars (`lab.progress_to`). Every other handler only updates the panel.
 Errors become one line in the panel: an LRError's message (it says what to change), or for an
-unexpected exception its type and message, with the traceback in a collapsed "details" section
-and in the `lrlib.widgets` log.
+unexpected exception its type and message, with the traceback in the `lrlib.widgets` log and,
+except in Voila (an app served to others: no server file paths), in a collapsed "details"
+section.
 """
 from __future__ import annotations
 
 import html
 import json
 import logging
+import os
 import time
 import traceback
 
@@ -69,6 +71,11 @@ def fit_rows(area, bounds: tuple[int, int]) -> None:
     """Give a text area as many rows as its text needs (one spare), within `bounds`."""
     need = sum(-(-max(1, len(line)) // ROW_CHARS) for line in area.value.split("\n")) + 1
     area.rows = max(bounds[0], min(bounds[1], need))
+
+
+def in_voila() -> bool:
+    """Whether this kernel serves a Voila page (Voila sets VOILA_KERNEL_ID in its kernels)."""
+    return "VOILA_KERNEL_ID" in os.environ
 
 
 def tip(widget, text: str) -> None:
@@ -263,7 +270,9 @@ class Panel:
             except Exception as e:                       # a bug: one line + details + log
                 self.last_traceback = traceback.format_exc()
                 log.error("widget lab: %s", self.last_traceback)
-                self.details.children[0].value = "<pre>%s</pre>" % html.escape(self.last_traceback)
+                self.details.children[0].value = (
+                    "<small>the traceback is in the server's log</small>" if in_voila() else
+                    "<pre>%s</pre>" % html.escape(self.last_traceback))
                 self.details.layout.display = None
                 self.say(f"unexpected {type(e).__name__}: {e} (details below)", error=True)
         return guarded
