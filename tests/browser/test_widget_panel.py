@@ -187,6 +187,10 @@ def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
         caption.press("End")
         caption.press("Enter")
         caption.press("Shift+Tab")
+        # the caption's new line gives its text area a row (from the kernel): drag after that
+        page.wait_for_function("() => document.querySelector('.lr-caption textarea')"
+                               ".getAttribute('rows') === '3'", timeout=10_000)
+        m_before = int(panel.locator(".lr-M .widget-readout").inner_text())
         handle = panel.locator(".lr-M .noUi-handle")
         box = handle.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -194,6 +198,7 @@ def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
         page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
         page.mouse.up()
         m_shown = int(panel.locator(".lr-M .widget-readout").inner_text())
+        assert m_shown < m_before, f"the drag did not move the M slider ({m_before})"
         panel.locator(".lr-prune select").select_option("off")
         tau_tip = panel.locator(".lr-tau label").get_attribute("title")
         assert "disabled" in tau_tip and "straight-through" in tau_tip, tau_tip
