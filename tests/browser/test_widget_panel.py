@@ -8,8 +8,8 @@ moves, a result with every S term appears, the run used the slider's value), sub
 prompt (one line, no traceback), upload a PNG and run on it with a 135-word prompt that its text
 area shows whole (the history grows, two runs side by side), export a run (result.json on disk).
 Notebook 7: run all, a press with progress and the S terms, an over-long prompt as one line.
-ipywidgets 7 in JupyterLab: the same, with an upload. Voila: the panel renders and a bad prompt
-is one line there too. Screenshots: outputs/browser/.
+ipywidgets 7 in JupyterLab: the same, with an upload. Voila: the panel renders, a press runs with
+progress and the S terms, and a bad prompt is one line there too. Screenshots: outputs/browser/.
 """
 import contextlib
 import json
@@ -291,11 +291,10 @@ def test_panel_in_voila(browser, voila):
         panel = page.locator(".lr-panel")
         panel.locator("button.lr-run").wait_for()
         log(t0, "Voila rendered the panel")
-        panel.locator(".lr-prompt textarea").fill("   ")
-        panel.locator("button.lr-run").click()
-        page.wait_for_selector(".lr-status .lr-error", timeout=RUN_TIMEOUT)
-        err = panel.locator(".lr-status").inner_text().strip()
-        assert "prompt is empty" in err and "\n" not in err and "Traceback" not in page.content()
+        run_and_check_scores(page, panel, 1)
+        log(t0, "Voila: run #1 with progress and the S terms")
+        err = bad_input_is_one_line(page, panel, "   ", "prompt is empty", 1)
+        assert "Traceback" not in page.content()
         panel.screenshot(path=str(SHOTS / "voila_panel.png"))
         log(t0, f"Voila: empty prompt -> {err!r}")
         page.close()
