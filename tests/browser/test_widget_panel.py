@@ -56,6 +56,16 @@ def press_and_watch(page, panel):
     return disabled, widths
 
 
+def drag(page, handle, dx: float) -> None:
+    """Drag a slider's handle `dx` pixels sideways with the mouse."""
+    box = handle.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + dx, y, steps=8)
+    page.mouse.up()
+
+
 def kernel_ready(url: str, timeout: float = 60) -> None:
     """Until the server has a kernel that a client is connected to and that is idle (the
     notebook's execution indicator says idle before its kernel even exists)."""
@@ -191,12 +201,7 @@ def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
         page.wait_for_function("() => document.querySelector('.lr-caption textarea')"
                                ".getAttribute('rows') === '3'", timeout=10_000)
         m_before = int(panel.locator(".lr-M .widget-readout").inner_text())
-        handle = panel.locator(".lr-M .noUi-handle")
-        box = handle.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
-        page.mouse.up()
+        drag(page, panel.locator(".lr-M .noUi-handle"), -60)
         m_shown = int(panel.locator(".lr-M .widget-readout").inner_text())
         assert m_shown < m_before, f"the drag did not move the M slider ({m_before})"
         panel.locator(".lr-prune select").select_option("off")
@@ -327,8 +332,8 @@ def test_panel_in_notebook7(browser, notebook7):
 
 def test_panel_with_ipywidgets7_in_jupyterlab(browser, jupyterlab_ipywidgets7, tmp_path):
     """ipywidgets 7 (what Colab ships) in the kernel and its widget manager in JupyterLab: the
-    panel renders with ipywidgets 7's own controls, Enter runs nothing, the tau tooltip says why
-    it is disabled, a press runs with progress and the S terms, an upload (ipywidgets 7's value
+    panel renders with ipywidgets 7's own controls, Enter runs nothing, tau does not move under
+    'expected' (its tooltip says why) and does under 'st', a press runs with progress and the S terms, an upload (ipywidgets 7's value
     shape) is what the next run edits, and a bad prompt is one line."""
     t0 = time.monotonic()
     page = browser.new_page(viewport={"width": 1400, "height": 2400})
@@ -341,6 +346,25 @@ def test_panel_with_ipywidgets7_in_jupyterlab(browser, jupyterlab_ipywidgets7, t
         assert "ipywidgets 7." in panel.locator(".lr-head").inner_text()
         tau_tip = panel.locator(".lr-tau label").get_attribute("title") or ""
         assert "disabled" in tau_tip and "straight-through" in tau_tip, tau_tip
+        tau_before = panel.locator(".lr-tau .widget-readout").inner_text()
+        # ipywidgets 7 draws its log slider with jQuery UI, the others with noUiSlider
+        tau = panel.locator(".lr-tau .noUi-handle, .lr-tau .ui-slider-handle")
+        assert tau.count() == 1, panel.locator(".lr-tau").evaluate("e => e.outerHTML")
+        drag(page, tau, 60)                                          # disabled: it stays
+        page.wait_for_timeout(300)
+        assert panel.locator(".lr-tau .widget-readout").inner_text() == tau_before
+        panel.locator(".lr-estimator button", has_text="st").click()      # live: it moves
+        page.wait_for_function("() => !document.querySelector('.lr-tau label').title"
+                               ".startsWith('disabled')", timeout=10_000)
+        drag(page, tau, 60)
+        page.wait_for_timeout(300)
+        tau_after = panel.locator(".lr-tau .widget-readout").inner_text()
+        assert tau_after != tau_before, f"tau did not move under 'st' ({tau_before})"
+        panel.locator(".lr-estimator button", has_text="expected").click()
+        page.wait_for_function("() => document.querySelector('.lr-tau label').title"
+                               ".startsWith('disabled')", timeout=10_000)
+        log(t0, f"ipywidgets 7: tau fixed at {tau_before} under 'expected', "
+                f"dragged to {tau_after} under 'st'")
         prompt = panel.locator(".lr-prompt textarea")
         prompt.fill("a yellow star")
         prompt.press("Enter")
