@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+, no GPU needed):
 #   make demo   create .venv, install lrlib, run one edit on the embedded default -> outputs/demo
 #   make test   create/update .venv with the test extras, run the whole suite (+ notebooks)
-#   make test-browser   notebook 10's widget panel in JupyterLab + Voila, headless chromium
+#   make test-browser   notebook 10's widget panel in a headless browser: JupyterLab, Notebook 7,
+#               Voila, ipywidgets 7 and 8
 #   make test-min   a second venv with every library at its declared minimum (pyproject), fast subset
 #   make smoke  every default architecture at full size, random weights, one edit each (CPU)
 PYTHON ?= python3
@@ -28,7 +29,16 @@ $(VENV)/.test: $(VENV)/.base
 
 $(VENV)/.browser: $(VENV)/.test
 	$(PIP) install -e ".[test,browser]" $(QUIET)
-	@$(PY) -c "import playwright, jupyterlab, voila" && touch $@
+	@$(PY) -c "import playwright, jupyterlab, notebook, voila" && touch $@
+
+# ipywidgets 7 (what Colab ships) beside the venv's 8, for the browser tests' kernels that import
+# it first (PYTHONPATH) and JupyterLab's widget manager for it (jupyterlab_widgets 1)
+IPYW7  := $(VENV)/ipywidgets7
+$(IPYW7)/.done: $(VENV)/bin/python
+	rm -rf $(IPYW7)
+	$(PIP) install --no-deps --target $(IPYW7) "ipywidgets>=7.7,<8" "jupyterlab_widgets>=1.1,<2" \
+	  ipython_genutils $(QUIET)
+	@test -d $(IPYW7)/ipywidgets && touch $@
 
 install: $(VENV)/.base
 
@@ -41,11 +51,13 @@ test: $(VENV)/.test
 	  $(MAKE) --no-print-directory notebooks-check && \
 	  HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 notebooks; fi
 
-# The widget panel of notebook 10 driven in a real browser: JupyterLab and Voila on 127.0.0.1,
-# Debian's chromium through Playwright (apt-get install chromium; Playwright's own browser
-# download is never used). Screenshots under outputs/browser/.
-test-browser: $(VENV)/.browser
-	LRLIB_BROWSER_TEST=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -s tests/browser
+# The widget panel of notebook 10 driven in a real browser: JupyterLab, Notebook 7 and Voila on
+# 127.0.0.1, and JupyterLab with ipywidgets 7; Debian's chromium through Playwright (apt-get
+# install chromium; Playwright's own browser download is never used). Screenshots under
+# outputs/browser/.
+test-browser: $(VENV)/.browser $(IPYW7)/.done
+	LRLIB_BROWSER_TEST=1 LRLIB_IPYWIDGETS7=$(IPYW7) HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 \
+	  $(PY) -m pytest -q -s --durations=0 tests/browser
 
 # Every floor in pyproject.toml is a version CI has run: install exactly the floors (torch 2.4 and
 # torchvision 0.19 included: ~2.9 GB of CUDA wheels), check they are what got installed, run a fast subset:

@@ -1,7 +1,8 @@
 """The widget lab (lrlib.widgets): driven without a browser, the way ipywidgets drives it.
 
 A click is `Button.click()` (what the front end's click message calls); a value typed or dragged
-in the browser arrives as `widget.set_state({"value": ...})`; Enter in a text box is the
+in the browser arrives as `widget.set_state({"value": ...})`, a choice in a dropdown or toggle
+buttons as `widget.set_state({"index": ...})` (`from_browser`); Enter in a text box is the
 {"event": "submit"} custom message. Tests use the tiny random models and K=2, M=3, 2 iterations.
 """
 import io
@@ -43,6 +44,16 @@ def calls(monkeypatch):
     return seen
 
 
+def from_browser(widget, value):
+    """A change made in the browser, as the front end sends it: selection widgets sync their
+    option's index (their `value` is not synced: set_state ignores it), the others their value."""
+    if hasattr(widget, "options"):
+        widget.set_state({"index": [v for _, v in widget._options_full].index(value)})
+    else:
+        widget.set_state({"value": value})
+    assert widget.value == value
+
+
 def status_text(panel):
     import html
     import re
@@ -56,10 +67,10 @@ def test_press_runs_one_edit_with_the_values_shown_and_explains_the_score(panel,
     from lrlib.widgets.lab import score_rows
     from lrlib.widgets.panel import scores_html
     c = panel.controls
-    c["prompt"].set_state({"value": "a yellow star"})
-    c["M"].set_state({"value": 2})
-    c["alpha"].set_state({"value": 1.5})
-    c["prune"].set_state({"value": "off"})
+    from_browser(c["prompt"], "a yellow star")
+    from_browser(c["M"], 2)
+    from_browser(c["alpha"], 1.5)
+    from_browser(c["prune"], "off")
     shown = panel.settings()
     assert calls == [] and panel.runs == []
     panel.press()
@@ -82,9 +93,9 @@ def test_typing_enter_blur_and_sliders_never_run_an_edit(panel, calls):
     c = panel.controls
     for name, value in (("prompt", "a green cross"), ("caption", "the red disc"), ("K", 1),
                         ("tau", 2.0), ("lambda_dir", 0.5), ("estimator", "st"), ("seed", 3)):
-        c[name].set_state({"value": value})              # what a change in the browser sends
+        from_browser(c[name], value)              # what a change in the browser sends
         c[name]._handle_custom_msg({"event": "submit"}, [])   # Enter (a no-op where unhandled)
-    panel.export_folder.set_state({"value": "somewhere"})
+    from_browser(panel.export_folder, "somewhere")
     panel.export_folder._handle_custom_msg({"event": "submit"}, [])
     assert calls == [] and panel.runs == [] and panel.progress.value == 0
     assert panel.settings().prompt == "a green cross" and panel.settings().K == 1
@@ -116,7 +127,7 @@ def test_button_disabled_and_progress_moves_during_a_run(panel, calls):
 def test_bad_input_is_one_line_without_traceback(panel, calls, prompt, words):
     """Catches an LRError shown as a traceback (the fix at the bottom, off-screen) and a panel
     left disabled after an error."""
-    panel.controls["prompt"].set_state({"value": prompt})
+    from_browser(panel.controls["prompt"], prompt)
     panel.press()
     text = status_text(panel)
     assert words in text and "\n" not in text and "Traceback" not in panel.status.value
@@ -168,7 +179,7 @@ def test_presets_set_the_method_and_disable_what_has_no_effect(panel):
     assert all(getattr(cfg, k) == getattr(ref, k) for k in PAPER_METHOD)
     assert c["tau"].disabled and "'st'" in tooltip_of(c["tau"])
     assert not c["delta"].disabled and c["K"].max == ref.anchor_pool - 1
-    c["caption"].set_state({"value": ""})
+    from_browser(c["caption"], "")
     assert c["caption_anchors"].disabled and c["delta"].disabled and c["K"].max == 9
     assert "caption" in tooltip_of(c["caption_anchors"])
 
@@ -176,10 +187,10 @@ def test_presets_set_the_method_and_disable_what_has_no_effect(panel):
 def test_history_compares_two_runs_and_exports_result_json(panel, tmp_path):
     """Catches a history that keeps only the last run, an export without the settings used, and
     an export that overwrites a folder the user made."""
-    panel.controls["prune"].set_state({"value": "off"})
+    from_browser(panel.controls["prune"], "off")
     panel.press()
-    panel.controls["beta"].set_state({"value": 0.5})
-    panel.controls["seed"].set_state({"value": 4})
+    from_browser(panel.controls["beta"], 0.5)
+    from_browser(panel.controls["seed"], 4)
     panel.press()
     assert [r.number for r in panel.runs] == [1, 2] and len(panel.history.children) == 2
     assert (panel.compare_a.value, panel.compare_b.value) == (1, 2)
@@ -247,3 +258,36 @@ def test_edit_from_controls_keeps_base_values_it_is_not_given(models, scene):
     assert r.config.gamma == 0.0 and "S_dir" not in r.scores
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+def test_text_areas_grow_with_their_text(panel):
+    """Catches a prompt box that shows a few lines of a long prompt (135 words need ~10 rows of
+    75 characters), a fixed height that overrides the rows, and boxes that grow without bound."""
+    c = panel.controls
+    long_prompt = " ".join(["a bright red circle with a black outline, standing on the grey "
+                            "floor beside the green triangle, lit from the upper left so it "
+                            "casts a shadow"] * 5)
+    assert len(long_prompt.split()) == 135
+    from_browser(c["prompt"], long_prompt)
+    assert c["prompt"].rows >= 10 and c["prompt"].layout.height is None
+    from_browser(c["prompt"], "a blue square")
+    assert c["prompt"].rows == 3
+    from_browser(c["caption"], "the red circle " * 100)
+    assert c["caption"].rows == 8 and c["caption"].layout.height is None
+    assert panel.runs == []
+
+
+def test_unexpected_error_in_voila_shows_no_traceback(panel, monkeypatch):
+    """Catches a Voila page that shows the server's file paths: in a Voila kernel the details
+    section says where the traceback went instead of showing it."""
+    import lrlib.widgets.panel as wp
+
+    def boom(*a, **k):
+        raise RuntimeError("the editor fell over")
+    monkeypatch.setattr(wp, "run_edit", boom)
+    monkeypatch.setenv("VOILA_KERNEL_ID", "a-kernel")
+    panel.press()
+    assert status_text(panel).startswith("\u26a0 unexpected RuntimeError: the editor fell over")
+    shown = panel.details.children[0].value
+    assert "Traceback" not in shown and ".py" not in shown and "server's log" in shown
+    assert "Traceback" in panel.last_traceback

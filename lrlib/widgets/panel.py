@@ -4,14 +4,16 @@ Only the button runs an edit (a plain `Button.on_click`: typing, Enter, Tab or m
 never does). The button is disabled while its run lasts and a progress bar in the panel follows
 lrlib's own progress bars (`lab.progress_to`). Every other handler only updates the panel.
 Errors become one line in the panel: an LRError's message (it says what to change), or for an
-unexpected exception its type and message, with the traceback in a collapsed "details" section
-and in the `lrlib.widgets` log.
+unexpected exception its type and message, with the traceback in the `lrlib.widgets` log and,
+except in Voila (an app served to others: no server file paths), in a collapsed "details"
+section.
 """
 from __future__ import annotations
 
 import html
 import json
 import logging
+import os
 import time
 import traceback
 
@@ -57,6 +59,23 @@ HELP = {
 
 #: progress bar span (percent) of each of lrlib's bars within one run
 STAGES = {"loading models": (0, 5), "candidate edits": (5, 60), "training RGN": (60, 95)}
+
+
+#: the text areas' (fewest, most) rows: they grow with their text, then scroll
+TEXT_ROWS = {"prompt": (3, 16), "caption": (2, 8)}
+#: characters a row holds in the narrowest place the panel is shown (Colab, Notebook 7: ~75)
+ROW_CHARS = 75
+
+
+def fit_rows(area, bounds: tuple[int, int]) -> None:
+    """Give a text area as many rows as its text needs (one spare), within `bounds`."""
+    need = sum(-(-max(1, len(line)) // ROW_CHARS) for line in area.value.split("\n")) + 1
+    area.rows = max(bounds[0], min(bounds[1], need))
+
+
+def in_voila() -> bool:
+    """Whether this kernel serves a Voila page (Voila sets VOILA_KERNEL_ID in its kernels)."""
+    return "VOILA_KERNEL_ID" in os.environ
 
 
 def tip(widget, text: str) -> None:
@@ -120,12 +139,9 @@ class Panel:
         c = {}
         c["image"] = W.Dropdown(options=list(self.samples), value=s.image, description="image",
                                 **wide)
-        c["prompt"] = W.Textarea(value=s.prompt, description="prompt", rows=4,
-                                 style={"description_width": "88px"},
-                                 layout=lay(width="98%", height="88px"))
-        c["caption"] = W.Textarea(value=s.caption, description="caption", rows=2,
-                                  style={"description_width": "88px"},
-                                  layout=lay(width="98%", height="48px"))
+        for k in ("prompt", "caption"):
+            c[k] = W.Textarea(value=getattr(s, k), description=k, rows=TEXT_ROWS[k][0],
+                              style={"description_width": "88px"}, layout=lay(width="98%"))
         c["editor"] = W.Dropdown(options=["sd", "maskgit"], value=s.editor, description="editor",
                                  **wide)
         c["K"] = W.IntSlider(value=s.K, min=1, max=9, description="K", **wide)
@@ -153,6 +169,10 @@ class Panel:
             w.add_class(f"lr-{k}")
             w.observe(self._guard(self._on_control), names="value")
         c["image"].observe(self._guard(self._on_pick), names="value")
+        for k in ("prompt", "caption"):
+            c[k].observe(self._guard(lambda ch, w=c[k], k=k: fit_rows(w, TEXT_ROWS[k])),
+                         names="value")
+            fit_rows(c[k], TEXT_ROWS[k])
         self.controls = c
 
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
@@ -207,9 +227,11 @@ class Panel:
         grid = [["editor", "K", "M", "iterations", "seed"],
                 ["estimator", "tau", "lambda_clip", "lambda_str", "lambda_dir"],
                 ["caption_anchors", "prune", "alpha", "beta", "gamma", "delta"]]
-        head = W.HTML("<b>Learnable regions lab</b> &nbsp; world <code>%s</code>, canvas %s px; "
-                      "each press of <b>Run edit</b> runs one edit with the values shown"
-                      % (html.escape(self.base.world), self.base.size or "editor's"))
+        head = W.HTML("<b>Learnable regions lab</b> &nbsp; world <code>%s</code>, canvas %s px, "
+                      "ipywidgets %s; each press of <b>Run edit</b> runs one edit with the values "
+                      "shown" % (html.escape(self.base.world), self.base.size or "editor's",
+                                 W.__version__))
+        head.add_class("lr-head")
         self.widget = W.VBox([
             head,
             W.HBox([W.VBox([c["image"], self.upload]), self.preview]),
@@ -248,7 +270,9 @@ class Panel:
             except Exception as e:                       # a bug: one line + details + log
                 self.last_traceback = traceback.format_exc()
                 log.error("widget lab: %s", self.last_traceback)
-                self.details.children[0].value = "<pre>%s</pre>" % html.escape(self.last_traceback)
+                self.details.children[0].value = (
+                    "<small>the traceback is in the server's log</small>" if in_voila() else
+                    "<pre>%s</pre>" % html.escape(self.last_traceback))
                 self.details.layout.display = None
                 self.say(f"unexpected {type(e).__name__}: {e} (details below)", error=True)
         return guarded

@@ -9,6 +9,8 @@ Without LRLIB_BROWSER_TEST they are reported as skipped (with this reason), so a
 `pytest tests` on a machine without a browser neither fails nor hides them. Asked for on a
 machine that lacks chromium or playwright, they fail and say what to install.
 """
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -79,11 +81,26 @@ def stop(proc: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture(scope="session")
-def jupyter_env(tmp_path_factory):
-    """A copy of the notebooks folder's notebook 10 and fresh Jupyter config, data, runtime and
-    settings folders (nothing from this machine's Jupyter set-up, no tabs from earlier runs)."""
-    home = tmp_path_factory.mktemp("jupyter")
+def ipywidgets7_dir() -> Path:
+    """Where ipywidgets 7 lies, installed apart from the venv (`make test-browser` does it:
+    pip install --no-deps --target .venv/ipywidgets7 'ipywidgets>=7.7,<8' 'jupyterlab_widgets<2'
+    ipython_genutils). LRLIB_IPYWIDGETS7 names another folder. A missing folder fails the tests
+    that need it, saying how to make it."""
+    path = Path(os.environ.get("LRLIB_IPYWIDGETS7", ROOT / ".venv" / "ipywidgets7"))
+    if not (path / "ipywidgets").is_dir():
+        pytest.fail(f"no ipywidgets 7 in {path}: `make test-browser` installs it there, or "
+                    "pip install --no-deps --target FOLDER 'ipywidgets>=7.7,<8' "
+                    "'jupyterlab_widgets>=1.1,<2' ipython_genutils and set "
+                    "LRLIB_IPYWIDGETS7=FOLDER")
+    return path
+
+
+def make_jupyter_env(home: Path, ipywidgets7: Path | None = None) -> dict:
+    """A copy of notebook 10 and fresh Jupyter config, data, runtime and settings folders
+    (nothing from this machine's Jupyter set-up, no tabs from earlier runs). With `ipywidgets7`
+    (a folder holding ipywidgets 7 and jupyterlab_widgets 1): the kernel named python3 imports
+    ipywidgets 7 from it and the front end loads its widget manager, as a JupyterLab set up with
+    ipywidgets 7 does."""
     root = home / "notebooks"
     root.mkdir()
     shutil.copy(ROOT / "notebooks" / "10_widgets.ipynb", root)
@@ -98,7 +115,24 @@ def jupyter_env(tmp_path_factory):
                JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
                JUPYTER_PLATFORM_DIRS="1")
+    if ipywidgets7 is not None:
+        manager = "labextensions/@jupyter-widgets/jupyterlab-manager"
+        shutil.copytree(ipywidgets7 / "share" / "jupyter" / manager, home / "data" / manager)
+        kernel = home / "data" / "kernels" / "python3"
+        kernel.mkdir(parents=True)
+        path = os.pathsep.join(filter(None, [str(ipywidgets7), os.environ.get("PYTHONPATH")]))
+        (kernel / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (ipywidgets 7)", "language": "python",
+            "env": {"PYTHONPATH": path}}))
+        env["JUPYTER_PREFER_ENV_PATH"] = "0"      # these data folders before the venv's
     return {"home": home, "root": root, "settings": settings, "env": env}
+
+
+@pytest.fixture
+def jupyter_env(tmp_path_factory):
+    """Notebook 10 with ipywidgets 8 (the venv's), in folders of its own for each test."""
+    return make_jupyter_env(tmp_path_factory.mktemp("jupyter"))
 
 
 def start(cmd, env, log: Path, url: str, timeout: float = 90) -> subprocess.Popen:
@@ -113,21 +147,46 @@ def start(cmd, env, log: Path, url: str, timeout: float = 90) -> subprocess.Pope
     return proc
 
 
-@pytest.fixture
-def jupyterlab(jupyter_env):
-    """JupyterLab on 127.0.0.1 (a free port, no token), stopped by its pid afterwards."""
-    port, e = free_port(), jupyter_env
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+@contextlib.contextmanager
+def jupyter_server(e: dict, app: str):
+    """`python -m APP` (jupyterlab or notebook) on 127.0.0.1 (a free port, no token), stopped
+    by its pid afterwards."""
+    port = free_port()
+    cls = {"jupyterlab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
+    cmd = [sys.executable, "-m", app, "--no-browser", "--allow-root",
            "--ip=127.0.0.1", f"--port={port}", "--IdentityProvider.token=",
            "--ServerApp.password=", f"--ServerApp.root_dir={e['root']}",
-           f"--LabApp.workspaces_dir={e['home'] / 'workspaces'}",
-           f"--LabApp.user_settings_dir={e['settings']}"]
-    log = e["home"] / "jupyterlab.log"
+           f"--{cls}.workspaces_dir={e['home'] / 'workspaces'}",
+           f"--{cls}.user_settings_dir={e['settings']}"]
+    log = e["home"] / f"{app}.log"
     proc = start(cmd, e["env"], log, f"http://127.0.0.1:{port}/api/status")
     try:
         yield {"url": f"http://127.0.0.1:{port}", "root": e["root"], "log": log}
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def jupyterlab(jupyter_env):
+    """JupyterLab serving notebook 10 (ipywidgets 8)."""
+    with jupyter_server(jupyter_env, "jupyterlab") as server:
+        yield server
+
+
+@pytest.fixture
+def notebook7(jupyter_env):
+    """Jupyter Notebook 7 serving notebook 10 (ipywidgets 8)."""
+    with jupyter_server(jupyter_env, "notebook") as server:
+        yield server
+
+
+@pytest.fixture
+def jupyterlab_ipywidgets7(tmp_path_factory):
+    """JupyterLab serving notebook 10 with ipywidgets 7 in the kernel and its widget manager
+    (jupyterlab_widgets 1) in the front end."""
+    e = make_jupyter_env(tmp_path_factory.mktemp("jupyter-ipywidgets7"), ipywidgets7_dir())
+    with jupyter_server(e, "jupyterlab") as server:
+        yield server
 
 
 @pytest.fixture
@@ -161,3 +220,9 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def ipywidgets7():
+    """The folder holding ipywidgets 7 (ipywidgets7_dir)."""
+    return ipywidgets7_dir()
