@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrlib import regions
+from lrlib.additions import fitted, grounding, guided_filter
 from lrlib.additions.fitted import FIT_PEAK
 from lrlib.additions.guided_filter import SNAP_EPS, guide_stats, guided_filter, snap_radius
 from lrlib.additions.fitted import blob, fitted_blobs, grow, pixel_norms, similarity, unit_features
@@ -49,7 +49,7 @@ def ref_grow(seed, allowed):
 
 
 def ref_blob(allowed, xy, reach=0):
-    """`regions.blob` on `ref_grow`: the nearest allowed pixel within reach seeds the blob."""
+    """`fitted.blob` on `ref_grow`: the nearest allowed pixel within reach seeds the blob."""
     H, W = allowed.shape
     x, y = min(W - 1, max(0, int(xy[0]))), min(H - 1, max(0, int(xy[1])))
     if reach > 0 and not allowed[y, x]:
@@ -113,14 +113,14 @@ def test_box_mean_equals_the_sliding_window_and_the_closed_form(r):
     g = torch.Generator().manual_seed(r)
     x = torch.rand(2, 3, 37, 52, generator=g)
     want = ref_box_mean(x.double(), r).float()             # the window summed in float64
-    torch.testing.assert_close(regions._box_mean(x, r), want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(guided_filter._box_mean(x, r), want, atol=1e-6, rtol=0)
     H, W = 9, 30
     ramp = torch.arange(W, dtype=torch.float32).expand(1, 1, H, W)
     want = torch.tensor([sum(min(max(j + k, 0), W - 1) for k in range(-r, r + 1)) / (2 * r + 1)
                          for j in range(W)])
-    got = regions._box_mean(ramp, r)[0, 0]
+    got = guided_filter._box_mean(ramp, r)[0, 0]
     torch.testing.assert_close(got, want.expand(H, W), atol=1e-4, rtol=0)
-    torch.testing.assert_close(regions._box_mean(ramp.transpose(-1, -2), r)[0, 0],
+    torch.testing.assert_close(guided_filter._box_mean(ramp.transpose(-1, -2), r)[0, 0],
                                want[:, None].expand(W, H), atol=1e-4, rtol=0)
 
 
@@ -319,12 +319,20 @@ def _prepare_anchors_boxes(models, cfg, task, aspect_image):
     return seen["anchors"], seen["boxes"]
 
 
+def _patch_everywhere(mp, name, fn):
+    """Replace `name` in every additions module that holds it (each imports what it calls by
+    name, so a patch in one module alone would leave the others calling the original)."""
+    held = [m for m in (fitted, grounding, guided_filter) if hasattr(m, name)]
+    assert held, name
+    for m in held:
+        mp.setattr(m, name, fn)
+
+
 @pytest.mark.parametrize("aspect", [1.0, 1.5])
 def test_prepare_proposes_the_same_anchors_and_boxes_as_the_reference(toy, monkeypatch, aspect):
     """pipeline.prepare on 4 tuning tasks (square, and 3:2 letterboxed), caption-aware anchors,
     the covering pool, snapped fitted boxes: the same anchors and the same (K, M, 4) boxes as
     with the reference blobs (monkeypatched in). Catches any change of the method's regions."""
-    import lrlib.regions
     from lrlib.bench.toy import task_set
     cfg, models = toy
     assert cfg.anchor_pool > cfg.K and cfg.anchor_cover and cfg.fit_snap > 0 and cfg.fit_reach > 0
@@ -332,9 +340,9 @@ def test_prepare_proposes_the_same_anchors_and_boxes_as_the_reference(toy, monke
         image = t.scene.image
         a_new, b_new = _prepare_anchors_boxes(models, cfg, t, image)
         with monkeypatch.context() as mp:
-            mp.setattr(lrlib.regions, "fitted_blobs", ref_fitted_blobs)
-            mp.setattr(lrlib.regions, "grow", ref_grow)
-            mp.setattr(lrlib.regions, "_box_mean", ref_box_mean)
+            _patch_everywhere(mp, "fitted_blobs", ref_fitted_blobs)
+            _patch_everywhere(mp, "grow", ref_grow)
+            _patch_everywhere(mp, "_box_mean", ref_box_mean)
             a_ref, b_ref = _prepare_anchors_boxes(models, cfg, t, image)
         assert torch.equal(a_new, a_ref), (t.source_caption, a_new, a_ref)
         assert torch.equal(b_new, b_ref), (t.source_caption, b_new, b_ref)
@@ -345,18 +353,17 @@ def test_prepare_computes_the_guide_once_and_never_the_full_feature_map(toy, mon
     covariances of the picture) are computed once per image, not once per pool peak, and the
     (d, S, S) map of upsampled features is never built (at 512 px with DINO ViT-B it is 805 MB,
     at 1024 px 3.2 GB). Catches the per-peak recomputation and the full-resolution einsum."""
-    import lrlib.regions as regions
     from lrlib.pipeline import prepare
     from lrlib.toy import make_edit_task
 
     cfg, models = toy
     calls = []
-    real = regions.guide_stats
-    monkeypatch.setattr(regions, "guide_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = guided_filter.guide_stats
+    _patch_everywhere(monkeypatch, "guide_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
 
     def forbidden(*a, **k):
         raise AssertionError("the full-resolution feature map was built")
-    monkeypatch.setattr(regions, "unit_features", forbidden)
+    _patch_everywhere(monkeypatch, "unit_features", forbidden)
     task = make_edit_task(7, 64, "multi")
     p = prepare(task.scene.image, task.prompt, task.source_caption, cfg.replace(K=3), models)
     assert p.K >= 1 and len(calls) == 1

@@ -49,7 +49,7 @@ def run_blend(n: int = 50, blends=(0, 2, 3, 4), cfg: LRConfig | None = None, mod
         _, best = rank(p, results, models.clip)
         box, mask = p.boxes[best, chosen[best]].tolist(), p.masks[best, chosen[best]]
         for (b, t), (row, seams) in rows.items():
-            w = paste_weight(mask, results[best], p.x, cfg.replace(blend_px=b, blend_tau=t),
+            w = paste_weight(mask, results[best], p.x, b, t,
                              p.content)                       # lrlib.edit's paste
             final = paste_back(p.x_full, results[best], w, p.content)[0]
             row.add(task, final, box, p.anchors[best].tolist(), 0.0)

@@ -157,7 +157,7 @@ def user_paste(p, result: torch.Tensor, mask: torch.Tensor, cfg: LRConfig) -> to
     cfg's blend_px / blend_tau (lrlib.blend.paste_weight), on the canvas (3, S, S), CPU."""
     from lrlib.blend import paste_weight
     x, result = p.x[0].cpu(), result.cpu()
-    w = paste_weight(mask.cpu(), result, p.x.cpu(), cfg, p.content)
+    w = paste_weight(mask.cpu(), result, p.x.cpu(), cfg.blend_px, cfg.blend_tau, p.content)
     return w * result + (1 - w) * x
 
 
