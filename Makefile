@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pip prints one harmless line per local index it skips on some machines: hide those
 QUIET  := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test test-browser test-min smoke install notebooks-sync notebooks-check clean
+.PHONY: demo test test-browser test-min smoke install notebooks-sync notebooks-check notebooks-real clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,12 @@ notebooks-sync: $(VENV)/.test
 
 notebooks-check: $(VENV)/.test
 	@$(PY) tools/nbpairs.py notebooks
+
+# Every notebook's real branch (the code a GPU user runs) executed here: LRLIB_WORLD=real-random
+# gives it small random-weight models of the real classes at CPU sizes (lrlib.course.world_and_config)
+notebooks-real: $(VENV)/.test
+	LRLIB_WORLD=real-random HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 \
+	  --durations=0 notebooks
 
 clean:
 	rm -rf $(VENV) $(MIN) outputs .pytest_cache
