@@ -4,6 +4,7 @@
 #   make test-browser   notebook 10's widget panel in JupyterLab + Voila, headless chromium
 #   make test-min   a second venv with every library at its declared minimum (pyproject), fast subset
 #   make smoke  every default architecture at full size, random weights, one edit each (CPU)
+#   make notebooks-real   every notebook's real-checkpoint branch, with random-weight models (CPU)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -77,10 +78,14 @@ notebooks-check: $(VENV)/.test
 	@$(PY) tools/nbpairs.py notebooks
 
 # Every notebook's real branch (the code a GPU user runs) executed here: LRLIB_WORLD=real-random
-# gives it small random-weight models of the real classes at CPU sizes (lrlib.course.world_and_config)
+# gives it small random-weight models of the real classes at CPU sizes (lrlib.course.world_and_config).
+# Left out: 08, whose real branch is the toy world (`make test` runs it), and the solution notebooks
+# that choose no world (they run the same code in both modes).
+REAL_NOTEBOOKS := $(filter-out notebooks/08_ablations.ipynb,$(wildcard notebooks/[0-9]*.ipynb)) \
+                  $(wildcard notebooks/solutions/0[024]_*.ipynb)
 notebooks-real: $(VENV)/.test
 	LRLIB_WORLD=real-random HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 \
-	  --durations=0 notebooks
+	  --durations=0 $(REAL_NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) $(MIN) outputs .pytest_cache
