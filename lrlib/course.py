@@ -355,13 +355,14 @@ def world_and_config(world: str | None = None, editor: str = "sd", **overrides):
 
     `world` (else $LRLIB_WORLD, else auto) is chosen by `lrlib.world.choose_world`'s rule, with
     one more value for CI: "real-random" takes the *real* branch, the code a GPU user runs, with
-    small random-weight models of the real classes at CPU sizes (`config_for("random")`), so that
-    branch's paths, shapes and sizes are executed without checkpoints or a GPU."""
+    small random-weight models of the real classes at CPU sizes (`config_for("random")`) on the
+    device a real run takes (`device="auto"`), so that branch's paths, shapes and sizes are
+    executed without checkpoints."""
     import os
 
     from lrlib.world import choose_world, config_for
-    if (world or os.environ.get("LRLIB_WORLD")) == REAL_RANDOM:
-        return "real", config_for("random", editor=editor, **overrides)
+    if (world or os.environ.get("LRLIB_WORLD")) == REAL_RANDOM:     # the GPU when there is one
+        return "real", config_for("random", editor=editor, **{"device": "auto", **overrides})
     world = choose_world(world, editor=editor)
     return world, config_for(world, editor=editor, **overrides)
 

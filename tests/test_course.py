@@ -155,7 +155,7 @@ def test_real_random_takes_the_real_branch_with_random_models(monkeypatch):
     world, cfg = course.world_and_config(editor="maskgit", progress=False)
     assert world == "real"                                       # the branch a GPU user takes
     assert (cfg.world, cfg.editor, cfg.device, cfg.size, cfg.progress) == (
-        "random", "maskgit", "cpu", 64, False)                   # the models and sizes CI can run
+        "random", "maskgit", "auto", 64, False)   # CI-sized models, on the device a real run takes
 
 
 def test_explicit_world_wins_over_the_environment(monkeypatch):
