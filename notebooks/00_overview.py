@@ -94,13 +94,14 @@ print(banner(cfg))
 
 # %% [markdown]
 # ## An image, a prompt, a caption
-# In the toy world the input is a synthetic scene with known objects; with real checkpoints it
-# is a shipped photo (a coffee cup to turn into green tea; any photo works). The caption names what is being changed. lrlib uses it three times: to choose
-# the anchors (attention peaks whose region matches it, `anchor_pool`), as the source text of
-# the directional loss L_dir, and in the ranking score (S_dir and S_cap, weights `gamma`,
-# `delta`). The paper uses it for L_dir only (`LRConfig.paper()`: `anchor_pool=0`,
-# `gamma=delta=0`); on the toy benchmark (README, "Does the method work?") lrlib's use scores
-# success 0.90 against 0.70 without caption anchors and 0.86 without S_cap.
+# In the toy world the input is a synthetic scene with known objects; with real checkpoints it is
+# a shipped photo (a coffee cup to turn into green tea; any photo works). The caption names what
+# is being changed. lrlib uses it three times: to choose the anchors (attention peaks whose region
+# matches it, `anchor_pool`), as the source text of the directional loss L_dir, and in the ranking
+# score (S_dir and S_cap, weights `gamma`, `delta`). The paper uses it for L_dir only
+# (`LRConfig.paper()`: `anchor_pool=0`, `gamma=delta=0`); on the toy benchmark (README, "Does the
+# method work?") lrlib's use scores success 0.90 against 0.70 without caption anchors and 0.86
+# without S_cap.
 
 # %%
 from lrlib import course

@@ -436,7 +436,8 @@ if WORLD == "real":
     assert (fitted_p[..., :2] >= 0).all() and (fitted_p[..., 2:] <= S).all()
     fig, axes = plt.subplots(2, K, figsize=(2.8 * K, 5.8), squeeze=False)
     for k in range(K):
-        for row, (kind, bx) in enumerate((("squares (paper)", squares_p), ("fitted (lrlib)", fitted_p))):
+        for row, (kind, bx) in enumerate((("squares (paper)", squares_p),
+                                          ("fitted (lrlib)", fitted_p))):
             a = axes[row, k]
             a.imshow(draw_boxes(photo, bx[k].tolist(), anchors=[anchors_p[k].tolist()] * M))
             a.set_title(f"anchor {k}: {kind}", fontsize=9); a.axis("off")

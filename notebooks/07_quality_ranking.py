@@ -280,7 +280,8 @@ for j, sc in enumerate(scales):
 ax[0].axhline(1 / K, color="k", lw=0.6, ls=":")
 ax[0].set_xticks(np.arange(K) + 0.4, [f"#{k}" for k in range(K)])
 ax[0].set_title("S_t2i over the K results", fontsize=9); ax[0].legend(fontsize=7)
-ent = [float(-(p * p.clamp_min(1e-30).log()).sum()) for p in (torch.softmax(s_ * cos_t, 0) for s_ in grid)]
+ent = [float(-(p * p.clamp_min(1e-30).log()).sum())
+       for p in (torch.softmax(s_ * cos_t, 0) for s_ in grid)]
 ax[1].semilogx(grid, ent); ax[1].axvline(s_clip, color="r", ls="--", lw=0.8, label="CLIP's s")
 ax[1].axhline(np.log(K), color="k", ls=":", lw=0.6, label="uniform")
 ax[1].set_xlabel("scale"); ax[1].set_ylabel("entropy of S_t2i"); ax[1].legend(fontsize=7)

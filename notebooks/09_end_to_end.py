@@ -74,7 +74,8 @@ quiet_libraries()
 # `make notebooks-real`) runs the real branch with small random-weight models of the real
 # classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 #
-# With real checkpoints this notebook uses the paper's settings (K = 9, M = 7, 5 epochs of 10 iterations, 50 SD steps); on a CPU, smaller ones.
+# With real checkpoints this notebook uses the paper's settings (K = 9, M = 7, 5 epochs of 10
+# iterations, 50 SD steps); on a CPU, smaller ones.
 
 # %%
 import copy

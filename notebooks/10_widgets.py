@@ -44,9 +44,9 @@ if "google.colab" in sys.modules:
 # `make notebooks-real`) runs the real branch with small random-weight models of the real
 # classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 #
-# The world gives the *base* config: the models and the sizes (toy: `LRConfig.cpu()`, 64 px; real: `LRConfig()`, 512 px, here with fewer anchors,
-# boxes and steps so that a run takes about a minute). The panel's method presets go on top of
-# it; they never change the models or the sizes.
+# The world gives the *base* config: the models and the sizes (toy: `LRConfig.cpu()`, 64 px; real:
+# `LRConfig()`, 512 px, here with fewer anchors, boxes and steps so that a run takes about a
+# minute). The panel's method presets go on top of it; they never change the models or the sizes.
 
 # %%
 import matplotlib.pyplot as plt

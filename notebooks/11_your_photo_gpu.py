@@ -251,7 +251,8 @@ check_edit(my_result, mine, my_unet_images)
 
 fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
 ax[0].imshow(mine); ax[0].set_title(f"{MY_CAPTION!r}", fontsize=10)
-ax[1].imshow(my_result.image); ax[1].set_title(f"{MY_PROMPT!r} ({my_result.seconds:.0f} s)", fontsize=10)
+ax[1].imshow(my_result.image)
+ax[1].set_title(f"{MY_PROMPT!r} ({my_result.seconds:.0f} s)", fontsize=10)
 for a in ax:
     a.axis("off")
 plt.show()
