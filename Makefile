@@ -5,6 +5,7 @@
 #               Voila, ipywidgets 7 and 8
 #   make test-min   a second venv with every library at its declared minimum (pyproject), fast subset
 #   make smoke  every default architecture at full size, random weights, one edit each (CPU)
+#   make notebooks-real   every notebook's real-checkpoint branch, with random-weight models (CPU)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pip prints one harmless line per local index it skips on some machines: hide those
 QUIET  := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test test-browser test-min smoke mutation install notebooks-sync notebooks-check clean
+.PHONY: demo test test-browser test-min smoke mutation install notebooks-sync notebooks-check notebooks-real clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +98,16 @@ notebooks-sync: $(VENV)/.test
 
 notebooks-check: $(VENV)/.test
 	@$(PY) tools/nbpairs.py notebooks
+
+# Every notebook's real branch (the code a GPU user runs) executed here: LRLIB_WORLD=real-random
+# gives it small random-weight models of the real classes at CPU sizes (lrlib.course.world_and_config).
+# Left out: 08, whose real branch is the toy world (`make test` runs it), and the solution notebooks
+# that choose no world (they run the same code in both modes).
+REAL_NOTEBOOKS := $(filter-out notebooks/08_ablations.ipynb,$(wildcard notebooks/[0-9]*.ipynb)) \
+                  $(wildcard notebooks/solutions/0[024]_*.ipynb)
+notebooks-real: $(VENV)/.test
+	LRLIB_WORLD=real-random HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 \
+	  --durations=0 $(REAL_NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) $(MIN) outputs .pytest_cache

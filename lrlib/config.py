@@ -305,11 +305,11 @@ class LRConfig:
         why="a whole number of 8 or 16 px patches; at 1024 px B/16 attends over 4,096 tokens")
     anchor_pool: int = knob(
         18, "> K: score this many attention peaks against the caption and keep the K best, one "
-        "per object (lrlib, anchors.caption_anchors; CPU: 8); 0 (or any value <= K): the top K "
+        "per object (lrlib, additions.grounding; CPU: 8); 0 (or any value <= K): the top K "
         "peaks (paper)", lo=0, hi=256,
         why="each pooled peak is one CLIP view; more than the grid's distinct objects is waste")
     anchor_cover: bool = knob(True, "caption anchors: the pool takes one peak per region (a peak "
-                              "inside a region already taken is skipped; anchors.cover_pool; "
+                              "inside a region already taken is skipped; additions.grounding.cover_pool; "
                               "lrlib); False: peaks spaced on the grid only")
     max_blob: float | None = knob(
         0.5, "caption anchors: a blob over this share of the picture (the background) or under a "

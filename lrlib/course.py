@@ -343,3 +343,71 @@ def check_expected_grad(fn: Callable):
                              "subtract the expected loss, p_j (L_j - sum_k p_k L_k).")
             return _hint("differentiate softmax: dp_k/dz_j = p_k (1[j = k] - p_j).")
     return _ok()
+
+
+# ----------------------------------------------------------------------------- worlds and photos
+REAL_RANDOM = "real-random"
+
+
+def world_and_config(world: str | None = None, editor: str = "sd", **overrides):
+    """(WORLD, cfg) for a notebook: WORLD is the branch the notebook takes ("real", "toy" or
+    "random"), cfg the settings it runs (`config_for(WORLD, editor=editor, **overrides)`).
+
+    `world` (else $LRLIB_WORLD, else auto) is chosen by `lrlib.worlds.choose_world`'s rule, with
+    one more value for CI: "real-random" takes the *real* branch, the code a GPU user runs, with
+    small random-weight models of the real classes at CPU sizes (`config_for("random")`) on the
+    device a real run takes (`device="auto"`), so that branch's paths, shapes and sizes are
+    executed without checkpoints."""
+    import os
+
+    from lrlib.worlds import choose_world, config_for
+    if (world or os.environ.get("LRLIB_WORLD")) == REAL_RANDOM:     # the GPU when there is one
+        return "real", config_for("random", editor=editor, **{"device": "auto", **overrides})
+    world = choose_world(world, editor=editor)
+    return world, config_for(world, editor=editor, **overrides)
+
+
+PHOTOS_DIR = "data/photos"
+# name -> (file, caption, prompt, box): box (x0, y0, x1, y1) as fractions of the centred square
+# crop, around the captioned object
+PHOTO_TASKS = {
+    "coffee": ("coffee.png", "a cup of coffee", "a cup of green tea", (0.17, 0.03, 0.79, 0.78)),
+    "chelsea": ("chelsea.png", "the cat", "a tiger", (0.0, 0.0, 1.0, 1.0)),
+}
+
+
+def photos_dir():
+    """The folder of the shipped photos: data/photos of the repository lrlib runs from. An
+    LRError naming the fix when it is absent (an install from a wheel has no data/)."""
+    import pathlib
+
+    import lrlib
+    from lrlib.errors import LRError
+    d = pathlib.Path(lrlib.__file__).resolve().parent.parent / PHOTOS_DIR
+    if not d.is_dir():
+        raise LRError(f"the shipped photos are not here ({d}): they live in the repository's "
+                      f"{PHOTOS_DIR}/, not in an installed wheel. Run the notebook from a clone "
+                      "of the repository (pip install -e .), or set the photo's path yourself.")
+    return d
+
+
+def square(image, size: int):
+    """The centred square crop of a PIL image, resized to size x size (bicubic)."""
+    from PIL import Image
+    w, h = image.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return image.crop((left, top, left + s, top + s)).resize((size, size), Image.BICUBIC)
+
+
+def photo_task(name: str = "coffee", size: int = 512):
+    """A shipped photo as an editing task at the working size: (image, caption, prompt, box).
+    image: the centred square crop resized to size x size (PIL RGB); box: integer (x0, y0, x1,
+    y1) in its pixels, x1 / y1 exclusive, around the captioned object."""
+    from lrlib.images import load_image
+    if name not in PHOTO_TASKS:
+        raise KeyError(f"photo {name!r}: one of {sorted(PHOTO_TASKS)}")
+    file, caption, prompt, frac = PHOTO_TASKS[name]
+    image = square(load_image(str(photos_dir() / file)), size)
+    box = tuple(int(round(f * size)) for f in frac)
+    return image, caption, prompt, box

@@ -87,7 +87,8 @@ def result_figure(r):
         a = fig.add_subplot(gs[1, j])
         a.imshow(im)
         if j == 2:
-            a.imshow(upsample_map(r.attention, H, W).numpy(), cmap="inferno", alpha=0.6)
+            heat = a.imshow(upsample_map(r.attention, H, W).numpy(), cmap="inferno", alpha=0.6)
+            fig.colorbar(heat, ax=a, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
         a.set_title(title, fontsize=9)
         a.axis("off")
     for k, im in enumerate(r.results):

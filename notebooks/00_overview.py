@@ -75,42 +75,47 @@ quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 
 # %%
 import matplotlib.pyplot as plt
 
 import lrlib
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
-WORLD = choose_world()            # override: WORLD = "toy"
-cfg = config_for(WORLD)
+WORLD, cfg = world_and_config()           # override: world_and_config("toy")
 print(banner(cfg))
 
 # %% [markdown]
 # ## An image, a prompt, a caption
-# In the toy world the input is a synthetic scene with known objects; with real checkpoints,
-# use any photo. The caption names what is being changed. lrlib uses it three times: to choose
-# the anchors (attention peaks whose region matches it, `anchor_pool`), as the source text of
-# the directional loss L_dir, and in the ranking score (S_dir and S_cap, weights `gamma`,
-# `delta`). The paper uses it for L_dir only (`LRConfig.paper()`: `anchor_pool=0`,
-# `gamma=delta=0`); on the toy benchmark (README, "Does the method work?") lrlib's use scores
-# success 0.90 against 0.70 without caption anchors and 0.86 without S_cap.
+# In the toy world the input is a synthetic scene with known objects; with real checkpoints it is
+# a shipped photo (a coffee cup to turn into green tea; any photo works). The caption names what
+# is being changed. lrlib uses it three times: to choose the anchors (attention peaks whose region
+# matches it, `anchor_pool`), as the source text of the directional loss L_dir, and in the ranking
+# score (S_dir and S_cap, weights `gamma`, `delta`). The paper uses it for L_dir only
+# (`LRConfig.paper()`: `anchor_pool=0`, `gamma=delta=0`); on the toy benchmark (README, "Does the
+# method work?") lrlib's use scores success 0.90 against 0.70 without caption anchors and 0.86
+# without S_cap.
 
 # %%
+from lrlib import course
 from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
 from lrlib.images import load_image
 from lrlib.logs import quiet_libraries
 
 quiet_libraries()                 # no library warnings or loading bars in the outputs
 
-image = load_image(DEMO_IMAGE)
-prompt, caption = DEMO_PROMPT, DEMO_CAPTION
 if WORLD == "real":
-    # any photo works; this one is the toy scene upscaled so the notebook runs without files
-    image = image.resize((512, 512))
+    # a shipped photo (data/photos), cropped to a square at the working size
+    image, caption, prompt, _ = course.photo_task("coffee", cfg.size)
+else:
+    image, prompt, caption = load_image(DEMO_IMAGE), DEMO_PROMPT, DEMO_CAPTION
 plt.imshow(image); plt.title(f"{caption!r} -> {prompt!r}"); plt.axis("off"); plt.show()
 
 # %% [markdown]
@@ -176,8 +181,7 @@ print(f"{changed.sum()} pixels changed, all inside the box {result.best_box} (wo
 # %%
 import warnings
 
-PHOTOS = pathlib.Path(lrlib.__file__).resolve().parent.parent / "data" / "photos"
-photo = load_image(str(PHOTOS / "chelsea.png"))
+photo = load_image(str(course.photos_dir() / "chelsea.png"))   # data/photos of the repository
 photo_prompt = "a tiger" if WORLD == "real" else "a red circle"
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")

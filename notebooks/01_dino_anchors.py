@@ -71,9 +71,12 @@ quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 
 # %%
 import matplotlib.pyplot as plt
@@ -81,10 +84,10 @@ import numpy as np
 import torch
 
 import lrlib
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
-WORLD = choose_world()            # override: WORLD = "toy"
-cfg = config_for(WORLD)
+WORLD, cfg = world_and_config()           # override: world_and_config("toy")
 print(banner(cfg))
 
 # %% [markdown]
@@ -164,10 +167,12 @@ for a in axes.flat:
     a.axis("off")
 axes.flat[0].imshow(scene.image); axes.flat[0].set_title("image", fontsize=9)
 for i in range(H):
-    axes.flat[i + 1].imshow(A_heads[i], cmap="inferno")
+    im = axes.flat[i + 1].imshow(A_heads[i], cmap="inferno")
+    fig.colorbar(im, ax=axes.flat[i + 1], fraction=0.046, pad=0.04)
     axes.flat[i + 1].set_title(f"head {i}", fontsize=9)
 axes.flat[H + 1].imshow(scene.image)
-axes.flat[H + 1].imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.6)
+im = axes.flat[H + 1].imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.6)
+fig.colorbar(im, ax=axes.flat[H + 1], fraction=0.046, pad=0.04)
 draw_gt(axes.flat[H + 1], scene)
 axes.flat[H + 1].set_title("mean A over the image", fontsize=9)
 fig.tight_layout(); plt.show()
@@ -259,7 +264,7 @@ Kp = min(K, 9)
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
 for a, sp in zip(axes, (1, spacing)):
     cells = top_k_anchors(planted, Kp, sp)
-    a.imshow(planted, cmap="inferno")
+    fig.colorbar(a.imshow(planted, cmap="inferno"), ax=a, fraction=0.046, pad=0.04)
     a.scatter(cells[:, 1], cells[:, 0], c="cyan", s=40, edgecolors="k")
     for i, (r, c) in enumerate(cells.tolist()):
         a.annotate(str(i), (c, r), color="w", fontsize=8, xytext=(3, 3), textcoords="offset points")
@@ -309,7 +314,8 @@ fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
 for a, (c, title) in zip(axes, ((cells_free, "no spacing"), (cells, f"spacing {spacing}"))):
     xy = cells_to_pixels(c, (h, w), S, S)
     a.imshow(scene.image)
-    a.imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.45)
+    fig.colorbar(a.imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.45), ax=a, fraction=0.046,
+                 pad=0.04)
     draw_gt(a, scene)
     for i, p in enumerate(xy.tolist()):
         on = inside_any(p, scene)
@@ -380,7 +386,9 @@ print(f"anchor_refine = {cfg.anchor_refine}; refined == by hand; each anchor mov
       f"{[round(float(d), 1) for d in moved]} px (a patch is {S / w:.0f} px)")
 
 fig, ax = plt.subplots(figsize=(3.8, 3.8))
-ax.imshow(scene.image); ax.imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.45)
+ax.imshow(scene.image)
+fig.colorbar(ax.imshow(upsample_map(A, S, S), cmap="inferno", alpha=0.45), ax=ax, fraction=0.046,
+             pad=0.04, label="A")
 draw_gt(ax, scene)
 ax.scatter(anchors[:, 0], anchors[:, 1], c="white", s=50, edgecolors="k",
            label="patch centre (paper)")
@@ -450,7 +458,8 @@ for a, i in zip(np.atleast_1d(axes), show):
     sc = scenes[i]
     xy = pipeline_anchors(maps[i])
     a.imshow(sc.image)
-    a.imshow(upsample_map(maps[i], S, S), cmap="inferno", alpha=0.45)
+    fig.colorbar(a.imshow(upsample_map(maps[i], S, S), cmap="inferno", alpha=0.45), ax=a,
+                 fraction=0.046, pad=0.04)
     draw_gt(a, sc)
     for r, p in enumerate(xy.tolist()):
         on = bool(on_object[i, r])
@@ -459,6 +468,44 @@ for a, i in zip(np.atleast_1d(axes), show):
     a.set_title(f"scene {100 + i}: {int(on_object[i].sum())}/{K} on objects", fontsize=8)
     a.axis("off")
 fig.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## On a photo
+# With real checkpoints the same pass runs on a shipped photo (`data/photos/coffee.png`, its
+# centred square at the working size, `lrlib.course.photo_task`): the mean [CLS] attention, the
+# K caption-free anchors `lrlib.edit` would start from, and the box of the object the caption
+# names. What to look at: whether the highest attention, and so the anchors, fall on the cup
+# or on the saucer, the spoon or the table; an anchor off the cup is the failure mode above, on
+# a photo, and the reason `lrlib.edit` chooses anchors with the caption. (CI runs this cell with
+# random weights, so no claim about its picture is checked here; the toy models never saw a
+# photo: in the toy world notebook 00 shows what they make of one.)
+
+# %%
+if WORLD == "real":
+    from lrlib import course
+    from lrlib.images import to_tensor
+
+    photo, p_caption, _, p_box = course.photo_task("coffee", S)
+    with torch.no_grad():
+        A_photo = dino(to_tensor(photo)[None].to(dev)).attn_mean[0].cpu()     # (h, w)
+    xy = pipeline_anchors(A_photo)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.imshow(photo)
+    im = ax.imshow(upsample_map(A_photo, S, S), cmap="inferno", alpha=0.5)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="mean [CLS] attention A")
+    ax.add_patch(Rectangle((p_box[0] - 0.5, p_box[1] - 0.5), p_box[2] - p_box[0],
+                           p_box[3] - p_box[1], fill=False, ls="--", ec="white"))
+    on = [p_box[0] <= px < p_box[2] and p_box[1] <= py < p_box[3] for px, py in xy.tolist()]
+    for r, (p, o) in enumerate(zip(xy.tolist(), on)):
+        ax.scatter(*p, c="lime" if o else "red", s=50, edgecolors="k", marker="o" if o else "X")
+        ax.annotate(str(r), p, color="w", fontsize=8, xytext=(3, 3), textcoords="offset points")
+    ax.set_title(f"{p_caption!r}: {sum(on)} of {K} anchors in its box", fontsize=9)
+    ax.axis("off"); plt.show()
+    assert A_photo.shape == (h, w) and xy.shape == (K, 2)
+    assert ((xy >= 0) & (xy <= S)).all(), "an anchor outside the photo"
+else:
+    print("real checkpoints only (world_and_config('real'), or LRLIB_WORLD=real-random to run "
+          "this branch with random weights)")
 
 # %% [markdown]
 # ## Exercises

@@ -72,9 +72,12 @@ quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 
 # %%
 import matplotlib.pyplot as plt
@@ -82,10 +85,10 @@ import numpy as np
 import torch
 
 import lrlib
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
-WORLD = choose_world()            # override: WORLD = "toy"
-cfg = config_for(WORLD)
+WORLD, cfg = world_and_config()           # override: world_and_config("toy")
 print(banner(cfg))
 
 # %% [markdown]
@@ -404,6 +407,46 @@ for k, a in enumerate(axes[0]):
     a.set_title(f"anchor {k}, nearest: {scene.objects[nearest].name}", fontsize=8)
 axes[0, 0].legend(fontsize=7)
 fig.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## On a photo
+# With real checkpoints, the same steps on a shipped photo (`data/photos/coffee.png` at the
+# working size, `lrlib.course.photo_task`): K anchors from DINO's attention, the paper's squares
+# and lrlib's fitted boxes around each, and the untrained RGN's probabilities over them (its
+# starting point, as above). What to look at: a fitted box takes the extent of the DINO blob
+# around its anchor (the cup, or the cup with its saucer), a square only the side it was given.
+
+# %%
+if WORLD == "real":
+    from lrlib import course
+    from lrlib.images import to_tensor
+
+    photo, p_caption, _, p_box = course.photo_task("coffee", S)
+    xp = to_tensor(photo)[None].to(dev)
+    with torch.no_grad():
+        out_p = dino(xp)
+        cells_p = top_k_anchors(out_p.attn_mean[0].cpu(), K, cfg.anchor_spacing)
+        anchors_p = cells_to_pixels(cells_p, (h, w), S, S)
+        squares_p = make_proposals(anchors_p, sides, S, S)
+        fitted_p = propose(anchors_p.to(dev), out_p.feats, cfg.replace(proposals="fitted"), S, S,
+                           image=xp).cpu()
+        probs_p = rgn(roi_pool(out_p.feats, fitted_p.to(dev), S, S, r),
+                      box_geometry(fitted_p, S, S).to(dev)).softmax(-1).cpu()
+    assert squares_p.shape == fitted_p.shape == (K, M, 4) and probs_p.shape == (K, M)
+    assert (fitted_p[..., :2] >= 0).all() and (fitted_p[..., 2:] <= S).all()
+    fig, axes = plt.subplots(2, K, figsize=(2.8 * K, 5.8), squeeze=False)
+    for k in range(K):
+        for row, (kind, bx) in enumerate((("squares (paper)", squares_p),
+                                          ("fitted (lrlib)", fitted_p))):
+            a = axes[row, k]
+            a.imshow(draw_boxes(photo, bx[k].tolist(), anchors=[anchors_p[k].tolist()] * M))
+            a.set_title(f"anchor {k}: {kind}", fontsize=9); a.axis("off")
+    fig.tight_layout(); plt.show()
+    print("untrained RGN over the fitted boxes, p per anchor:",
+          [[round(float(v), 2) for v in row] for row in probs_p])
+else:
+    print("real checkpoints only (world_and_config('real'), or LRLIB_WORLD=real-random to run "
+          "this branch with random weights)")
 
 # %% [markdown]
 # ## Exercises

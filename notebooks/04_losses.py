@@ -72,9 +72,12 @@ quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 
 # %%
 import matplotlib.pyplot as plt
@@ -83,10 +86,10 @@ import torch
 import torch.nn.functional as F
 
 import lrlib
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
-WORLD = choose_world()            # override: WORLD = "toy"
-cfg = config_for(WORLD)
+WORLD, cfg = world_and_config()           # override: world_and_config("toy")
 print(banner(cfg))
 
 # %%
@@ -332,13 +335,17 @@ fig, axes = plt.subplots(len(show), 4, figsize=(10, 2.6 * len(show)))
 for r, k in enumerate(show):
     diff = (S_e[k] - S_src).cpu()
     axes[r, 0].imshow(edits[k]); axes[r, 0].set_title(k, fontsize=9)
-    axes[r, 1].imshow(S_src.cpu(), cmap="viridis", vmin=-1, vmax=1); axes[r, 1].set_title("S(x)", fontsize=9)
-    axes[r, 2].imshow(diff, cmap="RdBu", vmin=-vmax, vmax=vmax)
+    im = axes[r, 1].imshow(S_src.cpu(), cmap="viridis", vmin=-1, vmax=1)
+    fig.colorbar(im, ax=axes[r, 1], fraction=0.046, pad=0.04)
+    axes[r, 1].set_title("S(x)", fontsize=9)
+    im = axes[r, 2].imshow(diff, cmap="RdBu", vmin=-vmax, vmax=vmax)
+    fig.colorbar(im, ax=axes[r, 2], fraction=0.046, pad=0.04)
     axes[r, 2].set_title(f"S(e) - S(x),  L_str = {hand[k]['L_str']:.4f}", fontsize=9)
     per_patch = (diff[n_pre:] ** 2).mean(1).view(g, g)
     axes[r, 3].imshow(edits[k])
-    axes[r, 3].imshow(F.interpolate(per_patch[None, None], size=(S, S), mode="nearest")[0, 0],
-                      cmap="magma", alpha=0.6)
+    im = axes[r, 3].imshow(F.interpolate(per_patch[None, None], size=(S, S), mode="nearest")[0, 0],
+                           cmap="magma", alpha=0.6)
+    fig.colorbar(im, ax=axes[r, 3], fraction=0.046, pad=0.04)
     axes[r, 3].set_title("where it changed", fontsize=9)
 for a in axes.flat:
     a.axis("off")
@@ -397,6 +404,48 @@ for n in terms:
 winner = min(names, key=lambda k: hand[k]["L"])
 print(f"\nthe total loss picks {winner!r}; the judge calls it "
       f"{'a success' if verdicts[winner]['success'] else 'a failure'}.")
+
+# %% [markdown]
+# ## On a photo
+# With real checkpoints, the three terms on a shipped photo (`data/photos/coffee.png`, caption
+# "a cup of coffee", prompt "a cup of green tea"). There is no ideal edit to compare with, so
+# the edits are made by hand from the photo: unchanged; the cup's box tinted green (a crude
+# "green tea"); the cup's box filled with its mean colour (the cup removed); the whole photo
+# tinted green. What to look for with real CLIP (not checked: CI runs this cell with random
+# weights): whether a tint moves L_clip and L_dir below the unchanged photo's, and how much more
+# L_str the whole-photo tint costs than the box's. What holds whatever the weights is checked:
+# the unchanged photo has L_dir = 1 and L_str = 0 exactly.
+
+# %%
+if WORLD == "real":
+    from lrlib import course
+
+    photo, p_caption, p_prompt, (bx0, by0, bx1, by1) = course.photo_task("coffee", S)
+    p = np.asarray(photo).astype(np.float32) / 255
+    green = lambda a: np.clip(a * np.array([0.55, 1.25, 0.6], np.float32), 0, 1)
+    tinted, filled, whole = p.copy(), p.copy(), green(p)
+    tinted[by0:by1, bx0:bx1] = green(p[by0:by1, bx0:bx1])
+    filled[by0:by1, bx0:bx1] = p[by0:by1, bx0:bx1].mean((0, 1))
+    photo_edits = {"none": p, "box tinted": tinted, "box filled": filled, "whole tinted": whole}
+    xp = as_t(p)
+    emb_p = embed(clip, dino, xp, p_prompt, p_caption, cfg.structure)
+    with torch.no_grad():
+        photo_terms = {k: {n: float(v) for n, v in edit_loss(
+                           as_t(im), torch.Generator().manual_seed(cfg.seed), emb=emb_p, clip=clip,
+                           dino=dino, lambda_clip=cfg.lambda_clip, lambda_str=cfg.lambda_str,
+                           lambda_dir=cfg.lambda_dir, n_aug=cfg.n_aug).items()}
+                       for k, im in photo_edits.items()}
+    assert abs(photo_terms["none"]["L_dir"] - 1) < 1e-5 and photo_terms["none"]["L_str"] < 1e-10
+    fig, axes = plt.subplots(1, len(photo_edits), figsize=(2.4 * len(photo_edits), 2.8))
+    for a, (k, im) in zip(axes, photo_edits.items()):
+        a.imshow(im); a.axis("off")
+        v = photo_terms[k]
+        a.set_title(f"{k}\nL_clip {v['L_clip']:.3f}  L_dir {v['L_dir']:.3f}\n"
+                    f"L_str {v['L_str']:.4f}  L {v['L']:.3f}", fontsize=7)
+    fig.suptitle(f"{p_caption!r} -> {p_prompt!r}", fontsize=9); fig.tight_layout(); plt.show()
+else:
+    print("real checkpoints only (world_and_config('real'), or LRLIB_WORLD=real-random to run "
+          "this branch with random weights)")
 
 # %% [markdown]
 # ## Exercises

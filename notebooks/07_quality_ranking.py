@@ -66,9 +66,12 @@ quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
 
 # %%
 import matplotlib.pyplot as plt
@@ -77,10 +80,10 @@ import torch
 import torch.nn.functional as F
 
 import lrlib
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
-WORLD = choose_world()            # override: WORLD = "toy"
-cfg = config_for(WORLD, progress=False)
+WORLD, cfg = world_and_config(progress=False)   # override: world_and_config("toy", ...)
 if WORLD != "real":
     # 5 results to rank (the top-3 rule needs more than 3); few boxes and a short training (09)
     cfg = cfg.replace(K=5, M=3, epochs=1, iters_per_epoch=8)
@@ -124,6 +127,31 @@ for k, a in enumerate(np.atleast_1d(ax)):
                 f"judge: {v.colour} {v.shape}", fontsize=8)
     a.axis("off")
 plt.show()
+
+# %% [markdown]
+# The dot is the anchor, the box the one its RGN chose. A dot can sit *outside* its own box, and
+# that is not a drawing error. With lrlib's fitted proposals (`proposals="fitted"`) a box is
+# not built around the anchor: the anchor seeds a blob of DINO patches similar to it, and the M
+# boxes are that blob's bounding box scaled about **the blob's centre** (factors `fit_min` to
+# `fit_max`), with sides held between `box_min` and `box_max` times the image side
+# (`lrlib.additions.fitted.scale_boxes`). Scaling up keeps the blob, and an anchor inside it, in the box;
+# the cap does not: a blob larger than `box_max` allows (a background blob can cover most of the
+# image) is shrunk about its own centre, and an anchor near its edge falls outside. With caption
+# anchors the anchor is the attention peak of a region and the box comes from that region's blob
+# (`caption_anchors`), snapped to image edges (`fit_snap`), which need not contain the peak
+# either. The paper's squares (`proposals="squares"`) are centred on the anchor; a clip at the
+# border makes them off-centre, never without their anchor. Which of this edit's anchors are
+# outside their chosen box, by how many pixels, and whether that box is at the `box_max` cap:
+
+# %%
+short = min(np.subtract(result.content[2:], result.content[:2]))
+for k in range(K):
+    (ax_, ay_), (x0, y0, x1, y1) = result.anchors[k], result.boxes[k][result.chosen[k]]
+    out_by = max(x0 - ax_, ax_ - x1, y0 - ay_, ay_ - y1, 0)
+    capped = max(x1 - x0, y1 - y0) >= round(cfg.box_max * short) - 1
+    print(f"#{k}: anchor ({ax_:.1f}, {ay_:.1f}), box {[x0, y0, x1, y1]}: "
+          + (f"outside by {out_by:.1f} px" + (" (side at the box_max cap)" if capped else "")
+             if out_by else "inside"))
 
 # %% [markdown]
 # ## The scores
@@ -218,49 +246,99 @@ for sc in scales:
     sc_scores = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, sc, E_c, cfg.gamma, g, cfg.delta)
     order = torch.argsort(sc_scores["S_t2i"], descending=True).tolist()
     print(f"s = {sc:6.1f}: S_t2i order {order} (the cosines' order "
-          f"{torch.argsort(cos_t, descending=True).tolist()}), winner #{pick_best(sc_scores, cfg.rank_top)}")
-fig, ax = plt.subplots(1, 2, figsize=(10, 3))
+          f"{torch.argsort(cos_t, descending=True).tolist()}), winner "
+          f"#{pick_best(sc_scores, cfg.rank_top)}")
+
+# %% [markdown]
+# When one result is both the most prompt-like and the most source-like (often the case for a
+# good edit: it changed only the box), no scale and no $\alpha$ can change the winner, and a
+# sweep over the K results alone shows a flat line. The trade-off shows when a candidate is very
+# like the source and little like the prompt. The extreme one is the **unchanged source** itself
+# ($\cos_i = 1$): below, the sweeps rank the K results plus the source (as candidate #K) with
+# the paper's score ($\gamma = \delta = 0$: the caption terms belong to anchors, and the source
+# has none) and plain $\arg\max S$, without the top-3 rule, to show what the scale and $\alpha$ do
+# on their own. The top-3 rule (next section) is what stops the no-op where it wins.
+
+# %%
+E_pool = torch.cat([E_I, E_src[None]])                 # candidate #K = the source, no edit at all
+src = K
+cos_tp, cos_ip = (E_pool @ E_T).double(), (E_pool @ E_src).double()
+
+
+def argmax_S(scale, alpha=cfg.alpha):
+    """The argmax over the pool of the paper's S = alpha S_t2i + beta S_i2i at this scale."""
+    S_ = alpha * torch.softmax(scale * cos_tp, 0) + cfg.beta * torch.softmax(scale * cos_ip, 0)
+    return int(S_.argmax())
+
+
+grid = np.geomspace(0.5, 20 * s_clip, 120)
+win_s = [argmax_S(float(s_)) for s_ in grid]
+fig, ax = plt.subplots(1, 3, figsize=(14, 3))
 width = 0.8 / len(scales)
 for j, sc in enumerate(scales):
     ax[0].bar(np.arange(K) + j * width, torch.softmax(sc * cos_t, 0), width, label=f"s = {sc:.1f}")
 ax[0].axhline(1 / K, color="k", lw=0.6, ls=":")
 ax[0].set_xticks(np.arange(K) + 0.4, [f"#{k}" for k in range(K)])
-ax[0].set_title("S_t2i over the K results"); ax[0].legend(fontsize=7)
-grid = np.geomspace(0.5, 20 * s_clip, 80)
-ent = [float(-(p * p.clamp_min(1e-30).log()).sum()) for p in (torch.softmax(g * cos_t, 0) for g in grid)]
+ax[0].set_title("S_t2i over the K results", fontsize=9); ax[0].legend(fontsize=7)
+ent = [float(-(p * p.clamp_min(1e-30).log()).sum())
+       for p in (torch.softmax(s_ * cos_t, 0) for s_ in grid)]
 ax[1].semilogx(grid, ent); ax[1].axvline(s_clip, color="r", ls="--", lw=0.8, label="CLIP's s")
 ax[1].axhline(np.log(K), color="k", ls=":", lw=0.6, label="uniform")
 ax[1].set_xlabel("scale"); ax[1].set_ylabel("entropy of S_t2i"); ax[1].legend(fontsize=7)
+ax[2].semilogx(grid, win_s, "o", ms=3); ax[2].axvline(s_clip, color="r", ls="--", lw=0.8)
+ax[2].set_yticks(range(K + 1), [f"#{k}" for k in range(K)] + ["source"])
+ax[2].set_xlabel("scale"); ax[2].set_title("argmax of the paper's S, source included", fontsize=9)
 plt.show()
+path = lambda xs, ws: " -> ".join(("source" if w == src else f"#{w}") + f" (from {xs[i]:.3g})"
+                                  for i, w in enumerate(ws) if i == 0 or w != ws[i - 1])
+print("argmax S as the scale grows:", path(grid, win_s))
+# the two ends by their limits: s -> 0, S -> const + (alpha cos_t + beta cos_i) / (K + 1); s -> oo,
+# a vote: alpha to the most prompt-like, beta to the most source-like (the source itself)
+lin = cfg.alpha * cos_tp + cfg.beta * cos_ip
+lim0, t_top, i_top = int(lin.argmax()), int(cos_tp.argmax()), int(cos_ip.argmax())
+lim_inf = t_top if cfg.alpha >= cfg.beta else i_top
+name = lambda k: "source" if k == src else f"#{k}"
+print(f"limits: s -> 0 picks {name(lim0)} (the best alpha cos_t + beta cos_i), s -> infinity "
+      f"picks {name(lim_inf)} (alpha's vote {name(t_top)} against beta's {name(i_top)})")
+gap = lambda v: float(v.topk(2).values[0] - v.topk(2).values[1])
+if gap(lin) > 1e-4:                        # checked where the limit is not a near-tie
+    assert argmax_S(1e-6) == lim0
+if min(gap(cos_tp), gap(cos_ip)) > 1e-2:
+    assert argmax_S(1e4) == lim_inf
 
 # %% [markdown]
 # ## The α / β trade-off
-# Only the ratio $\alpha / \beta$ matters for which result wins. With $\alpha = 0$ the result most
-# like the source wins, which is often the one that changed least; the larger $\alpha$, the more
-# the prompt decides. A sweep of $\alpha$ at $\beta = 1$:
+# Only the ratio $\alpha / \beta$ matters for which result wins. With $\alpha \to 0$ the candidate
+# most like the source wins, which is the one that changed least (here the source itself); the
+# larger $\alpha$, the more the prompt decides, until the most prompt-like candidate wins. A
+# sweep of $\alpha$ over four decades at $\beta = 1$ (log axis), on the same pool (the K results and
+# the source, the paper's S, $\arg\max$) at the official scale $s = 1$ and at CLIP's:
 
 # %%
-alphas = np.linspace(0, 8, 161)
-extra = (cfg.gamma * my["S_dir"] if cfg.gamma else 0.0) + \
-    (cfg.delta * my["S_cap"] if "S_cap" in my else 0.0)  # the caption terms, when used, held fixed
-curves = np.stack([(a * my["S_t2i"] + my["S_i2i"] + extra).numpy() for a in alphas])  # (A, K)
-winners = [pick_best({"S_t2i": my["S_t2i"], "S_i2i": my["S_i2i"], "S": torch.from_numpy(c)},
-                     cfg.rank_top) for c in curves]
-
+alphas = np.geomspace(0.01, 100, 161)
 fig, ax = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, height_ratios=[3, 1])
-for k in range(K):
-    ax[0].plot(alphas, curves[:, k], label=f"#{k}")
+s_used = cfg.score_scale or s_clip
+curves = np.stack([(a * torch.softmax(s_used * cos_tp, 0)
+                    + cfg.beta * torch.softmax(s_used * cos_ip, 0)).numpy() for a in alphas])
+curves = (curves - curves.mean(1, keepdims=True)) / (alphas[:, None] + cfg.beta)  # same order as S
+for k in range(K + 1):
+    ax[0].semilogx(alphas, curves[:, k], label="source" if k == src else f"#{k}",
+                   ls=":" if k == src else "-")
 ax[0].axvline(cfg.alpha, color="k", ls="--", lw=0.8)
-ax[0].set_ylabel("S = α S_t2i + S_i2i" + (" + γ S_dir" if cfg.gamma else "")
-                 + (" + δ S_cap" if "S_cap" in my else ""))
-ax[0].legend(fontsize=7, ncol=K)
-ax[1].scatter(alphas, winners, c=winners, cmap="tab10", vmin=0, vmax=9, s=8)
+ax[0].set_ylabel(f"S - mean S, over α + β\n(s = {s_used:.0f})", fontsize=8)
+ax[0].set_title("S = α S_t2i + S_i2i of each candidate, centred and scaled to stay readable",
+                fontsize=9)
+ax[0].legend(fontsize=7, ncol=K + 1)
+for sc, mk in ((1.0, "o"), (s_clip, "x")):
+    ws = [argmax_S(sc, a) for a in alphas]
+    ax[1].semilogx(alphas, ws, mk, ms=3, label=f"s = {sc:.0f}")
+    print(f"s = {sc:5.1f}, argmax S as α grows:", path(alphas, ws))
 ax[1].axvline(cfg.alpha, color="k", ls="--", lw=0.8)
-ax[1].set_yticks(range(K)); ax[1].set_ylabel("winner"); ax[1].set_xlabel("α (β = 1)")
+ax[1].set_yticks(range(K + 1), [f"#{k}" for k in range(K)] + ["source"])
+ax[1].set_ylabel("winner"); ax[1].set_xlabel("α (β = 1)"); ax[1].legend(fontsize=7)
 plt.show()
-print("winner as α grows:", " -> ".join(f"#{w}" for i, w in enumerate(winners)
-                                         if i == 0 or w != winners[i - 1]),
-      f"| the pipeline's winner at α = {cfg.alpha}: #{result.best}")
+assert argmax_S(s_used, 0.0) == i_top == src   # alpha = 0: the source, most like itself, wins
+print(f"the pipeline's winner at α = {cfg.alpha} (top-3 rule, lrlib's S): #{result.best}")
 
 # %% [markdown]
 # ## The official rule: best S among the top 3 by S_t2i

@@ -87,12 +87,13 @@ import torch
 
 from lrlib.bench.toy import format_table, iou, run_toy, task_set
 from lrlib.models import load_models
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner, config_for
 
-WORLD = choose_world()
+WORLD, cfg = world_and_config(progress=False)
 if WORLD == "real":
     WORLD = "toy"          # the ablation needs ground truth: always the toy world
-cfg = config_for(WORLD, progress=False)
+    cfg = config_for(WORLD, progress=False)
 print(banner(cfg))
 models = load_models(cfg)
 

@@ -67,10 +67,15 @@ quiet_libraries()
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override. With real checkpoints this notebook uses the paper's
-# settings (K = 9, M = 7, 5 epochs of 10 iterations, 50 SD steps); on a CPU, smaller ones.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
+#
+# With real checkpoints this notebook uses the paper's settings (K = 9, M = 7, 5 epochs of 10
+# iterations, 50 SD steps); on a CPU, smaller ones.
 
 # %%
 import copy
@@ -81,10 +86,10 @@ import torch
 import torch.nn.functional as F
 
 import lrlib
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
-WORLD = choose_world()            # override: WORLD = "toy"
-cfg = config_for(WORLD, progress=False)
+WORLD, cfg = world_and_config(progress=False)   # override: world_and_config("toy", ...)
 if WORLD != "real":
     cfg = cfg.replace(K=3, M=4, epochs=2, iters_per_epoch=6)
 # the paper's loop, written out below: straight-through Gumbel, the top-K attention peaks and
@@ -98,7 +103,9 @@ print(f"K = {cfg.K} anchors, M = {cfg.M} boxes each, {cfg.iterations} iterations
 # %% [markdown]
 # ## The task
 # A toy edit task with ground truth: a scene with a few objects, the one to change (named by the
-# caption) and what it should become (the prompt). With real checkpoints it is drawn at 512 px.
+# caption) and what it should become (the prompt). With real checkpoints it is drawn at 512 px:
+# the checks below need the ground truth a toy task has and a photo has not. The whole method on
+# a photo, with real checkpoints, is notebook 11.
 
 # %%
 from lrlib.images import load_image, to_tensor
@@ -164,7 +171,9 @@ print("boxes", tuple(boxes.shape), "| ROI features", tuple(pooled.shape), "| mas
 
 src_pil = lrlib.images.to_pil(x[0].cpu())
 fig, ax = plt.subplots(1, 2, figsize=(7, 3.6))
-ax[0].imshow(src_pil); ax[0].imshow(upsample_map(A.cpu(), S, S), cmap="inferno", alpha=0.55)
+ax[0].imshow(src_pil)
+fig.colorbar(ax[0].imshow(upsample_map(A.cpu(), S, S), cmap="inferno", alpha=0.55), ax=ax[0],
+             fraction=0.046, pad=0.04)
 ax[0].set_title("DINO [CLS] attention")
 ax[1].imshow(draw_boxes(src_pil, boxes.flatten(0, 1).tolist(), None,
                         anchors.repeat_interleave(M, 0).tolist(), ids=[k for k in range(K) for _ in range(M)]))

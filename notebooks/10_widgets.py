@@ -37,23 +37,27 @@ if "google.colab" in sys.modules:
 
 # %% [markdown]
 # ## Which models run
-# `choose_world()` picks real checkpoints on a GPU machine that reaches the Hugging Face Hub,
-# and the toy world otherwise. Set `WORLD = "real"`, `"toy"` or `"random"` (or the environment
-# variable `LRLIB_WORLD`) to override. The world gives the *base* config: the models and the
-# sizes (toy: `LRConfig.cpu()`, 64 px; real: `LRConfig()`, 512 px, here with fewer anchors,
-# boxes and steps so that a run takes about a minute). The panel's method presets go on top of
-# it; they never change the models or the sizes.
+# `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
+# Hub, and the toy world otherwise (`lrlib.worlds.choose_world`), and returns the branch this
+# notebook takes (`WORLD`) with its settings (`cfg`). Pass `"real"`, `"toy"` or `"random"` (or
+# set the environment variable `LRLIB_WORLD`) to override. `LRLIB_WORLD=real-random` (CI,
+# `make notebooks-real`) runs the real branch with small random-weight models of the real
+# classes at CPU sizes: the same code as on a GPU, pictures that mean nothing.
+#
+# The world gives the *base* config: the models and the sizes (toy: `LRConfig.cpu()`, 64 px; real:
+# `LRConfig()`, 512 px, here with fewer anchors, boxes and steps so that a run takes about a
+# minute). The panel's method presets go on top of it; they never change the models or the sizes.
 
 # %%
 import matplotlib.pyplot as plt
 
 from lrlib.logs import quiet_libraries
 from lrlib.models import load_models
-from lrlib.worlds import banner, choose_world, config_for
+from lrlib.course import world_and_config
+from lrlib.worlds import banner
 
 quiet_libraries()                          # no library warnings or loading bars in the outputs
-WORLD = choose_world()                     # override: WORLD = "toy"
-cfg = config_for(WORLD, progress=False)
+WORLD, cfg = world_and_config(progress=False)   # override: world_and_config("toy", ...)
 base = cfg.replace(K=3, M=5, epochs=1, iters_per_epoch=10, steps=25) if WORLD == "real" else cfg
 print(banner(base))
 models = load_models(base)                 # loaded once, shared by every run of the panel
@@ -63,15 +67,20 @@ models = load_models(base)                 # loaded once, shared by every run of
 # The panel offers sample pictures, each with the edit it was drawn for: a toy scene with a red
 # circle and a green triangle ("the red circle" -> "a blue square"), the demo scene that
 # `python -m lrlib demo` edits, and toy scenes with two objects, with a relation in the caption
-# and with a long prompt. First one edit of the toy scene, with the base settings, through the
-# same function the panel's button calls. Its figure is an ordinary output, there even when the
+# and with a long prompt. First one edit, with the base settings, through the same function the
+# panel's button calls: of the toy scene, or with real checkpoints of a shipped photo (a coffee
+# cup to turn into green tea). Its figure is an ordinary output, there even when the
 # notebook runs without a live kernel.
 
 # %%
 from lrlib.widgets import edit_from_controls, sample_images
 
 samples = sample_images(base.size)
-image, caption, prompt = samples["toy scene"]
+if WORLD == "real":                # a shipped photo (data/photos), its square at the canvas size
+    from lrlib import course
+    image, caption, prompt, _ = course.photo_task("coffee", base.size)
+else:
+    image, caption, prompt = samples["toy scene"]
 first, fig = edit_from_controls(image, prompt, caption, base=base, models=models)
 plt.show()
 print(first)

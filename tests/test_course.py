@@ -147,3 +147,52 @@ def test_function_left_open(capsys):
     for check in (course.check_top_k, course.check_guidance, course.check_pick_best,
                   course.check_expected_grad):
         verdict(capsys, check(open_exercise), None)
+
+
+# ----------------------------------------------------------------------------- worlds and photos
+def test_real_random_takes_the_real_branch_with_random_models(monkeypatch):
+    monkeypatch.setenv("LRLIB_WORLD", "real-random")
+    world, cfg = course.world_and_config(editor="maskgit", progress=False)
+    assert world == "real"                                       # the branch a GPU user takes
+    assert (cfg.world, cfg.editor, cfg.device, cfg.size, cfg.progress) == (
+        "random", "maskgit", "auto", 64, False)   # CI-sized models, on the device a real run takes
+
+
+def test_explicit_world_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("LRLIB_WORLD", "real-random")
+    world, cfg = course.world_and_config("random")
+    assert (world, cfg.world) == ("random", "random")
+    monkeypatch.setenv("LRLIB_WORLD", "random")
+    world, cfg = course.world_and_config("real-random")
+    assert (world, cfg.world) == ("real", "random")
+    world, cfg = course.world_and_config()
+    assert (world, cfg.world) == ("random", "random")
+
+
+def test_photo_task_crops_the_centre_square_and_scales_the_box():
+    from PIL import Image
+    image, caption, prompt, box = course.photo_task("coffee", 100)
+    assert image.size == (100, 100) and image.mode == "RGB" and caption and prompt
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 < x1 <= 100 and 0 <= y0 < y1 <= 100
+    # independent: the 600 x 400 file's centre square is columns 100-499; at full scale it equals
+    # the crop resized back to 400
+    raw = Image.open(course.photos_dir() / "coffee.png").convert("RGB")
+    assert raw.size == (600, 400)
+    big, *_ = course.photo_task("coffee", 400)
+    assert np.array_equal(np.asarray(big), np.asarray(raw)[:, 100:500])
+    # the box holds the cup: most of the photo's white (the cup's porcelain) lies inside it
+    a = np.asarray(big).astype(int)
+    bx = [round(v * 4) for v in box]
+    inside = np.zeros(a.shape[:2], bool); inside[bx[1]:bx[3], bx[0]:bx[2]] = True
+    white = a.min(-1) > 190
+    assert 0.2 < inside.mean() < 0.6 and white[inside].sum() > 0.8 * white.sum() > 1000
+
+
+def test_missing_photos_say_where_they_live(monkeypatch):
+    from lrlib.errors import LRError
+    monkeypatch.setattr(course, "PHOTOS_DIR", "no/such/folder")      # as in a wheel install
+    with pytest.raises(LRError, match="repository"):
+        course.photo_task("chelsea")
+    with pytest.raises(KeyError):
+        course.photo_task("astronaut")                              # not shipped

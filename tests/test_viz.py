@@ -25,6 +25,7 @@ def test_figure_has_every_panel_for_small_K(models, scene, K):
               "training loss", "p(chosen box) per anchor", "legend"]:
         assert t in titles, (t, titles)
     assert any(t.startswith("final") for t in titles)
+    assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 1     # the attention's scale
     cands = [t for t in titles if t.startswith("#")]
     assert len(cands) == K and [("\u2605" in t) for t in cands] == [k == r.best for k in range(K)]
     text = " ".join(" ".join(o.get_text().split()) for o in fig.findobj(Text))

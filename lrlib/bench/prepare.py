@@ -13,11 +13,11 @@ would begin (its `snap_mask`, called just before `generate_candidates`). Each st
 exclusive (a stage called inside another counts for itself only):
 
     DINO        the ViT's forward pass (Dino.forward)
-    anchors     the attention peaks and the pool's bookkeeping (pipeline.anchor_pool,
-                anchors.caption_anchors, pipeline.content_anchors), less what follows
-    caption     CLIP: the views' image embeddings and the caption's text (anchors.crop_scores)
+    anchors     the attention peaks and the pool's bookkeeping (additions.grounding's
+                anchor_pool and caption_anchors, anchors.content_anchors), less what follows
+    caption     CLIP: the views' image embeddings and the caption's text (additions.grounding.crop_scores)
     fitted      the fitted blobs: similarity maps, guided filter, connected blobs
-                (regions.fitted_blobs, pixel_norms, guide_stats)
+                (additions.fitted: fitted_blobs, pixel_norms; guide_stats)
     ROI         the proposals and ROI-align (pipeline.propose, roi_pool)
     other       the rest of prepare (loading, letterboxing the picture)
 
@@ -93,17 +93,20 @@ class StageClock:
 @contextlib.contextmanager
 def timed_stages(clock: StageClock, models):
     """Route the stages' functions (module docstring) through `clock` for the duration."""
-    import lrlib.anchors
+    import lrlib.additions.fitted as fitted
+    import lrlib.additions.grounding as grounding
     import lrlib.pipeline
-    import lrlib.regions
-    targets = [(lrlib.pipeline, "anchor_pool", "anchors"),
-               (lrlib.pipeline, "caption_anchors", "anchors"),
+    targets = [(grounding, "anchor_pool", "anchors"),
+               (grounding, "caption_anchors", "anchors"),
                (lrlib.pipeline, "content_anchors", "anchors"),
-               (lrlib.anchors, "crop_scores", "caption"),
+               (grounding, "crop_scores", "caption"),
                (models.clip, "encode_text", "caption"),
-               (lrlib.regions, "fitted_blobs", "fitted"),
-               (lrlib.regions, "pixel_norms", "fitted"),
-               (lrlib.regions, "guide_stats", "fitted"),
+               (grounding, "fitted_blobs", "fitted"),       # each module calls its own import
+               (fitted, "fitted_blobs", "fitted"),
+               (grounding, "pixel_norms", "fitted"),
+               (fitted, "pixel_norms", "fitted"),
+               (grounding, "guide_stats", "fitted"),
+               (fitted, "guide_stats", "fitted"),
                (lrlib.pipeline, "propose", "ROI"),
                (lrlib.pipeline, "roi_pool", "ROI")]
     with contextlib.ExitStack() as stack:

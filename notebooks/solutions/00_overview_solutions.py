@@ -63,14 +63,14 @@ import lrlib
 from lrlib import course
 from lrlib.demo import DEMO_CAPTION, DEMO_IMAGE, DEMO_PROMPT
 from lrlib.images import load_image
-from lrlib.worlds import choose_world, config_for
+from lrlib.course import world_and_config
 
-WORLD = choose_world()
-cfg = config_for(WORLD)
-image = load_image(DEMO_IMAGE)
+WORLD, cfg = world_and_config()
 if WORLD == "real":
-    image = image.resize((512, 512))
-result = lrlib.edit(image, DEMO_PROMPT, caption=DEMO_CAPTION, config=cfg)
+    image, caption, prompt, _ = course.photo_task("coffee", cfg.size)
+else:
+    image, prompt, caption = load_image(DEMO_IMAGE), DEMO_PROMPT, DEMO_CAPTION
+result = lrlib.edit(image, prompt, caption=caption, config=cfg)
 
 # %% [markdown]
 # **Exercise 1.** A pixel changed when any of its channels differs; compare as integers (uint8

@@ -65,9 +65,9 @@ from lrlib.models import load_models
 from lrlib.regions import make_proposals
 from lrlib.additions.fitted import propose
 from lrlib.toy import render_scene
-from lrlib.worlds import choose_world, config_for
+from lrlib.course import world_and_config
 
-cfg = config_for(choose_world())
+_, cfg = world_and_config()
 models = load_models(cfg)
 S, K = cfg.size, cfg.K
 scene = render_scene(7, size=S, n_objects=3)

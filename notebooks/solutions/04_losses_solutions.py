@@ -62,9 +62,9 @@ import torch
 from lrlib import course
 from lrlib.models import load_models
 from lrlib.toy import caption_object, make_edit_task, paint_object, render_background
-from lrlib.worlds import choose_world, config_for
+from lrlib.course import world_and_config
 
-cfg = config_for(choose_world())
+_, cfg = world_and_config()
 models = load_models(cfg)
 clip, S = models.clip, cfg.size
 task = make_edit_task(3, size=S, kind="multi")
