@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lrlib.additions import fitted, grounding, guided_filter
+from lrlib.additions import fitted, grounding
+from lrlib.additions import guided_filter as gf
 from lrlib.additions.fitted import FIT_PEAK
 from lrlib.additions.guided_filter import SNAP_EPS, guide_stats, guided_filter, snap_radius
 from lrlib.additions.fitted import blob, fitted_blobs, grow, pixel_norms, similarity, unit_features
@@ -113,14 +114,14 @@ def test_box_mean_equals_the_sliding_window_and_the_closed_form(r):
     g = torch.Generator().manual_seed(r)
     x = torch.rand(2, 3, 37, 52, generator=g)
     want = ref_box_mean(x.double(), r).float()             # the window summed in float64
-    torch.testing.assert_close(guided_filter._box_mean(x, r), want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(gf._box_mean(x, r), want, atol=1e-6, rtol=0)
     H, W = 9, 30
     ramp = torch.arange(W, dtype=torch.float32).expand(1, 1, H, W)
     want = torch.tensor([sum(min(max(j + k, 0), W - 1) for k in range(-r, r + 1)) / (2 * r + 1)
                          for j in range(W)])
-    got = guided_filter._box_mean(ramp, r)[0, 0]
+    got = gf._box_mean(ramp, r)[0, 0]
     torch.testing.assert_close(got, want.expand(H, W), atol=1e-4, rtol=0)
-    torch.testing.assert_close(guided_filter._box_mean(ramp.transpose(-1, -2), r)[0, 0],
+    torch.testing.assert_close(gf._box_mean(ramp.transpose(-1, -2), r)[0, 0],
                                want[:, None].expand(W, H), atol=1e-4, rtol=0)
 
 
@@ -322,7 +323,7 @@ def _prepare_anchors_boxes(models, cfg, task, aspect_image):
 def _patch_everywhere(mp, name, fn):
     """Replace `name` in every additions module that holds it (each imports what it calls by
     name, so a patch in one module alone would leave the others calling the original)."""
-    held = [m for m in (fitted, grounding, guided_filter) if hasattr(m, name)]
+    held = [m for m in (fitted, grounding, gf) if hasattr(m, name)]
     assert held, name
     for m in held:
         mp.setattr(m, name, fn)
@@ -358,7 +359,7 @@ def test_prepare_computes_the_guide_once_and_never_the_full_feature_map(toy, mon
 
     cfg, models = toy
     calls = []
-    real = guided_filter.guide_stats
+    real = gf.guide_stats
     _patch_everywhere(monkeypatch, "guide_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
 
     def forbidden(*a, **k):
