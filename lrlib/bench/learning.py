@@ -51,7 +51,15 @@ TRAINING = {"200 iterations": dict(epochs=20), "lr 0.03": dict(lr=0.03),
 #: the blob the fitted boxes come from) left outside the box (the old object stays);
 #: L_src: cos(E_I(e), E_T(caption)) (the result still shows what the caption names).
 DESIGNS = {"L + L_cover": dict(L_cover=1.0), "L + L_cover, w/o L_str": dict(L_cover=1.0, lambda_str=0.0),
-           "L + L_src": dict(L_src=1.0), "L + L_cover + L_src": dict(L_cover=1.0, L_src=1.0)}
+           "L + L_src": dict(L_src=1.0), "L + L_cover + L_src": dict(L_cover=1.0, L_src=1.0),
+           "L + L_cover, 10 L_str": dict(L_cover=1.0, lambda_str=10.0),
+           "L + L_cover, 30 L_str": dict(L_cover=1.0, lambda_str=30.0),
+           "L + 10 L_cover, 10 L_str": dict(L_cover=10.0, lambda_str=10.0),
+           "L + 10 L_cover, 10 L_str, 200 iterations, lr 0.03": dict(
+               L_cover=10.0, lambda_str=10.0, epochs=20, lr=0.03),
+           "L + 100 L_cover, 30 L_str": dict(L_cover=100.0, lambda_str=30.0),
+           "L + 100 L_cover, 30 L_str, 200 iterations, lr 0.03": dict(
+               L_cover=100.0, lambda_str=30.0, epochs=20, lr=0.03)}
 EXTRA_TERMS = ("L_cover", "L_src")
 #: enumerate every choice vector up to this many; above it, best / worst / random come from a
 #: seeded sample of this many vectors (random: unbiased; best, worst: bounds)
@@ -190,7 +198,8 @@ def judge_candidates(p, task, cfg: LRConfig) -> np.ndarray:
 def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
                losses=LOSSES, designs=DESIGNS) -> dict:
     """Every row's grade on one task (see the module doc): {"kind", "K", "M", "success" (K, M),
-    "rows": {row: grade}}."""
+    "rows": {row: grade}, "table": {term: (K, M)} (the unweighted loss terms), "outcomes":
+    [[choice vector, grade], ...] (every vector: other choice rules can be graded later)}."""
     from lrlib.io import to_pil
     from lrlib.pipeline import loss_fn, prepare, train_and_choose
     from lrlib.train import loss_table
@@ -237,12 +246,18 @@ def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
         probs = train_on_table(p.pooled, p.geom, weighted(table, c, extra), p.valid, c)
         rows["RGN expected" + (f", {name}" if name else "")] = outcome(
             success, winner, tuple(probs.argmax(-1).tolist()))
+        if name in designs:                       # where the estimator converges, given time
+            rows[f"argmin {name}"] = outcome(success, winner, argmin_choice(
+                weighted(table, c, extra), valid))
     if st != "none":
         for lname, lchange in (losses if st == "all" else {"": {}}).items():
             probs, _ = train_and_choose(p, cfg.replace(estimator="st", **lchange))
             rows["RGN st" + (f", {lname}" if lname else "")] = outcome(
                 success, winner, tuple(probs.argmax(-1).tolist()))
-    return {"kind": task.kind, "K": p.K, "M": p.M, "success": success.tolist(), "rows": rows}
+    outcomes = [[list(c), outcome(success, winner, c)] for c in choice_vectors(
+        np.ones(success.shape, bool) if valid is None else valid.numpy())]
+    return {"kind": task.kind, "K": p.K, "M": p.M, "success": success.tolist(), "rows": rows,
+            "table": {k: v.tolist() for k, v in table.items()}, "outcomes": outcomes}
 
 
 def run_learning(n: int, cfg: LRConfig | None = None, tasks: str = "first", start: int = 0,
