@@ -180,3 +180,18 @@ def test_ladder_design_is_restored():
     with pytest.raises(ValueError):
         with ladder_design(scale=2):
             pass
+
+
+def test_load_records_merges_parts_and_refuses_mixtures(tmp_path):
+    from lrlib.errors import LRError
+    rec = {"kind": "single", "K": 1, "M": 2, "rows": {"random (uniform pick)": 0.5}}
+    meta = dict(set="first", start=0, n=2, proposals="fitted", M=2, design={}, seconds=1.0)
+    L.save_records(tmp_path / "a.json", [rec, rec], meta)
+    L.save_records(tmp_path / "b.json", [rec], {**meta, "start": 2, "n": 3})
+    records, metas = L.load_records([tmp_path / "a.json", tmp_path / "b.json"])
+    assert len(records) == 3 and len(metas) == 2
+    L.save_records(tmp_path / "c.json", [rec], {**meta, "proposals": "squares", "start": 2, "n": 3})
+    with pytest.raises(LRError, match="squares"):
+        L.load_records([tmp_path / "a.json", tmp_path / "c.json"])
+    with pytest.raises(LRError, match="overlap"):
+        L.load_records([tmp_path / "a.json", tmp_path / "a.json"])

@@ -346,11 +346,23 @@ def save_records(path, records: list[dict], meta: dict) -> None:
 
 
 def load_records(paths) -> tuple[list[dict], list[dict]]:
+    """The records of several `save_records` files, in file order, and their metas. Raises
+    LRError when the files are of different proposal families / ladders / task sets, or overlap."""
     import json
+
+    from lrlib.errors import LRError
     records, metas = [], []
     for p in paths:
         with open(p) as f:
             data = json.load(f)
+        m = data["meta"]
+        for o in metas:
+            key = ("proposals", "design", "M", "set")
+            if [o[k] for k in key] != [m[k] for k in key]:
+                raise LRError(f"{p} holds {m['proposals']} proposals of the {m['set']!r} set, "
+                              f"another file {o['proposals']} of {o['set']!r}: merge parts of one run.")
+            if m["start"] < o["n"] and o["start"] < m["n"]:
+                raise LRError(f"{p}: tasks {m['start']}..{m['n'] - 1} overlap another file's.")
         records += data["records"]
-        metas.append(data["meta"])
+        metas.append(m)
     return records, metas
