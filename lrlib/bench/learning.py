@@ -16,7 +16,7 @@ config):
 | any candidate | some C_ij succeeds, ranking aside (what a perfect choice *and* ranking reach) |
 | always proposal j | c = (j, ..., j): a fixed rung, no learning |
 | argmin L / L_clip / L_dir / L_str | per anchor the candidate with the lowest loss term in the loss table (where the "expected" estimator converges, given time) |
-| RGN expected [variant] | the RGN trained on the cached loss table (exact gradient of E_p[L]); variants drop a loss term or change the training |
+| RGN expected [variant] | the RGN trained on the cached loss table (exact gradient of E_p[L]); variants drop a loss term, change the training, or add a term (DESIGNS: L_cover, L_src) |
 | RGN st [variant] | the RGN trained by straight-through Gumbel-Softmax (the paper's estimator), with CLIP in the loop |
 
 The loss table is computed once per task (`train.loss_table`, the config's table_views) with
@@ -297,7 +297,6 @@ def summarise(records: list[dict]) -> dict[str, dict]:
     names = list(dict.fromkeys(k for r in records for k in r["rows"]))
     rnd = np.array([r["rows"]["random (uniform pick)"] for r in records])
     kinds = list(dict.fromkeys(r["kind"] for r in records))
-    n = len(records)
     out = {}
     for name in names:
         v = np.array([r["rows"].get(name, math.nan) for r in records], float)
