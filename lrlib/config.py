@@ -352,7 +352,8 @@ class LRConfig:
     proposals: str = knob(
         "fitted", "'fitted': the DINO-feature blob's box around the anchor scaled by M factors "
         "fit_min..fit_max (lrlib); 'squares': M squares of box_sides centred on the anchor "
-        "(paper)", choices=("fitted", "squares"))
+        "(paper); 'ladder': M boxes from a tight part of the blob to the whole object with "
+        "context (lrlib.additions.proposals_ladder)", choices=("fitted", "squares", "ladder"))
     fit_level: float = knob(
         0.7, "'fitted': cosine to the anchor's feature that joins the blob", lo=-1, hi=1, why="a cosine")
     fit_snap: float = knob(

@@ -252,4 +252,8 @@ def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
         short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
         return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
                            max_side=cfg.box_max * short)   # over the background is no region
-    raise LRError(f"proposals={cfg.proposals!r}; use 'squares' (paper) or 'fitted' (lrlib).")
+    if cfg.proposals == "ladder":
+        from lrlib.additions.proposals_ladder import ladder_proposals
+        return ladder_proposals(anchors_xy, feats, cfg, H, W, content, image, blob_boxes)
+    raise LRError(f"proposals={cfg.proposals!r}; use 'squares' (paper), 'fitted' or 'ladder' "
+                  "(lrlib).")

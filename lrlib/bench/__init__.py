@@ -1,6 +1,7 @@
 """Benchmarks that print tables. Nothing here is imported by the library itself.
 
     python -m lrlib.bench toy --n 200            # region strategies and loss ablations, judged (toy.py)
+    python -m lrlib.bench learning --n 100       # ceiling, floor, random vs learned choice of a box (learning.py)
     python -m lrlib.bench speed --size toy       # UNet evals, CLIP forwards, seconds, memory per edit (speed.py)
     python -m lrlib.bench draft --n 200          # drafts + regenerated winner vs full candidates, judged (speed.py)
     python -m lrlib.bench smoke --size full      # every default architecture, one edit each (smoke.py)
@@ -13,6 +14,7 @@
 | module | what it measures |
 |---|---|
 | `toy.py` | the whole method on held-out toy tasks, one row per region strategy, graded by the judge |
+| `learning.py` | does the RGN's choice matter: best / worst / random / fixed / learned choice among the same judged candidates, per proposal family; results in LEARNING.md |
 | `peers.py` | the peers' boxes (DiffEdit-style, CLIPSeg-style, DINO attention box) for toy.py |
 | `speed.py` | UNet image-evaluations, CLIP forwards, seconds, peak memory and quality per edit, lrlib's modes vs the official loop; the draft benchmark |
 | `smoke.py` | the real architectures (random weights) end to end on a photo: seconds and peak RSS |

@@ -1,4 +1,4 @@
-"""`python -m lrlib.bench toy|speed|draft|blend|scenes|smoke|prepare|estimate|gpu-check`: the benchmarks' command line (lrlib/bench/__init__.py)."""
+"""`python -m lrlib.bench toy|learning|speed|draft|blend|scenes|smoke|prepare|estimate|gpu-check`: the benchmarks' command line (lrlib/bench/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,25 @@ def main(argv=None) -> int:
                    help="also write every row's per-task grades to this JSON file (for toy-merge)")
     g = sub.add_parser("toy-merge", help="one table from the --save files of a split toy run")
     g.add_argument("files", nargs="+")
+    e = sub.add_parser("learning", help="does the RGN's choice matter? ceiling, floor, random and "
+                                        "learned picks among the same candidates (learning.py)")
+    e.add_argument("--n", type=int, default=200)
+    e.add_argument("--set", default="first", choices=["first", "second", "tuning"])
+    e.add_argument("--proposals", default=None, choices=["squares", "fitted", "ladder"],
+                   help="the proposal family (default: LRConfig.cpu()'s)")
+    e.add_argument("--M", type=int, default=None, help="proposals per anchor (default: the config's)")
+    e.add_argument("--ladder", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="ladder scales lo..hi (default: lrlib.additions.proposals_ladder.LADDER)")
+    e.add_argument("--aspects", type=float, nargs="+", default=None,
+                   help="ladder aspects, cycled over the rungs")
+    e.add_argument("--st", default="all", choices=["all", "plain", "none"],
+                   help="straight-through rows: with each loss removed (all), all losses only "
+                        "(plain), none")
+    e.add_argument("--start", type=int, default=0)
+    e.add_argument("--every", type=int, default=0)
+    e.add_argument("--save", default=None, help="write the per-task records to this JSON file")
+    f = sub.add_parser("learning-merge", help="one table from several learning --save files")
+    f.add_argument("files", nargs="+")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
     s.add_argument("--size", default="toy", choices=["toy", "small", "full"])
     s.add_argument("--device", default="auto")
@@ -117,6 +136,43 @@ def main(argv=None) -> int:
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "
               f"{time.perf_counter() - t0:.0f} s")
         print(format_table(summary))
+    elif args.cmd == "learning":
+        from lrlib.bench.learning import format_learning, run_learning, save_records
+        cfg = LRConfig.cpu(world="toy")
+        if args.proposals:
+            cfg = cfg.replace(proposals=args.proposals)
+        if args.M:
+            cfg = cfg.replace(M=args.M)
+        cfg.validate()
+        design = {}
+        if args.ladder:
+            design.update(lo=args.ladder[0], hi=args.ladder[1])
+        if args.aspects:
+            design.update(aspects=tuple(args.aspects))
+        if design and cfg.proposals != "ladder":
+            ap.error("--ladder / --aspects shape proposals='ladder' only")
+        t0 = time.perf_counter()
+        records = run_learning(args.n, cfg, args.set, args.start, st=args.st,
+                               design=design or None, every=args.every,
+                               report=lambda text: print(text, flush=True))
+        if args.save:
+            save_records(args.save, records, dict(set=args.set, start=args.start, n=args.n,
+                                                  proposals=cfg.proposals, M=cfg.M, design=design,
+                                                  seconds=time.perf_counter() - t0))
+        from lrlib.additions.proposals_ladder import LADDER
+        lad = f" ladder={design or LADDER}" if cfg.proposals == "ladder" else ""
+        print(f"learning benchmark: tasks {args.start}..{args.n - 1} of the {args.set!r} set, "
+              f"proposals={cfg.proposals}{lad} K={cfg.K} M={cfg.M} "
+              f"iterations={cfg.iterations} lr={cfg.lr} table_views={cfg.table_views} "
+              f"seed={cfg.seed}, {time.perf_counter() - t0:.0f} s")
+        print(format_learning(records))
+    elif args.cmd == "learning-merge":
+        from lrlib.bench.learning import format_learning, load_records
+        records, metas = load_records(args.files)
+        print("learning benchmark, merged: " + ", ".join(
+            f"{m['set']} tasks {m['start']}..{m['n'] - 1} proposals={m['proposals']}"
+            f"{' ' + str(m['design']) if m['design'] else ''} ({m['seconds']:.0f} s)" for m in metas))
+        print(format_learning(records))
     elif args.cmd == "toy-merge":
         from lrlib.bench.toy import format_table, load_rows
         rows, meta = load_rows(args.files)
