@@ -16,7 +16,7 @@ not write:
 - `claim(path)` lets concurrent batch processes share jobs: one claim file per job, taken under a
   lock on the folder; a dead process's claim is taken over.
 
-Two mechanisms share a batch: `lrlib.cli` shards the job list over processes by launcher rank
+Two mechanisms share a batch (`python -m lrlib batch`): the CLI shards the job list over processes by launcher rank
 (each process takes jobs i, i + n, ...), and the claims make any overlap safe (two batches on one
 folder, a restarted shard, a different world size): a job runs once, whoever starts it first.
 """

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from lrlib.additions.drafts import draft_settings, regenerate
-from lrlib.additions.fitted import propose
+from lrlib.additions.proposals import propose
 from lrlib.additions.fullres import (crop_window, detail_gain, photo_scale, regenerate_full_res,
                                      winner_generator)
 from lrlib.additions.grounding import grounded_anchors

@@ -234,13 +234,15 @@ print("cos(result, source):", [round(v, 3) for v in cos_i.tolist()])
 # the raw cosines do, so the scale cannot make a ranking "rank nothing". What it changes is the
 # *sum* $\alpha S_{t2i} + \beta S_{i2i}$. At $s = 1$ (official) cosines sit in a narrow band, both
 # softmaxes stay near $1/K$, and $S \approx \text{const} + (\alpha \cos_t + \beta \cos_i) / K$: a
-# linear trade-off of the two cosines. At CLIP's $s$ (100) each softmax is nearly one-hot, and
+# linear trade-off of the two cosines. At CLIP's $s$ (100 for OpenAI CLIP; the toy CLIP learned
+# its own, printed below) each softmax is nearly one-hot, and
 # $S$ becomes a vote between "the result most like the prompt" and "the result most like the
 # source". The same cosines through softmaxes of different sharpness, and the winner each gives
-# (the bench's row "ours, score scale = CLIP's (100)" measures it on the toy tasks):
+# (the bench's row "ours, score scale = CLIP's" measures it on the toy tasks):
 
 # %%
 s_clip = clip.logit_scale
+print(f"this world's CLIP logit scale: s = {s_clip:.1f}")
 scales = [1.0, s_clip / 4, s_clip, 4 * s_clip]
 for sc in scales:
     sc_scores = quality_scores(E_I, E_T, E_src, cfg.alpha, cfg.beta, sc, E_c, cfg.gamma, g, cfg.delta)

@@ -11,7 +11,7 @@ import torch
 from lrlib.additions.proposals_ladder import LADDER, ladder_boxes, ladder_design, rungs
 from lrlib.bench import learning as L
 from lrlib.config import LRConfig
-from lrlib.additions.fitted import propose
+from lrlib.additions.proposals import propose
 
 
 # --- ceiling, floor, random ---------------------------------------------------------------------

@@ -3,9 +3,9 @@ blob_box) and anchors chosen by the caption (anchors.caption_anchors)."""
 import pytest
 import torch
 
-from torchvision.ops import box_iou
 from lrlib.config import LRConfig
-from lrlib.additions.fitted import blob_box, fitted_boxes, grow, propose, scale_boxes
+from lrlib.additions.fitted import blob_box, fitted_boxes, grow, scale_boxes
+from lrlib.additions.proposals import propose
 
 
 def test_blob_box_is_the_connected_blob_around_the_seed_only():
@@ -111,12 +111,6 @@ def test_caption_anchors_find_the_named_object_more_often(toy):
     assert hit_cap >= hit_top, (hit_cap, hit_top)
 
 
-def test_box_iou():
-    """Catches an IoU with x/y swapped or without the union."""
-    a, b = torch.tensor([0, 0, 10, 20]), torch.tensor([5, 0, 15, 20])
-    assert float(box_iou(a, b)) == pytest.approx(100 / 300)
-    assert float(box_iou(a, a)) == 1.0
-
 
 def test_fitted_boxes_never_exceed_box_max():
     """Bug caught (seen on the demo scene): an anchor on the background grows a blob over the
@@ -125,7 +119,7 @@ def test_fitted_boxes_never_exceed_box_max():
     import torch
 
     from lrlib.config import LRConfig
-    from lrlib.additions.fitted import propose
+    from lrlib.additions.proposals import propose
     cfg = LRConfig.cpu(proposals="fitted")
     feats = torch.ones(1, 8, 8, 8)                    # every patch alike: one blob = the image
     for content in (None, (0, 16, 64, 48)):

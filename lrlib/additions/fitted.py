@@ -23,8 +23,7 @@ Cost at the real size (512 px canvas, 28 x 28 grid, d = 768): every step is line
     (scipy.ndimage.label, 4-neighbourhood) instead of growing the blob one ring at a time.
 
 Edges: with fit_snap > 0 the map is snapped to the image's edges first
-(`lrlib.additions.guided_filter`). `propose` returns the proposals LRConfig.proposals asks for:
-the paper's squares (`lrlib.regions.make_proposals`) or these.
+(`lrlib.additions.guided_filter`). `lrlib.additions.proposals.propose` picks the family.
 """
 from __future__ import annotations
 
@@ -34,8 +33,6 @@ import torch.nn.functional as F
 from torchvision.ops import masks_to_boxes
 
 from lrlib.additions.guided_filter import Guide, guide_stats, guided_filter, snap_radius
-from lrlib.errors import LRError
-from lrlib.regions import make_proposals
 
 
 def _components(allowed: torch.Tensor) -> np.ndarray:
@@ -234,26 +231,16 @@ def fitted_boxes(feats: torch.Tensor, anchors_xy: torch.Tensor, level: float, H:
     return mask_boxes(fitted_blobs(feats, anchors_xy, level, H, W, content, image, snap, reach))
 
 
-def propose(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
-            content=None, image: torch.Tensor | None = None,
-            blob_boxes: torch.Tensor | None = None) -> torch.Tensor:
-    """(K, 2) anchors and (1, d, h, w) DINO features -> the (K, M, 4) proposals cfg.proposals asks
-    for: "squares" (make_proposals of cfg.box_sides()) or "fitted" (the blob boxes, scaled),
-    inside the picture (the image, or `content`); image (1, 3, H, W): the canvas, for
-    cfg.fit_snap; blob_boxes (K, 4): the anchors' blob boxes when already fitted (caption
-    anchors), scaled instead of fitted again."""
-    if cfg.proposals == "squares":
-        return make_proposals(anchors_xy, cfg.box_sides(), H, W, content)
-    if cfg.proposals == "fitted":
-        X0, Y0, X1, Y1 = content or (0, 0, W, H)
-        b = blob_boxes if blob_boxes is not None else fitted_boxes(
-            feats[0], anchors_xy, cfg.fit_level, H, W, content,
-            None if image is None else image[0], cfg.fit_snap, cfg.fit_reach)
-        short = min(X1 - X0, Y1 - Y0)        # box sides in [box_min, box_max] x the short side:
-        return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,  # a blob
-                           max_side=cfg.box_max * short)   # over the background is no region
-    if cfg.proposals == "ladder":
-        from lrlib.additions.proposals_ladder import ladder_proposals
-        return ladder_proposals(anchors_xy, feats, cfg, H, W, content, image, blob_boxes)
-    raise LRError(f"proposals={cfg.proposals!r}; use 'squares' (paper), 'fitted' or 'ladder' "
-                  "(lrlib).")
+def fitted_proposals(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
+                     content=None, image: torch.Tensor | None = None,
+                     blob_boxes: torch.Tensor | None = None) -> torch.Tensor:
+    """proposals="fitted": the anchors' (K, 4) blob boxes (given, or fitted here) scaled by
+    cfg.fit_factors() -> (K, M, 4), sides between box_min and box_max of the picture's short side
+    (a blob over the background is no region)."""
+    X0, Y0, X1, Y1 = content or (0, 0, W, H)
+    b = blob_boxes if blob_boxes is not None else fitted_boxes(
+        feats[0], anchors_xy, cfg.fit_level, H, W, content,
+        None if image is None else image[0], cfg.fit_snap, cfg.fit_reach)
+    short = min(X1 - X0, Y1 - Y0)
+    return scale_boxes(b, cfg.fit_factors(), H, W, cfg.box_min * short, content,
+                       max_side=cfg.box_max * short)

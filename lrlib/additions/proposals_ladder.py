@@ -24,6 +24,8 @@ from contextlib import contextmanager
 
 import torch
 
+from lrlib.additions.fitted import fitted_boxes
+
 #: the ladder `propose` builds: scales geometric in [lo, hi] of the blob's box, aspects cycled
 LADDER = dict(lo=0.6, hi=2.4, aspects=(1.0,))
 
@@ -78,10 +80,9 @@ def ladder_boxes(boxes: torch.Tensor, factors: list[tuple[float, float]], H: int
 def ladder_proposals(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int, W: int,
                      content=None, image: torch.Tensor | None = None,
                      blob_boxes: torch.Tensor | None = None) -> torch.Tensor:
-    """`lrlib.additions.fitted.propose` for proposals="ladder": the anchors' blob boxes (given, or fitted as
+    """proposals="ladder" (`lrlib.additions.proposals.propose`): the anchors' blob boxes (given, or fitted as
     "fitted" fits them: cfg.fit_level, fit_snap, fit_reach) -> (K, cfg.M, 4) ladder boxes, sides
     in [box_min, box_max] x the picture's shorter side."""
-    from lrlib.additions.fitted import fitted_boxes
     X0, Y0, X1, Y1 = content or (0, 0, W, H)
     b = blob_boxes if blob_boxes is not None else fitted_boxes(
         feats[0], anchors_xy, cfg.fit_level, H, W, content,

@@ -63,7 +63,7 @@ from lrlib import course
 from lrlib.anchors import cells_to_pixels, top_k_anchors
 from lrlib.models import load_models
 from lrlib.regions import make_proposals
-from lrlib.additions.fitted import propose
+from lrlib.additions.proposals import propose
 from lrlib.toy import render_scene
 from lrlib.course import world_and_config
 
