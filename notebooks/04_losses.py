@@ -394,6 +394,12 @@ fig.tight_layout(); plt.show()
 #   zero for no edit, small for a local one, large for the whole image repainted. It is what
 #   keeps the edit local, while the other two make it happen at all.
 #
+# Which term carries the RGN's choice among its M boxes? Measured in notebook 08 ("Does the
+# learned choice matter?"): with squares or ladder boxes, dropping L_dir takes the learned
+# choice down to about a random pick; L_str alone picks the smallest box on every anchor
+# (success 0.00-0.04: the old object stays); L_clip helps on the ladder, not on squares. With
+# lrlib's fitted boxes every box is good and no term changes the outcome measurably.
+#
 # Which edit each term prefers here, computed (L_str's trivial winner, "none", left out):
 
 # %%
