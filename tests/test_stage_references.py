@@ -278,3 +278,51 @@ def test_cells_to_pixels_and_content_cells_equal_patch_centres(case):
         for j in range(w):
             cx, cy = (j + 0.5) * S / w, (i + 0.5) * S / h
             assert bool(inside[i, j]) == (content[0] <= cx < content[2] and content[1] <= cy < content[3])
+
+
+# --- edges the random cases rarely reach -------------------------------------------------------
+
+def test_make_proposals_at_the_picture_s_last_pixel_with_tiny_boxes():
+    """Anchors on the first and last pixel row / column and boxes under a pixel wide: every box
+    stays inside the picture (x0 <= X1 - 1, x1 <= X1) and is at least one pixel wide. Bugs
+    caught: the upper clamp of x0 / y0 dropped or off by one, the one-pixel minimum width lost."""
+    for content in [None, (3, 5, 40, 29)]:
+        H, W = 32, 48
+        X0, Y0, X1, Y1 = content or (0, 0, W, H)
+        anchors = torch.tensor([[X1 - 0.1, Y1 - 0.1], [X0 + 0.0, Y0 + 0.0], [X1 - 0.6, Y0 + 0.4],
+                                [X0 + 10.45, Y0 + 7.45]])
+        sides = [0.001, 0.01, 0.02, 0.5]
+        got = make_proposals(anchors, sides, H, W, content)
+        for k in range(len(anchors)):
+            for j, s in enumerate(sides):
+                want = _square_reference(float(anchors[k, 0]), float(anchors[k, 1]), s, H, W,
+                                         content)
+                assert got[k, j].tolist() == want, (k, j, content)
+                x0, y0, x1, y1 = want
+                assert X0 <= x0 < x1 <= X1 and Y0 <= y0 < y1 <= Y1
+
+
+def test_defaults_are_the_paper_s():
+    """The defaults a caller relies on: the official top-3 rule, anchors one cell apart, and no
+    S_cap unless its weight delta is given. Bugs caught: a changed default (top 4, spacing 2,
+    delta 1), S_cap computed with weight 0 (an extra term in every result)."""
+    t2i = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    S = torch.tensor([0.0, 0.1, 0.2, 5.0])
+    assert pick_best({"S_t2i": t2i, "S": S}) == 2           # #3 is outside the top 3 by S_t2i
+    A = torch.tensor([[3.0, 2.0], [1.0, 0.0]])
+    assert top_k_anchors(A, 2).tolist() == [[0, 0], [0, 1]]  # neighbours allowed at spacing 1
+    E = torch.eye(3, dtype=torch.float64)
+    g = torch.tensor([0.5, -0.5, 0.1], dtype=torch.float32)
+    out = quality_scores(E, E[0], E[1], 1.0, 1.0, 1.0, grounding=g)
+    assert "S_cap" not in out
+    out = quality_scores(E, E[0], E[1], 1.0, 1.0, 1.0, grounding=g, delta=0.0)
+    assert "S_cap" not in out
+    out = quality_scores(E, E[0], E[1], 1.0, 1.0, 1.0, grounding=g, delta=2.0)
+    assert out["S_cap"].dtype == torch.float64                # the grounding in the scores' dtype
+
+
+def test_top_k_anchors_refuses_anything_but_one_map():
+    """A batch of maps or a flat vector: one line naming the shape, before any anchor is picked."""
+    for bad in (torch.zeros(2, 4, 4), torch.zeros(16)):
+        with pytest.raises(LRError, match=r"one \(h, w\) map, got shape"):
+            top_k_anchors(bad, 1)
