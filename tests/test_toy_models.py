@@ -11,7 +11,7 @@ from lrlib.toy import evaluate
 from lrlib.toy.scenes import TRAIN_SEED_LIMIT
 
 WEIGHTS = Path(evaluate.__file__).parent / "weights"
-BUDGET_MB = 40  # every shipped toy model together (the budget for all four)
+BUDGET_MB = 40  # every shipped toy model together: the size budget for all four
 
 
 @pytest.fixture(scope="module")
