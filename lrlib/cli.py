@@ -335,6 +335,7 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
             check_prompt(jobs[n][0], "caption")
             check_prompt(jobs[n][1])
         except LRError as e:
+            _stop_if_signalled()
             status[n] = f"error: {e}"
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir)
@@ -357,18 +358,21 @@ def run_batch(jobs_path, images_dir=None, out_dir="outputs", cfg: LRConfig | Non
                 load_image(path)                     # a bad image fails before any model loads
                 check_output(target)                 # so does a bad output folder
             except LRError as e:
+                _stop_if_signalled()
                 status[name] = f"error: {e}"
                 continue
             if models is None:
                 try:
                     models = load_models(cfg)
                 except Exception as e:               # stop: every other job would fail the same
+                    _stop_if_signalled()
                     raise LRError(f"the models could not be loaded, so the batch stopped before "
                                   f"its first edit: {e}") from e
             try:
                 edit(path, prompt, caption=caption, config=cfg, models=models).save(target)
                 status[name] = "done" if diff is None else f"redone ({', '.join(diff)} changed)"
             except LRError as e:
+                _stop_if_signalled()
                 status[name] = f"error: {e}"
     return status
 
@@ -430,6 +434,18 @@ def main(argv=None) -> int:
         warnings.formatwarning = formatwarning
 
 
+_SIGNALLED: list = []          # the signal _catch_signals received, if any
+
+
+def _stop_if_signalled() -> None:
+    """Raise the received signal again. Called where an error is caught: a library may turn the
+    KeyboardInterrupt raised inside its code into its own error (diffusers' lazy imports wrap
+    whatever an import raised in a RuntimeError), which must not be reported as that error, nor
+    let a batch go on to its next job."""
+    if _SIGNALLED:
+        raise Terminated() if _SIGNALLED[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
 def _catch_signals() -> dict:
     """Ctrl-C and SIGTERM raised as KeyboardInterrupt / Terminated (once: a second one while
     cleaning up is ignored, so the cleanup ends); a signal the process was started ignoring
@@ -438,7 +454,9 @@ def _catch_signals() -> dict:
     def stop(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _SIGNALLED.append(signum)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _SIGNALLED.clear()
     previous = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -491,9 +509,11 @@ def _main(argv) -> int:
             if any(v.startswith("error") for v in status.values()):
                 return 1
     except (LRError, OSError) as err:        # OSError: a file problem lrlib did not foresee
+        _stop_if_signalled()
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:                 # a bug: one line, the traceback only when asked
+        _stop_if_signalled()
         if os.environ.get("LRLIB_TRACEBACK"):
             raise
         first = str(err).splitlines()[0][:300] if str(err) else ""

@@ -308,6 +308,60 @@ def test_sigterm_in_a_batch_releases_the_claim(tmp_path, capsys, monkeypatch, fa
     assert list((tmp_path / "o").iterdir()) == []                      # no claim, no folder
 
 
+def _a_library_that_swallows(sig, error):
+    """A library call that turns the signal's KeyboardInterrupt into its own error, as diffusers'
+    lazy imports do (RuntimeError "Failed to import ...") and lrlib's loader then does again (an
+    LRError about the cache)."""
+    def call(*a, **k):
+        try:
+            os.kill(os.getpid(), sig)
+            time.sleep(1)
+        except BaseException as e:
+            raise error from e
+        raise AssertionError("the signal was not handled")
+    return call
+
+
+@pytest.mark.parametrize("error", [RuntimeError("Failed to import diffusers.pipelines"),
+                                   LRError("Could not load the checkpoint: HF_HUB_OFFLINE")])
+@pytest.mark.parametrize("sig,status,word", [(signal.SIGTERM, 143, "terminated"),
+                                             (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_a_library_turned_into_an_error_is_still_the_signal(tmp_path, capsys,
+                                                                     monkeypatch, sig, status,
+                                                                     word, error):
+    """Bug: SIGTERM while diffusers was importing ended as "error: Could not load the Stable
+    Diffusion inpainting checkpoint ... HF_HUB_OFFLINE" with status 2: diffusers wrapped the
+    interrupt in a RuntimeError and the loader reported that as a cache problem."""
+    import lrlib.pipeline
+    monkeypatch.setattr(lrlib.pipeline, "edit", _a_library_that_swallows(sig, error))
+    img = tmp_path / "in.png"
+    Image.new("RGB", (64, 64)).save(img)
+    assert main(["edit", str(img), "--prompt", "a cat", "--out", str(tmp_path / "o"),
+                 *TINY_FLAGS]) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and word in err[0] and "error" not in err[0], err
+
+
+def test_a_swallowed_sigterm_stops_a_batch_instead_of_failing_one_job(tmp_path, capsys,
+                                                                     monkeypatch, fast_models):
+    """The batch catches each job's LRError to go on with the next job; a signal that a library
+    turned into an LRError must stop the batch, not run the remaining jobs without a handler."""
+    import lrlib.pipeline
+    calls = []
+
+    def edit(*a, **k):
+        calls.append(a[0])
+        return _a_library_that_swallows(signal.SIGTERM, LRError("checkpoint not cached"))()
+    monkeypatch.setattr(lrlib.pipeline, "edit", edit)
+    for n in ("a.png", "b.png"):
+        Image.new("RGB", (64, 64)).save(tmp_path / n)
+    (tmp_path / "jobs.json").write_text(json.dumps({"a.png": ["x", "a cat"], "b.png": ["x", "a"]}))
+    assert main(["batch", str(tmp_path / "jobs.json"), "--out", str(tmp_path / "o"),
+                 *TINY_FLAGS]) == 143
+    assert len(calls) == 1 and "terminated" in capsys.readouterr().err
+    assert list((tmp_path / "o").iterdir()) == []
+
+
 @pytest.mark.parametrize("sig,delay", [(signal.SIGINT, 0.3), (signal.SIGINT, 1.5),
                                        (signal.SIGTERM, 0.8), (signal.SIGTERM, 3.0)])
 def test_a_signal_at_any_moment_of_start_up_is_one_line(tmp_path, image, sig, delay):
