@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pip prints one harmless line per local index it skips on some machines: hide those
 QUIET  := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test test-browser test-browser-ipywidgets7 test-min smoke mutation install notebooks-sync notebooks-check notebooks-real clean
+.PHONY: demo test test-browser test-min smoke mutation install notebooks-sync notebooks-check notebooks-real clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,15 +56,9 @@ test: $(VENV)/.test
 # 127.0.0.1, and JupyterLab with ipywidgets 7; Debian's chromium through Playwright (apt-get
 # install chromium; Playwright's own browser download is never used). Screenshots under
 # outputs/browser/.
-BROWSER_ENV := LRLIB_BROWSER_TEST=1 LRLIB_IPYWIDGETS7=$(IPYW7) HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
+BROWSER_ENV := LRLIB_BROWSER_TEST=1 LRLIB_IPYWIDGETS7=$(abspath $(IPYW7)) HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
 test-browser: $(VENV)/.browser $(IPYW7)/.done
-	$(BROWSER_ENV) $(PY) -m pytest -q -s --durations=0 tests/browser -k "not ipywidgets7_in_jupyterlab"
-
-# JupyterLab 4 with ipywidgets 7's widget manager (jupyterlab_widgets 1): the panel failed to
-# render in 3 of 7 runs here (timeout waiting for it; cause not found), so CI does not run it;
-# ipywidgets 7 itself is tested in CI from Python (tests/browser/test_ipywidgets7.py).
-test-browser-ipywidgets7: $(VENV)/.browser $(IPYW7)/.done
-	$(BROWSER_ENV) $(PY) -m pytest -q -s --durations=0 tests/browser -k "ipywidgets7_in_jupyterlab"
+	$(BROWSER_ENV) $(PY) -m pytest -q -s --durations=0 tests/browser
 
 # Every floor in pyproject.toml is a version CI has run: install exactly the floors (torch 2.4 and
 # torchvision 0.19 included: ~2.9 GB of CUDA wheels), check they are what got installed, run a fast subset:

@@ -291,3 +291,20 @@ def test_unexpected_error_in_voila_shows_no_traceback(panel, monkeypatch):
     shown = panel.details.children[0].value
     assert "Traceback" not in shown and ".py" not in shown and "server's log" in shown
     assert "Traceback" in panel.last_traceback
+
+
+def test_an_upload_clears_the_caption_of_the_previous_picture(panel, calls):
+    """The caption names what to change in the picture shown; after an upload it named an object
+    of the toy scene, and caption-aware anchors would search the upload for "the red circle".
+    The prompt is kept (the same change may be wanted), the caption is cleared, and picking the
+    toy scene again brings its own texts back."""
+    first = panel.controls["image"].value
+    prompt, caption = panel.controls["prompt"].value, panel.controls["caption"].value
+    assert caption.strip()
+    data = png_bytes()
+    panel.receive_upload(({"name": "green.png", "content": memoryview(data)},))
+    assert panel.controls["caption"].value == "" and panel.controls["prompt"].value == prompt
+    panel.press()
+    assert panel.runs[-1].settings.caption == ""
+    panel.controls["image"].value = first
+    assert (panel.controls["prompt"].value, panel.controls["caption"].value) == (prompt, caption)

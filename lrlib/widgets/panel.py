@@ -318,10 +318,15 @@ class Panel:
         self.say(f"method set to the {name} preset; press Run edit to run it")
 
     def _on_pick(self, change) -> None:
+        """A sample brings its own prompt and caption. An image without them (an upload) keeps
+        the prompt, but not the caption: it named an object of the previous picture, and
+        caption-aware anchors would search this one for it."""
         _, caption, prompt = self.samples[change["new"]]
         if prompt:
             self.controls["prompt"].value = prompt
             self.controls["caption"].value = caption
+        elif self.controls["caption"].value.strip():
+            self.controls["caption"].value = ""
         self._show_preview()
 
     def _show_preview(self) -> None:
@@ -342,8 +347,8 @@ class Panel:
         self.controls["image"].options = list(self.samples)
         self.controls["image"].value = key
         self._show_preview()
-        self.say(f"uploaded {name} ({img.size[0]}x{img.size[1]}); type what to change and press "
-                 "Run edit")
+        self.say(f"uploaded {name} ({img.size[0]}x{img.size[1]}); type the prompt and the caption "
+                 "(what to change in this picture) and press Run edit")
 
     # ---------------------------------------------------------------------------- a run
     def _report(self, desc: str, n: int, total) -> None:

@@ -86,7 +86,9 @@ def ipywidgets7_dir() -> Path:
     pip install --no-deps --target .venv/ipywidgets7 'ipywidgets>=7.7,<8' 'jupyterlab_widgets<2'
     ipython_genutils). LRLIB_IPYWIDGETS7 names another folder. A missing folder fails the tests
     that need it, saying how to make it."""
-    path = Path(os.environ.get("LRLIB_IPYWIDGETS7", ROOT / ".venv" / "ipywidgets7"))
+    # absolute: the kernel's PYTHONPATH is read from the notebook's folder, where a relative
+    # path (make passes .venv/ipywidgets7) finds nothing and the venv's ipywidgets 8 is imported
+    path = Path(os.environ.get("LRLIB_IPYWIDGETS7", ROOT / ".venv" / "ipywidgets7")).resolve()
     if not (path / "ipywidgets").is_dir():
         pytest.fail(f"no ipywidgets 7 in {path}: `make test-browser` installs it there, or "
                     "pip install --no-deps --target FOLDER 'ipywidgets>=7.7,<8' "
@@ -185,6 +187,13 @@ def jupyterlab_ipywidgets7(tmp_path_factory):
     """JupyterLab serving notebook 10 with ipywidgets 7 in the kernel and its widget manager
     (jupyterlab_widgets 1) in the front end."""
     e = make_jupyter_env(tmp_path_factory.mktemp("jupyter-ipywidgets7"), ipywidgets7_dir())
+    # the kernel as JupyterLab starts it (its kernel.json's env, in the notebook's folder) must
+    # import ipywidgets 7: otherwise every widget fails to render and the test waits it out
+    spec = json.loads((e["home"] / "data" / "kernels" / "python3" / "kernel.json").read_text())
+    got = subprocess.run([spec["argv"][0], "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+                         env=dict(e["env"], **spec["env"]), cwd=e["root"], capture_output=True,
+                         text=True).stdout.strip()
+    assert got.startswith("7."), f"the ipywidgets-7 kernel imports ipywidgets {got!r}"
     with jupyter_server(e, "jupyterlab") as server:
         yield server
 

@@ -57,7 +57,9 @@ def press_and_watch(page, panel):
 
 
 def drag(page, handle, dx: float) -> None:
-    """Drag a slider's handle `dx` pixels sideways with the mouse."""
+    """Drag a slider's handle `dx` pixels sideways with the mouse (scrolled into view first:
+    the mouse moves in the viewport's coordinates)."""
+    handle.scroll_into_view_if_needed()
     box = handle.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] / 2, y)
@@ -147,13 +149,57 @@ def bad_input_is_one_line(page, panel, prompt: str, words: str, runs: int) -> st
     return err
 
 
+def drag_m(page, panel) -> int:
+    """Drag the M slider to the left with the mouse; returns the value it shows then."""
+    before = int(panel.locator(".lr-M .widget-readout").inner_text())
+    drag(page, panel.locator(".lr-M .noUi-handle, .lr-M .ui-slider-handle"), -60)
+    shown = int(panel.locator(".lr-M .widget-readout").inner_text())
+    assert shown < before, f"the drag did not move the M slider ({before})"
+    return shown
+
+
+def upload_green(page, panel, tmp_path) -> None:
+    """Upload a green PNG through the upload button's file dialog, as a person does; it is
+    selected, and the caption of the previous picture is cleared."""
+    from PIL import Image
+    png = tmp_path / "green.png"
+    Image.new("RGB", (96, 96), (30, 180, 60)).save(png)
+    with page.expect_file_chooser() as chooser:
+        panel.locator(".lr-upload").click()
+    chooser.value.set_files(str(png))
+    page.wait_for_function(
+        "() => document.querySelector('.lr-image select').value === 'upload: green.png'",
+        timeout=20_000)
+    page.wait_for_function("() => document.querySelector('.lr-caption textarea').value === ''",
+                           timeout=10_000)
+
+
+def settings_used(panel, i: int) -> dict:
+    """The settings run i used, as its history card records them."""
+    return json.loads(panel.locator(".lr-history-card").nth(i).locator("div[title]")
+                      .get_attribute("title"))
+
+
 @contextlib.contextmanager
 def shot_on_failure(page, name: str):
-    """A screenshot of the page when the block fails (outputs/browser/NAME_failure.png)."""
+    """When the block fails: a screenshot of the page (outputs/browser/NAME_failure.png), the
+    browser console (NAME_console.txt, its errors and warnings also printed) and the text of
+    every output area (NAME_outputs.txt), where a widget that did not render says why."""
+    console = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
         yield
     except BaseException:
         page.screenshot(path=str(SHOTS / f"{name}_failure.png"))
+        (SHOTS / f"{name}_console.txt").write_text("\n".join(console))
+        outputs = page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output')]"
+                                ".map(e => e.className + ': ' + e.innerText.slice(0, 300))")
+        (SHOTS / f"{name}_outputs.txt").write_text("\n---\n".join(outputs))
+        print(f"\nbrowser console ({name}), errors and warnings:")
+        for line in console:
+            if line.startswith(("error", "warning", "pageerror")):
+                print("  " + line[:400])
         raise
 
 
@@ -257,6 +303,9 @@ def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
         page.wait_for_function(
             "() => document.querySelector('.lr-image select').value === 'upload: green.png'",
             timeout=20_000)
+        # the caption named the toy scene's red circle: cleared, so it is not searched for here
+        page.wait_for_function("() => document.querySelector('.lr-caption textarea').value === ''",
+                               timeout=10_000)
         # a 135-word prompt: all of it in view in its text area, all of it what the run edits
         prompt.fill(LONG_PROMPT)
         fits = "e => e.scrollHeight <= e.clientHeight + 2"
@@ -287,7 +336,7 @@ def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
         page.close()
 
 
-def test_panel_in_voila(browser, voila):
+def test_panel_in_voila(browser, voila, tmp_path):
     t0 = time.monotonic()
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     with shot_on_failure(page, "voila"):
@@ -296,18 +345,29 @@ def test_panel_in_voila(browser, voila):
         panel = page.locator(".lr-panel")
         panel.locator("button.lr-run").wait_for()
         log(t0, "Voila rendered the panel")
+        m_shown = drag_m(page, panel)
+        page.wait_for_timeout(1000)                 # time for a run to start, if one would
+        assert history_cards(panel) == 0 and progress_width(page) == 0
         run_and_check_scores(page, panel, 1)
-        log(t0, "Voila: run #1 with progress and the S terms")
+        assert settings_used(panel, 0)["M"] == m_shown
+        log(t0, f"Voila: dragged M to {m_shown}; run #1 used it, with progress and the S terms")
         err = bad_input_is_one_line(page, panel, "   ", "prompt is empty", 1)
         assert "Traceback" not in page.content()
         panel.screenshot(path=str(SHOTS / "voila_panel.png"))
         log(t0, f"Voila: empty prompt -> {err!r}")
+        upload_green(page, panel, tmp_path)
+        panel.locator(".lr-caption textarea").fill("the green square")
+        panel.locator(".lr-prompt textarea").fill("a red circle")
+        run_and_check_scores(page, panel, 2)
+        assert settings_used(panel, 1)["image"] == "upload: green.png"
+        log(t0, "Voila: uploaded green.png, run #2 on it")
         page.close()
 
 
-def test_panel_in_notebook7(browser, notebook7):
-    """Jupyter Notebook 7: the notebook opens on its kernel, runs all cells, and the panel runs
-    one edit per press with progress and the S terms; a bad prompt is one line."""
+def test_panel_in_notebook7(browser, notebook7, tmp_path):
+    """Jupyter Notebook 7: the notebook opens on its kernel, runs all cells; a dragged slider
+    runs nothing and its value is the one the next press uses; one edit per press with progress
+    and the S terms; a bad prompt is one line; an upload is what the next run edits."""
     t0 = time.monotonic()
     page = browser.new_page(viewport={"width": 1400, "height": 2400})
     with shot_on_failure(page, "notebook7"):
@@ -318,15 +378,25 @@ def test_panel_in_notebook7(browser, notebook7):
         prompt = panel.locator(".lr-prompt textarea")
         prompt.fill("a yellow star")
         prompt.press("Enter")
+        m_shown = drag_m(page, panel)
         page.wait_for_timeout(1000)                 # time for a run to start, if one would
         assert history_cards(panel) == 0 and progress_width(page) == 0
         widths = run_and_check_scores(page, panel, 1)
-        assert "a yellow star" in panel.locator(".lr-history-card").first.inner_text()
+        used = settings_used(panel, 0)
+        assert used["prompt"] == "a yellow star" and used["M"] == m_shown, used
         panel.screenshot(path=str(SHOTS / "notebook7_result.png"))
-        log(t0, f"run #1: bar widths {sorted(set(widths))}, S terms shown")
+        log(t0, f"dragged M to {m_shown}; run #1 used it: bar widths {sorted(set(widths))}, "
+                "S terms shown")
         err = bad_input_is_one_line(page, panel, "a red apple " * 250, "tokens", 1)
         panel.locator(".lr-status").screenshot(path=str(SHOTS / "notebook7_error_line.png"))
         log(t0, f"over-long prompt -> {err!r}")
+        upload_green(page, panel, tmp_path)
+        panel.locator(".lr-caption textarea").fill("the green square")
+        prompt.fill("a red circle")
+        run_and_check_scores(page, panel, 2)
+        used = settings_used(panel, 1)
+        assert used["image"] == "upload: green.png" and used["caption"] == "the green square"
+        log(t0, "uploaded green.png, run #2 on it")
         page.close()
 
 
@@ -382,6 +452,9 @@ def test_panel_with_ipywidgets7_in_jupyterlab(browser, jupyterlab_ipywidgets7, t
         page.wait_for_function(
             "() => document.querySelector('.lr-image select').value === 'upload: green.png'",
             timeout=20_000)
+        page.wait_for_function("() => document.querySelector('.lr-caption textarea').value === ''",
+                               timeout=10_000)
+        panel.locator(".lr-caption textarea").fill("the green square")
         prompt.fill("a red circle")
         run_and_check_scores(page, panel, 2)
         assert "upload: green.png" in panel.locator(".lr-history-card").nth(1)\
