@@ -431,6 +431,7 @@ def main(argv=None) -> int:
     finally:                                            # main() in a process of the caller's
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _SIGNALLED.clear()
         warnings.formatwarning = formatwarning
 
 

@@ -360,6 +360,13 @@ def test_a_swallowed_sigterm_stops_a_batch_instead_of_failing_one_job(tmp_path, 
                  *TINY_FLAGS]) == 143
     assert len(calls) == 1 and "terminated" in capsys.readouterr().err
     assert list((tmp_path / "o").iterdir()) == []
+    # the signal belonged to that main(): a later batch in the same process runs its jobs
+    from lrlib.cli import run_batch
+    monkeypatch.setattr(lrlib.pipeline, "edit", lambda *a, **k: (_ for _ in ()).throw(
+        LRError("no model")))
+    status = run_batch(tmp_path / "jobs.json", out_dir=tmp_path / "o", cfg=LRConfig.cpu(),
+                       progress=False)
+    assert status == {"a.png": "error: no model", "b.png": "error: no model"}
 
 
 @pytest.mark.parametrize("sig,delay", [(signal.SIGINT, 0.3), (signal.SIGINT, 1.5),
