@@ -16,7 +16,8 @@ config):
 | any candidate | some C_ij succeeds, ranking aside (what a perfect choice *and* ranking reach) |
 | always proposal j | c = (j, ..., j): a fixed rung, no learning |
 | argmin L / L_clip / L_dir / L_str | per anchor the candidate with the lowest loss term in the loss table (where the "expected" estimator converges, given time) |
-| RGN expected [variant] | the RGN trained on the cached loss table (exact gradient of E_p[L]); variants drop a loss term, change the training, or add a term (DESIGNS: L_cover, L_src) |
+| RGN expected [variant] | the RGN trained on the cached loss table (exact gradient of E_p[L]); variants drop a loss term, change the training, add a term (DESIGNS: L_cover, L_spill, L_src) or fit the table's softmin instead (objective="softmin") |
+| lrlib train_and_choose, CHOSEN | the CHOSEN design's choice made by lrlib's own path (its own loss table): checks the cached-table row |
 | RGN st [variant] | the RGN trained by straight-through Gumbel-Softmax (the paper's estimator), with CLIP in the loop |
 
 The loss table is computed once per task (`train.loss_table`, the config's table_views) with
