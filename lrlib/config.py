@@ -405,6 +405,28 @@ class LRConfig:
         "16; CPU: 16; 0: redrawn every iteration)", lo=0, hi=256,
         why="each view is one CLIP forward per candidate",
         hint=" (0: the loss table redrawn every iteration)")
+    objective: str = knob(
+        "expected", "'expected' estimator, what the RGN fits on the loss table: 'expected' "
+        "minimises E_p[L]; 'softmin' the cross-entropy to softmax(-L / softmin_tau) per anchor "
+        "(lrlib: its gradient p - q does not vanish where p saturates on a wrong box)",
+        choices=("expected", "softmin"))
+    softmin_tau: float = knob(0.1, "'softmin' objective: the target's temperature, in units "
+                              "of the weighted loss (low: the per-anchor argmin of L)",
+                              lo=0, hi=100, lo_open=True,
+                              why="a temperature of the loss L; past 100 the target is uniform "
+                                  "for any weights up to 1000")
+    lambda_cover: float = knob(
+        0.0, "weight of L_cover, the share of the anchor's DINO blob outside the box: the old "
+        "object stays (lrlib.additions.box_terms; lrlib; paper: none)", lo=0, hi=1000,
+        why="a loss weight; only ratios matter")
+    cover_margin: float = knob(
+        0.0, "L_cover: the anchor's blob grown by this many DINO patch cells first (a box flush "
+        "with the blob can leave the object's rim; lrlib)", lo=0, hi=8,
+        why="patch cells; 8 cells is a third of the 28-cell grid's side")
+    lambda_spill: float = knob(
+        0.0, "weight of L_spill, the largest share of another object's DINO blob inside the box: "
+        "a neighbour is repainted (lrlib.additions.box_terms; lrlib; paper: none)", lo=0,
+        hi=1000, why="a loss weight; only ratios matter")
 
     # --- ranking -------------------------------------------------------------------------
     alpha: float = knob(2.0, "S = alpha * S_t2i + beta * S_i2i (official: 2, 1)", lo=0, hi=1000,

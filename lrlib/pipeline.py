@@ -143,6 +143,18 @@ def loss_fn(p: Prepared, cfg: LRConfig):
                    lambda_dir=cfg.lambda_dir, n_aug=cfg.n_aug)
 
 
+def box_terms(p: Prepared, cfg: LRConfig) -> dict:
+    """{name: (weight, (K, M) table)} of the box terms cfg weighs above 0 (lambda_cover,
+    lambda_spill; lrlib.additions.box_terms), from p's DINO features, attention and masks;
+    {} when both weights are 0 (the paper's losses only, nothing computed)."""
+    if not (cfg.lambda_cover or cfg.lambda_spill):
+        return {}
+    from lrlib.additions.box_terms import geometry
+    t = geometry(p, cfg, spill=bool(cfg.lambda_spill))
+    return {k: (w, t[k]) for k, w in (("L_cover", cfg.lambda_cover), ("L_spill", cfg.lambda_spill))
+            if w}
+
+
 def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Tensor, History]:
     """4. Train a fresh RGN on p's candidates (loss weights from cfg); return (probs (K, M), History)."""
     cfg = cfg or p.cfg
@@ -151,7 +163,9 @@ def train_and_choose(p: Prepared, cfg: LRConfig | None = None) -> tuple[torch.Te
         rgn = RGN(p.pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(p.x.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     hist = train_rgn(rgn, p.pooled, p.geom, p.C, loss_fn(p, cfg), cfg.iterations, cfg.lr, cfg.tau,
-                     cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views, valid=p.valid)
+                     cfg.hard, gen, cfg.progress, cfg.estimator, cfg.table_views, valid=p.valid,
+                     objective=cfg.objective, softmin_tau=cfg.softmin_tau,
+                     extra_terms=box_terms(p, cfg))
     with torch.no_grad():       # a candidate out of the choice (p.valid) gets probability 0
         probs = torch.softmax(masked_logits(rgn(p.pooled, p.geom), p.valid), -1)
     return probs, hist

@@ -84,16 +84,19 @@ def box_geometry(boxes: torch.Tensor, H: int, W: int) -> torch.Tensor:
 class RGN(nn.Module):
     """Region Generation Network: pooled features of M boxes -> M logits per anchor.
 
-    f (d x r x r) -> 1x1 conv -> ReLU -> 1x1 conv -> ReLU -> flatten ++ [w, h] -> Linear -> ReLU
-    -> Linear -> pi. The same weights score every box of every anchor.
+    f (d x r x r) -> 1x1 conv -> ReLU -> 1x1 conv -> ReLU -> flatten ++ g -> Linear -> ReLU
+    -> Linear -> pi. The same weights score every box of every anchor. g is the box's
+    `geom_dim` geometric features: [w, h] (box_geometry), or more when the caller appends some
+    (lrlib.train.rgn_inputs: the box's L_cover and L_spill).
     """
 
-    def __init__(self, d: int, roi_size: int, channels: int = 64, hidden: int = 256):
+    def __init__(self, d: int, roi_size: int, channels: int = 64, hidden: int = 256,
+                 geom_dim: int = 2):
         super().__init__()
         self.convs = nn.Sequential(nn.Conv2d(d, channels, 1), nn.ReLU(),
                                    nn.Conv2d(channels, channels, 1), nn.ReLU())
-        self.mlp = nn.Sequential(nn.Linear(channels * roi_size * roi_size + 2, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 1))
+        self.mlp = nn.Sequential(nn.Linear(channels * roi_size * roi_size + geom_dim, hidden),
+                                 nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, pooled: torch.Tensor, geom: torch.Tensor) -> torch.Tensor:
         K, M = pooled.shape[:2]

@@ -195,3 +195,18 @@ def test_load_records_merges_parts_and_refuses_mixtures(tmp_path):
         L.load_records([tmp_path / "a.json", tmp_path / "c.json"])
     with pytest.raises(LRError, match="overlap"):
         L.load_records([tmp_path / "a.json", tmp_path / "a.json"])
+
+
+def test_save_records_keeps_the_inputs_beside_the_json(tmp_path):
+    """The tensors a design needs to be retrained offline go to FILE.inputs.pt, not the JSON;
+    they come back per task, in order; a run without them writes no sidecar."""
+    import json
+    rec = {"kind": "single", "K": 1, "M": 2, "rows": {"x": 1.0}}
+    inp = [{"pooled": torch.full((1, 2, 3, 1, 1), float(i)), "valid": None} for i in range(2)]
+    meta = dict(set="tuning", start=0, n=2, proposals="ladder", M=2, design={}, seconds=1.0)
+    L.save_records(tmp_path / "a.json", [{**rec, "inputs": i} for i in inp], meta)
+    assert "inputs" not in json.loads((tmp_path / "a.json").read_text())["records"][0]
+    back = L.load_inputs(tmp_path / "a.json")
+    assert [float(b["pooled"].flatten()[0]) for b in back] == [0.0, 1.0]
+    L.save_records(tmp_path / "b.json", [rec], meta)
+    assert not (tmp_path / "b.json.inputs.pt").exists()

@@ -53,7 +53,9 @@ def main(argv=None) -> int:
                         "(plain), none")
     e.add_argument("--start", type=int, default=0)
     e.add_argument("--every", type=int, default=0)
-    e.add_argument("--save", default=None, help="write the per-task records to this JSON file")
+    e.add_argument("--save", default=None, help="write the per-task records to this JSON file, "
+                   "and the RGN's inputs, boxes and DINO blobs to FILE.inputs.pt (to retrain "
+                   "RGN designs offline: lrlib.bench.learning_replay)")
     f = sub.add_parser("learning-merge", help="one table from several learning --save files")
     f.add_argument("files", nargs="+")
     s = sub.add_parser("speed", help="evaluations / seconds / memory per edit vs the official loop")
@@ -154,7 +156,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         records = run_learning(args.n, cfg, args.set, args.start, st=args.st,
                                design=design or None, every=args.every,
-                               report=lambda text: print(text, flush=True))
+                               report=lambda text: print(text, flush=True),
+                               keep_inputs=bool(args.save))
         if args.save:
             save_records(args.save, records, dict(set=args.set, start=args.start, n=args.n,
                                                   proposals=cfg.proposals, M=cfg.M, design=design,

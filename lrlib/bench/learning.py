@@ -16,7 +16,8 @@ config):
 | any candidate | some C_ij succeeds, ranking aside (what a perfect choice *and* ranking reach) |
 | always proposal j | c = (j, ..., j): a fixed rung, no learning |
 | argmin L / L_clip / L_dir / L_str | per anchor the candidate with the lowest loss term in the loss table (where the "expected" estimator converges, given time) |
-| RGN expected [variant] | the RGN trained on the cached loss table (exact gradient of E_p[L]); variants drop a loss term, change the training, or add a term (DESIGNS: L_cover, L_src) |
+| RGN expected [variant] | the RGN trained on the cached loss table (exact gradient of E_p[L]); variants drop a loss term, change the training, add a term (DESIGNS: L_cover, L_spill, L_src) or fit the table's softmin instead (objective="softmin") |
+| lrlib train_and_choose, CHOSEN | the CHOSEN design's choice made by lrlib's own path (its own loss table): checks the cached-table row |
 | RGN st [variant] | the RGN trained by straight-through Gumbel-Softmax (the paper's estimator), with CLIP in the loop |
 
 The loss table is computed once per task (`train.loss_table`, the config's table_views) with
@@ -37,6 +38,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from lrlib.additions.box_terms import cover_term, object_blobs, spill_term
 from lrlib.config import LRConfig
 
 FAMILIES = ("squares", "fitted", "ladder")
@@ -60,7 +62,21 @@ DESIGNS = {"L + L_cover": dict(L_cover=1.0), "L + L_cover, w/o L_str": dict(L_co
            "L + 100 L_cover, 30 L_str": dict(L_cover=100.0, lambda_str=30.0),
            "L + 100 L_cover, 30 L_str, 200 iterations, lr 0.03": dict(
                L_cover=100.0, lambda_str=30.0, epochs=20, lr=0.03)}
-EXTRA_TERMS = ("L_cover", "L_src")
+#: designs through the library (LRConfig's lambda_cover, lambda_spill, cover_margin, objective:
+#: lrlib.pipeline.box_terms, lrlib.train.table_objective), tuned on the tuning set
+DESIGNS.update({
+    "L + 10 L_cover, 10 L_str, softmin": dict(L_cover=10.0, lambda_str=10.0, objective="softmin"),
+    "L + 10 L_cover + 1 L_spill": dict(lambda_cover=10.0, lambda_spill=1.0),
+    "L + 10 L_cover + 1 L_spill, softmin": dict(lambda_cover=10.0, lambda_spill=1.0,
+                                                objective="softmin"),
+    "L + 3 L_cover (margin 0.25) + 1 L_spill": dict(lambda_cover=3.0, lambda_spill=1.0,
+                                                    cover_margin=0.25),
+    "L + 3 L_cover (margin 0.25) + 1 L_spill, softmin": dict(
+        lambda_cover=3.0, lambda_spill=1.0, cover_margin=0.25, objective="softmin")})
+#: the design whose choice is also made by lrlib's own path (pipeline.train_and_choose, its own
+#: loss table), to check that the cached-table rows are what lrlib.edit would choose
+CHOSEN = "L + 3 L_cover (margin 0.25) + 1 L_spill, softmin"
+EXTRA_TERMS = ("L_cover", "L_spill", "L_src")
 #: enumerate every choice vector up to this many; above it, best / worst / random come from a
 #: seeded sample of this many vectors (random: unbiased; best, worst: bounds)
 MAX_COMBOS = 50_000
@@ -127,36 +143,46 @@ def weighted(table: dict, cfg: LRConfig, extra: dict | None = None) -> torch.Ten
     return L
 
 
-def cover_term(blobs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """L_cover (K, M): the share of anchor k's blob (K, H, W) bool outside box j's mask
-    (K, M, 1, H, W) (0: the box holds the whole blob; 1: none of it)."""
-    b = blobs[:, None].float()                                           # (K, 1, H, W)
-    outside = (b * (masks[:, :, 0].float().cpu() <= 0)).flatten(2).sum(-1)
-    return outside / b.flatten(2).sum(-1).clamp(min=1)
 
 
-def design_terms(p, E: torch.Tensor, models, cfg: LRConfig) -> dict[str, torch.Tensor]:
-    """The extra terms of DESIGNS for a prepared edit p: L_cover (the anchors' DINO blobs, fitted
-    as "fitted" proposals fit them) and L_src (from E (K, M, D), the candidates' CLIP
-    embeddings); (K, M) each."""
+def anchor_blobs(p, models, cfg: LRConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The anchors' DINO blobs (K, S, S) bool, fitted as "fitted" proposals fit them, and the
+    DINO patch features (1, d, h, w) they come from."""
     from lrlib.additions.fitted import fitted_blobs
     S = p.x.shape[-1]
     with torch.no_grad():
         feats = models.dino(p.x).feats
     blobs = fitted_blobs(feats[0], p.anchors, cfg.fit_level, S, S, p.content, p.x[0],
                          cfg.fit_snap, cfg.fit_reach)
+    return blobs, feats
+
+
+def design_terms(p, E: torch.Tensor, models, cfg: LRConfig,
+                 blobs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The extra terms of DESIGNS for a prepared edit p: L_cover and L_spill
+    (lrlib.additions.box_terms: the anchors' DINO blobs, fitted as "fitted" proposals fit them,
+    and the picture's other objects) and L_src (from E (K, M, D), the candidates' CLIP
+    embeddings); (K, M) each."""
+    if blobs is None:
+        blobs, feats = anchor_blobs(p, models, cfg)
+    else:
+        with torch.no_grad():
+            feats = models.dino(p.x).feats
     src = (E.float() @ p.emb.E_T_caption.float().to(E.device)).cpu()
-    return {"L_cover": cover_term(blobs, p.masks), "L_src": src}
+    objs = object_blobs(p.attn.float().mean(0), feats, p.x, p.content, cfg)
+    return {"L_cover": cover_term(blobs, p.masks), "L_spill": spill_term(blobs, objs, p.masks),
+            "L_src": src}
 
 
 def train_on_table(pooled: torch.Tensor, geom: torch.Tensor, L: torch.Tensor,
                    valid: torch.Tensor | None, cfg: LRConfig) -> torch.Tensor:
     """The "expected" estimator on a cached loss table L (K, M): a fresh RGN, initialised as
     `pipeline.train_and_choose` initialises it (cfg.seed), trained by Adam (cfg.lr) for
-    cfg.iterations steps on E_p[L]; returns the probabilities (K, M) after training (the
-    same as train_and_choose with estimator="expected" when L is its table)."""
+    cfg.iterations steps on cfg.objective (E_p[L], or the cross-entropy to its softmin); returns
+    the probabilities (K, M) after training (the same as train_and_choose with
+    estimator="expected" when L is its table)."""
     from lrlib.regions import RGN
-    from lrlib.train import masked_logits
+    from lrlib.train import masked_logits, table_objective
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         rgn = RGN(pooled.shape[2], cfg.roi_size, cfg.rgn_channels, cfg.rgn_hidden).to(pooled.device)
@@ -166,7 +192,7 @@ def train_on_table(pooled: torch.Tensor, geom: torch.Tensor, L: torch.Tensor,
     opt = torch.optim.Adam(rgn.parameters(), lr=cfg.lr)
     for _ in range(cfg.iterations):
         logits = masked_logits(rgn(pooled, geom), None if valid is None else valid)
-        loss = (torch.softmax(logits, -1) * L).sum(-1).mean()
+        loss = table_objective(logits, L, ok.to(pooled.device), cfg.objective, cfg.softmin_tau)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -196,12 +222,14 @@ def judge_candidates(p, task, cfg: LRConfig) -> np.ndarray:
 
 
 def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
-               losses=LOSSES, designs=DESIGNS) -> dict:
+               losses=LOSSES, designs=DESIGNS, keep_inputs: bool = False) -> dict:
     """Every row's grade on one task (see the module doc): {"kind", "K", "M", "success" (K, M),
     "rows": {row: grade}, "table": {term: (K, M)} (the unweighted loss terms), "outcomes":
-    [[choice vector, grade], ...] (every vector: other choice rules can be graded later)}."""
+    [[choice vector, grade], ...] (every vector: other choice rules can be graded later)}.
+    keep_inputs: also "inputs", the tensors an RGN design needs to be retrained offline
+    (`task_inputs`; save_records writes them to a sidecar file, not into the JSON)."""
     from lrlib.images import to_pil
-    from lrlib.pipeline import loss_fn, prepare, train_and_choose
+    from lrlib.pipeline import box_terms, loss_fn, prepare, train_and_choose
     from lrlib.train import loss_table
     img = to_pil(torch.from_numpy(task.scene.image).permute(2, 0, 1).float())
     p = prepare(img, task.prompt, task.source_caption, cfg, models)
@@ -229,8 +257,11 @@ def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
     table = loss_table(loss_fn(p, full), C, gen, cfg.table_views,
                        getattr(models.clip, "chunk", 64))
     table = {k: v.view(p.K, p.M).cpu() for k, v in table.items()}
+    blobs = feats = None
+    if designs or keep_inputs:
+        blobs, feats = anchor_blobs(p, models, cfg)
     if designs:
-        table.update(design_terms(p, E, models, cfg))
+        table.update(design_terms(p, E, models, cfg, blobs))
     rows["argmin L"] = outcome(success, winner, argmin_choice(weighted(table, cfg), valid))
     for t in TERMS + (EXTRA_TERMS if designs else ()):
         rows[f"argmin {t}"] = outcome(success, winner, argmin_choice(table[t], valid))
@@ -243,12 +274,18 @@ def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
     for name, change in variants:
         extra = {t: w for t, w in change.items() if t in EXTRA_TERMS}
         c = cfg.replace(estimator="expected", **{k: v for k, v in change.items() if k not in extra})
-        probs = train_on_table(p.pooled, p.geom, weighted(table, c, extra), p.valid, c)
+        Lw = weighted(table, c, extra)
+        for _, (w, T) in box_terms(p, c).items():         # lambda_cover / lambda_spill > 0
+            Lw = Lw + w * T.cpu()
+        probs = train_on_table(p.pooled, p.geom, Lw, p.valid, c)
         rows["RGN expected" + (f", {name}" if name else "")] = outcome(
             success, winner, tuple(probs.argmax(-1).tolist()))
         if name in designs:                       # where the estimator converges, given time
-            rows[f"argmin {name}"] = outcome(success, winner, argmin_choice(
-                weighted(table, c, extra), valid))
+            rows[f"argmin {name}"] = outcome(success, winner, argmin_choice(Lw, valid))
+        if name == CHOSEN:
+            probs, _ = train_and_choose(p, c)
+            rows[f"lrlib train_and_choose, {name}"] = outcome(
+                success, winner, tuple(probs.argmax(-1).tolist()))
     if st != "none":
         for lname, lchange in (losses if st == "all" else {"": {}}).items():
             probs, _ = train_and_choose(p, cfg.replace(estimator="st", **lchange))
@@ -256,13 +293,29 @@ def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
                 success, winner, tuple(probs.argmax(-1).tolist()))
     outcomes = [[list(c), outcome(success, winner, c)] for c in choice_vectors(
         np.ones(success.shape, bool) if valid is None else valid.numpy())]
-    return {"kind": task.kind, "K": p.K, "M": p.M, "success": success.tolist(), "rows": rows,
-            "table": {k: v.tolist() for k, v in table.items()}, "outcomes": outcomes}
+    rec = {"kind": task.kind, "K": p.K, "M": p.M, "success": success.tolist(), "rows": rows,
+           "table": {k: v.tolist() for k, v in table.items()}, "outcomes": outcomes}
+    if keep_inputs:
+        rec["inputs"] = task_inputs(p, blobs, feats)
+    return rec
+
+
+def task_inputs(p, blobs: torch.Tensor, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What retraining an RGN on a saved task needs beyond its loss table, on the CPU: the RGN's
+    inputs (pooled, geom), the boxes and masks' validity, the anchors and their DINO blobs, the
+    DINO features and [CLS] attention, the working canvas and its content rectangle."""
+    return {"pooled": p.pooled.detach().float().cpu(), "geom": p.geom.detach().float().cpu(),
+            "boxes": p.boxes.cpu(), "anchors": p.anchors.cpu(),
+            "valid": None if p.valid is None else p.valid.cpu(), "blobs": blobs.cpu(),
+            "feats": feats.detach().float().cpu(), "attn": p.attn.float().cpu(),
+            "x": p.x[0].detach().float().cpu(),
+            "content": torch.tensor(p.content)}
 
 
 def run_learning(n: int, cfg: LRConfig | None = None, tasks: str = "first", start: int = 0,
                  st: str = "all", models=None, progress: bool = True, design: dict | None = None,
-                 every: int = 0, report=print, training=TRAINING) -> list[dict]:
+                 every: int = 0, report=print, training=TRAINING,
+                 keep_inputs: bool = False) -> list[dict]:
     """`study_task` on tasks start..n-1 of the set `tasks` (lrlib.bench.toy.task_set); st: "all"
     (the straight-through RGN with each loss removed), "plain" (all losses only), "none"; design:
     a ladder design (lrlib.additions.proposals_ladder.ladder_design) for proposals="ladder".
@@ -283,7 +336,7 @@ def run_learning(n: int, cfg: LRConfig | None = None, tasks: str = "first", star
         for i, task in enumerate(tqdm(task_set(n, tasks, cfg.size)[start:], desc="learning",
                                       disable=not progress), start=start):
             t0 = time.perf_counter()
-            rec = study_task(task, cfg, models, st=st, training=training)
+            rec = study_task(task, cfg, models, st=st, training=training, keep_inputs=keep_inputs)
             rec["seconds"] = time.perf_counter() - t0
             out.append(rec)
             if every and (i + 1) % every == 0 and i + 1 < n:
@@ -337,11 +390,26 @@ def format_learning(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def inputs_path(path) -> str:
+    """The sidecar file of a `save_records` JSON file that holds the records' "inputs"."""
+    return str(path) + ".inputs.pt"
+
+
 def save_records(path, records: list[dict], meta: dict) -> None:
+    """The records as JSON at `path`; their "inputs" tensors (if any) in `inputs_path(path)`."""
     import json
 
     from lrlib.outputs import atomic_write_text
-    atomic_write_text(path, json.dumps({"meta": meta, "records": records}))
+    inputs = [r.get("inputs") for r in records]
+    atomic_write_text(path, json.dumps({"meta": meta, "records": [
+        {k: v for k, v in r.items() if k != "inputs"} for r in records]}))
+    if any(i is not None for i in inputs):
+        torch.save(inputs, inputs_path(path))
+
+
+def load_inputs(path) -> list[dict]:
+    """The per-task "inputs" `save_records` wrote next to the JSON file `path`."""
+    return torch.load(inputs_path(path), weights_only=False)
 
 
 def load_records(paths) -> tuple[list[dict], list[dict]]:
