@@ -496,6 +496,8 @@ course.check_dir_loss(dir_loss_wrong_place, e_wrong_place, e_src, t_prompt, t_ca
 #   `estimator="expected"`, computes the loss of every candidate box once and descends the exact
 #   gradient of $E_{p}[L] = \sum_j p_j L_j$ (notebook 09). On the toy benchmark both reach
 #   success 0.90; the expected loss finds the object's box more tightly (IoU 0.67 vs 0.60) and
-#   runs faster (1.8 vs 2.6 s per edit).
+#   runs faster (1.8 vs 2.6 s per edit). Descending $E_p[L]$ can stall on a wrong box (its
+#   gradient vanishes where $p_j$ is near 0); `objective="softmin"` fits the same table without
+#   that flaw (notebook 09, `lrlib/bench/LEARNING.md`).
 #
 # Next: notebooks 05 and 06, the editors that produce the candidate edits.
