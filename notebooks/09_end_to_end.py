@@ -532,11 +532,16 @@ print(f"expected: its most probable box is a lowest-loss box on {reached} of {K}
 
 # %% [markdown]
 # Read the two rows of curves. With softmin every anchor ends on its lowest-loss box (the thick
-# line), at the probability the target gives it. With the expected loss, an anchor whose
-# probability went early to another box stays there if the thick line's probability has
-# fallen near 0 (the printed count says how many anchors reached their lowest-loss box in this
-# run). With the toy models the two often agree; with the random-weight models of
-# `LRLIB_WORLD=real-random` at these settings, the expected loss commits every anchor to box 0.
+# line), at the probability the target gives it (below 1 where another box's loss is close).
+# With the expected loss, the printed count says how many anchors reached their lowest-loss box
+# in this run; an anchor that did not is the stall described above: its probability went early
+# to another box and the thick line's fell near 0. How often that happens is measured on the
+# toy benchmark's ladder proposals (`lrlib/bench/LEARNING.md`, 306 anchors, 20 iterations): the
+# expected objective's pick missed its own table's lowest-loss box on 123 anchors, softmin's on
+# 36 (30 of them the same box under another index). Where the expected loss ends can even
+# change with the machine: on the random-weight branch (`LRLIB_WORLD=real-random`), the float
+# rounding of 2 CPU threads instead of 1 was enough to turn "all three anchors on their
+# lowest-loss box" into "all three on box 0". That is why only softmin's result is asserted.
 
 # %% [markdown]
 # What it does and does not fix: trained with softmin, the RGN picks, for every anchor, the box
