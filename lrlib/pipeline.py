@@ -76,6 +76,8 @@ class Prepared:
     index: torch.Tensor | None = None       # (K, M) each candidate's place in the order it was
                                             # generated (its noise; lrlib.additions.drafts.regenerate):
                                             # k * M + j unless anchors were dropped
+    feats: torch.Tensor | None = None       # (1, d, h, w) DINO patch features of x (the box
+                                            # terms of lrlib.additions.box_terms read them)
 
     @property
     def K(self) -> int:
@@ -133,7 +135,8 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     return Prepared(cfg=cfg, prompt=prompt, caption=caption, x_full=x_full, x=x, content=content,
                     attn=d_out.attn[0].cpu(), anchors=anchors, boxes=boxes, pooled=pooled,
                     geom=box_geometry(boxes, S, S).to(dev), masks=masks, C=C, emb=emb,
-                    models=models, grounding=ground, valid=valid.to(dev), index=index)
+                    models=models, grounding=ground, valid=valid.to(dev), index=index,
+                    feats=d_out.feats)
 
 
 def loss_fn(p: Prepared, cfg: LRConfig):

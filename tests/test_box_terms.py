@@ -143,3 +143,34 @@ def test_config_declares_the_new_knobs_with_defaults_that_change_nothing():
         LRConfig(objective="mean").validate()
     with pytest.raises(Exception):
         LRConfig(softmin_tau=0.0).validate()
+
+
+def test_edit_with_box_terms_reuses_dino_and_chooses_the_box_holding_the_blob(toy, monkeypatch):
+    """Through lrlib's own path (prepare, train_and_choose) with a large lambda_cover: training
+    runs DINO on no source canvas (the box terms read the features prepare kept; the structure
+    loss's DINO passes are on the candidates), and each
+    anchor's chosen box leaves the least of its blob outside, counted here pixel by pixel from
+    the box coordinates (not from the masks the term reads)."""
+    from lrlib.additions.box_terms import anchor_blobs
+    from lrlib.pipeline import prepare, train_and_choose
+    from lrlib.toy import make_edit_task
+    cfg, models = toy
+    cfg = cfg.replace(K=3, proposals="ladder", lambda_cover=100.0, objective="softmin",
+                      progress=False)
+    calls = []
+    real = models.dino.forward
+    monkeypatch.setattr(models.dino, "forward", lambda x, *a, **k: calls.append(x) or real(x, *a, **k))
+    task = make_edit_task(7, 64, "multi")
+    p = prepare(task.scene.image, task.prompt, task.source_caption, cfg, models)
+    calls.clear()
+    probs, hist = train_and_choose(p, cfg)
+    on_source = [x for x in calls if x.shape == p.x.shape and torch.equal(x, p.x)]
+    assert len(on_source) == 0 and "L_cover" in hist.terms
+    blobs = anchor_blobs(p, cfg)                                       # (K, S, S)
+    ys, xs = torch.meshgrid(torch.arange(64) + 0.5, torch.arange(64) + 0.5, indexing="ij")
+    for k in range(p.K):
+        outside = []
+        for x0, y0, x1, y1 in p.boxes[k].tolist():
+            inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+            outside.append(int((blobs[k] & ~inside).sum()))
+        assert outside[int(probs[k].argmax())] == min(outside), (k, outside)

@@ -89,21 +89,25 @@ def object_blobs(attn: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, conte
     return blobs[~(speck | is_background(blobs, cfg.max_blob, content))]
 
 
-def geometry(p, cfg, spill: bool = True) -> dict[str, torch.Tensor]:
-    """{"L_cover", "L_spill"} (K, M) each for a prepared edit p (lrlib.pipeline.Prepared): the
-    anchors' blobs fitted as "fitted" proposals fit them (cfg.fit_level, fit_snap, fit_reach;
-    grown by cfg.cover_margin patch cells for L_cover), the objects of `object_blobs`, p's
-    masks. spill=False: L_spill is zeros (not computed)."""
+def anchor_blobs(p, cfg) -> torch.Tensor:
+    """The anchors' DINO blobs (K, S, S) bool of a prepared edit p (lrlib.pipeline.Prepared),
+    fitted as "fitted" proposals fit them (cfg.fit_level, fit_snap, fit_reach), from p.feats."""
     from lrlib.additions.fitted import fitted_blobs
     S = p.x.shape[-1]
-    with torch.no_grad():
-        feats = p.models.dino(p.x).feats
-    blobs = fitted_blobs(feats[0], p.anchors, cfg.fit_level, S, S, p.content, p.x[0],
-                         cfg.fit_snap, cfg.fit_reach)
-    margin = round(cfg.cover_margin * S / feats.shape[-2])              # patch cells -> px
+    return fitted_blobs(p.feats[0], p.anchors, cfg.fit_level, S, S, p.content, p.x[0],
+                        cfg.fit_snap, cfg.fit_reach)
+
+
+def geometry(p, cfg, spill: bool = True) -> dict[str, torch.Tensor]:
+    """{"L_cover", "L_spill"} (K, M) each for a prepared edit p (lrlib.pipeline.Prepared): the
+    anchors' blobs (`anchor_blobs`; grown by cfg.cover_margin patch cells for L_cover), the
+    objects of `object_blobs`, p's masks. spill=False: L_spill is zeros (not computed)."""
+    S = p.x.shape[-1]
+    blobs = anchor_blobs(p, cfg)
+    margin = round(cfg.cover_margin * S / p.feats.shape[-2])            # patch cells -> px
     out = {"L_cover": cover_term(grow(blobs, margin, p.content), p.masks)}
     if spill:
-        objs = object_blobs(p.attn.float().mean(0), feats, p.x, p.content, cfg)
+        objs = object_blobs(p.attn.float().mean(0), p.feats, p.x, p.content, cfg)
         out["L_spill"] = spill_term(blobs, objs, p.masks)
     else:
         out["L_spill"] = torch.zeros_like(out["L_cover"])

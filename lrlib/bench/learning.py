@@ -38,7 +38,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from lrlib.additions.box_terms import cover_term, object_blobs, spill_term
+from lrlib.additions.box_terms import anchor_blobs, cover_term, object_blobs, spill_term
 from lrlib.config import LRConfig
 
 FAMILIES = ("squares", "fitted", "ladder")
@@ -145,31 +145,16 @@ def weighted(table: dict, cfg: LRConfig, extra: dict | None = None) -> torch.Ten
 
 
 
-def anchor_blobs(p, models, cfg: LRConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The anchors' DINO blobs (K, S, S) bool, fitted as "fitted" proposals fit them, and the
-    DINO patch features (1, d, h, w) they come from."""
-    from lrlib.additions.fitted import fitted_blobs
-    S = p.x.shape[-1]
-    with torch.no_grad():
-        feats = models.dino(p.x).feats
-    blobs = fitted_blobs(feats[0], p.anchors, cfg.fit_level, S, S, p.content, p.x[0],
-                         cfg.fit_snap, cfg.fit_reach)
-    return blobs, feats
-
-
-def design_terms(p, E: torch.Tensor, models, cfg: LRConfig,
+def design_terms(p, E: torch.Tensor, cfg: LRConfig,
                  blobs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The extra terms of DESIGNS for a prepared edit p: L_cover and L_spill
     (lrlib.additions.box_terms: the anchors' DINO blobs, fitted as "fitted" proposals fit them,
     and the picture's other objects) and L_src (from E (K, M, D), the candidates' CLIP
     embeddings); (K, M) each."""
     if blobs is None:
-        blobs, feats = anchor_blobs(p, models, cfg)
-    else:
-        with torch.no_grad():
-            feats = models.dino(p.x).feats
+        blobs = anchor_blobs(p, cfg)
     src = (E.float() @ p.emb.E_T_caption.float().to(E.device)).cpu()
-    objs = object_blobs(p.attn.float().mean(0), feats, p.x, p.content, cfg)
+    objs = object_blobs(p.attn.float().mean(0), p.feats, p.x, p.content, cfg)
     return {"L_cover": cover_term(blobs, p.masks), "L_spill": spill_term(blobs, objs, p.masks),
             "L_src": src}
 
@@ -257,11 +242,11 @@ def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
     table = loss_table(loss_fn(p, full), C, gen, cfg.table_views,
                        getattr(models.clip, "chunk", 64))
     table = {k: v.view(p.K, p.M).cpu() for k, v in table.items()}
-    blobs = feats = None
+    blobs = None
     if designs or keep_inputs:
-        blobs, feats = anchor_blobs(p, models, cfg)
+        blobs = anchor_blobs(p, cfg)
     if designs:
-        table.update(design_terms(p, E, models, cfg, blobs))
+        table.update(design_terms(p, E, cfg, blobs))
     rows["argmin L"] = outcome(success, winner, argmin_choice(weighted(table, cfg), valid))
     for t in TERMS + (EXTRA_TERMS if designs else ()):
         rows[f"argmin {t}"] = outcome(success, winner, argmin_choice(table[t], valid))
@@ -296,18 +281,18 @@ def study_task(task, cfg: LRConfig, models, st: str = "all", training=TRAINING,
     rec = {"kind": task.kind, "K": p.K, "M": p.M, "success": success.tolist(), "rows": rows,
            "table": {k: v.tolist() for k, v in table.items()}, "outcomes": outcomes}
     if keep_inputs:
-        rec["inputs"] = task_inputs(p, blobs, feats)
+        rec["inputs"] = task_inputs(p, blobs)
     return rec
 
 
-def task_inputs(p, blobs: torch.Tensor, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+def task_inputs(p, blobs: torch.Tensor) -> dict[str, torch.Tensor]:
     """What retraining an RGN on a saved task needs beyond its loss table, on the CPU: the RGN's
     inputs (pooled, geom), the boxes and masks' validity, the anchors and their DINO blobs, the
     DINO features and [CLS] attention, the working canvas and its content rectangle."""
     return {"pooled": p.pooled.detach().float().cpu(), "geom": p.geom.detach().float().cpu(),
             "boxes": p.boxes.cpu(), "anchors": p.anchors.cpu(),
             "valid": None if p.valid is None else p.valid.cpu(), "blobs": blobs.cpu(),
-            "feats": feats.detach().float().cpu(), "attn": p.attn.float().cpu(),
+            "feats": p.feats.detach().float().cpu(), "attn": p.attn.float().cpu(),
             "x": p.x[0].detach().float().cpu(),
             "content": torch.tensor(p.content)}
 

@@ -293,19 +293,9 @@ def test_panel_in_jupyterlab(browser, jupyterlab, tmp_path):
         panel.locator(".lr-status").screenshot(path=str(SHOTS / "lab_error_line.png"))
         log(t0, f"empty prompt -> {err!r}")
 
-        # upload a PNG, run on it: the history grows, two runs side by side
-        from PIL import Image
-        png = tmp_path / "green.png"
-        Image.new("RGB", (96, 96), (30, 180, 60)).save(png)
-        with page.expect_file_chooser() as chooser:        # the upload button opens a file dialog
-            panel.locator(".lr-upload").click()
-        chooser.value.set_files(str(png))
-        page.wait_for_function(
-            "() => document.querySelector('.lr-image select').value === 'upload: green.png'",
-            timeout=20_000)
-        # the caption named the toy scene's red circle: cleared, so it is not searched for here
-        page.wait_for_function("() => document.querySelector('.lr-caption textarea').value === ''",
-                               timeout=10_000)
+        # upload a PNG, run on it: the history grows, two runs side by side; the caption named
+        # the toy scene's red circle: cleared, so it is not searched for here
+        upload_green(page, panel, tmp_path)
         # a 135-word prompt: all of it in view in its text area, all of it what the run edits
         prompt.fill(LONG_PROMPT)
         fits = "e => e.scrollHeight <= e.clientHeight + 2"
@@ -443,17 +433,7 @@ def test_panel_with_ipywidgets7_in_jupyterlab(browser, jupyterlab_ipywidgets7, t
         run_and_check_scores(page, panel, 1)
         log(t0, "ipywidgets 7: run #1 with progress and the S terms")
 
-        from PIL import Image
-        png = tmp_path / "green.png"
-        Image.new("RGB", (96, 96), (30, 180, 60)).save(png)
-        with page.expect_file_chooser() as chooser:
-            panel.locator(".lr-upload").click()
-        chooser.value.set_files(str(png))
-        page.wait_for_function(
-            "() => document.querySelector('.lr-image select').value === 'upload: green.png'",
-            timeout=20_000)
-        page.wait_for_function("() => document.querySelector('.lr-caption textarea').value === ''",
-                               timeout=10_000)
+        upload_green(page, panel, tmp_path)
         panel.locator(".lr-caption textarea").fill("the green square")
         prompt.fill("a red circle")
         run_and_check_scores(page, panel, 2)
