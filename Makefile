@@ -50,7 +50,7 @@ test: $(VENV)/.test
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory notebooks-check && \
-	  HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 notebooks; fi
+	  HF_HUB_OFFLINE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=600 --durations=0 notebooks; fi
 
 # The widget panel of notebook 10 driven in a real browser: JupyterLab, Notebook 7 and Voila on
 # 127.0.0.1, and JupyterLab with ipywidgets 7; Debian's chromium through Playwright (apt-get
