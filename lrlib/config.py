@@ -350,10 +350,11 @@ class LRConfig:
                           "uniform", hint=": the Gumbel-Softmax temperature (official: 1.0)")
     hard: bool = knob(True, "straight-through hard samples")
     proposals: str = knob(
-        "fitted", "'fitted': the DINO-feature blob's box around the anchor scaled by M factors "
-        "fit_min..fit_max (lrlib); 'squares': M squares of box_sides centred on the anchor "
-        "(paper); 'ladder': M boxes from a tight part of the blob to the whole object with "
-        "context (lrlib.additions.proposals_ladder)", choices=("fitted", "squares", "ladder"))
+        "ladder", "'ladder': the DINO-feature blob's box around the anchor scaled by M factors "
+        "ladder_lo..ladder_hi, from a tight part of the object to the object with context "
+        "(lrlib.additions.proposals_ladder; lrlib); 'fitted': the same box scaled by "
+        "fit_min..fit_max, every box holds the object (lrlib); 'squares': M squares of "
+        "box_sides centred on the anchor (paper)", choices=("ladder", "fitted", "squares"))
     fit_level: float = knob(
         0.7, "'fitted': cosine to the anchor's feature that joins the blob", lo=-1, hi=1, why="a cosine")
     fit_snap: float = knob(
@@ -370,6 +371,15 @@ class LRConfig:
     fit_max: float = knob(1.5, "'fitted': largest scale of the blob's box (>= fit_min)", lo=0.1,
                           hi=8, why="a scale of the blob's box; boxes are clipped to the "
                                     "picture, so past 8 every box is the whole picture")
+    ladder_lo: float = knob(
+        0.85, "'ladder': smallest scale of the blob's box (a tight part of the object); the M "
+        "scales are geometric from ladder_lo to ladder_hi", lo=0.1, hi=8,
+        why="a scale of the blob's box; boxes are clipped to the picture, so past 8 every box "
+            "is the whole picture")
+    ladder_hi: float = knob(
+        1.7, "'ladder': largest scale of the blob's box (the object with context; >= ladder_lo)",
+        lo=0.1, hi=8, why="a scale of the blob's box; boxes are clipped to the picture, so past "
+                          "8 every box is the whole picture")
 
     # --- training (test-time optimisation of the RGN) ------------------------------------
     epochs: int = knob(5, "RGN training epochs (paper: '5 epochs'; the official train.sh runs "
@@ -406,7 +416,7 @@ class LRConfig:
         why="each view is one CLIP forward per candidate",
         hint=" (0: the loss table redrawn every iteration)")
     objective: str = knob(
-        "expected", "'expected' estimator, what the RGN fits on the loss table: 'expected' "
+        "softmin", "'expected' estimator, what the RGN fits on the loss table: 'expected' "
         "minimises E_p[L]; 'softmin' the cross-entropy to softmax(-L / softmin_tau) per anchor "
         "(lrlib: its gradient p - q does not vanish where p saturates on a wrong box)",
         choices=("expected", "softmin"))
@@ -416,15 +426,15 @@ class LRConfig:
                               why="a temperature of the loss L; past 100 the target is uniform "
                                   "for any weights up to 1000")
     lambda_cover: float = knob(
-        0.0, "weight of L_cover, the share of the anchor's DINO blob outside the box: the old "
+        3.0, "weight of L_cover, the share of the anchor's DINO blob outside the box: the old "
         "object stays (lrlib.additions.box_terms; lrlib; paper: none)", lo=0, hi=1000,
         why="a loss weight; only ratios matter")
     cover_margin: float = knob(
-        0.0, "L_cover: the anchor's blob grown by this many DINO patch cells first (a box flush "
+        0.25, "L_cover: the anchor's blob grown by this many DINO patch cells first (a box flush "
         "with the blob can leave the object's rim; lrlib)", lo=0, hi=8,
         why="patch cells; 8 cells is a third of the 28-cell grid's side")
     lambda_spill: float = knob(
-        0.0, "weight of L_spill, the largest share of another object's DINO blob inside the box: "
+        1.0, "weight of L_spill, the largest share of another object's DINO blob inside the box: "
         "a neighbour is repainted (lrlib.additions.box_terms; lrlib; paper: none)", lo=0,
         hi=1000, why="a loss weight; only ratios matter")
 
@@ -684,6 +694,9 @@ def _fit(c):
     if c.fit_min > c.fit_max:
         return (f"fit_min={c.fit_min} is above fit_max={c.fit_max}: the M box scales run from "
                 "fit_min up to fit_max; swap them (e.g. fit_min=1.1, fit_max=1.5).")
+    if c.ladder_lo > c.ladder_hi:
+        return (f"ladder_lo={c.ladder_lo} is above ladder_hi={c.ladder_hi}: the M box scales run "
+                "from ladder_lo up to ladder_hi; swap them (e.g. ladder_lo=0.85, ladder_hi=1.7).")
 
 
 def _candidates(c):
@@ -738,7 +751,8 @@ _RULES = (_boxes, _fit, _candidates, _lora, _lcm, _iterations, _work)
 #: the method fields where the paper / official code differs from lrlib's defaults
 PAPER_METHOD = dict(estimator="st", gamma=0.0, delta=0.0, anchor_refine=False, anchor_pool=0,
                     anchor_cover=False, max_blob=None, prune_margin=None, blend_px=0,
-                    proposals="squares", score_scale=1.0, draft_steps=0)
+                    proposals="squares", score_scale=1.0, draft_steps=0, objective="expected",
+                    lambda_cover=0.0, cover_margin=0.0, lambda_spill=0.0)
 
 
 def knobs_table(cls=None, markdown: bool = False) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrlib.additions.proposals_ladder import LADDER, ladder_boxes, ladder_design, rungs
+from lrlib.additions.proposals_ladder import ASPECTS, ladder_aspects, ladder_boxes, rungs
 from lrlib.bench import learning as L
 from lrlib.config import LRConfig
 from lrlib.additions.proposals import propose
@@ -157,29 +157,35 @@ def test_ladder_boxes_scale_about_the_centre_and_stay_inside():
 
 
 def test_propose_dispatches_to_the_ladder():
-    """proposals="ladder" is a valid knob value, and propose builds LADDER's rungs on the given
-    blob boxes (sides within box_min..box_max of the picture)."""
-    cfg = LRConfig.cpu(world="random", proposals="ladder", box_min=0.01, box_max=1.0).validate()
+    """proposals="ladder" is a valid knob value, and propose builds the rungs of the config's
+    ladder_lo..ladder_hi on the given blob boxes (sides within box_min..box_max of the picture)."""
+    cfg = LRConfig.cpu(world="random", proposals="ladder", box_min=0.01, box_max=1.0,
+                       ladder_lo=0.6, ladder_hi=2.4).validate()
     a = torch.tensor([[32.0, 32.0]])
     blob = torch.tensor([[26, 28, 38, 36]])
     got = propose(a, torch.randn(1, 8, 8, 8), cfg, 64, 64, blob_boxes=blob)
-    want = ladder_boxes(blob, rungs(cfg.M, LADDER["lo"], LADDER["hi"], LADDER["aspects"]), 64, 64,
-                        0.01 * 64, None, 64)
+    want = ladder_boxes(blob, rungs(cfg.M, 0.6, 2.4), 64, 64, 0.01 * 64, None, 64)
     assert torch.equal(got, want) and got.shape == (1, cfg.M, 4)
     w = (got[0, :, 2] - got[0, :, 0]).tolist()
     assert w == sorted(w) and w[0] < 12 < w[-1]                    # a part ... the context
+    narrow = propose(a, torch.randn(1, 8, 8, 8), cfg.replace(ladder_lo=1.0, ladder_hi=1.0), 64, 64,
+                     blob_boxes=blob)
+    assert (narrow == blob[:, None]).all()                         # scale 1: the blob's box
     with pytest.raises(Exception, match="ladder"):
         LRConfig.cpu(world="random", proposals="ladders").validate()
+    with pytest.raises(Exception, match="ladder_lo=2.0 is above ladder_hi=1.0"):
+        LRConfig.cpu(world="random", ladder_lo=2.0, ladder_hi=1.0).validate()
 
 
-def test_ladder_design_is_restored():
-    before = dict(LADDER)
-    with ladder_design(lo=1.0, hi=1.5) as d:
-        assert d["lo"] == 1.0 and LADDER["hi"] == 1.5
-    assert LADDER == before
+def test_ladder_aspects_are_restored():
+    before = list(ASPECTS)
+    with ladder_aspects(1.0, 1.5) as a:
+        assert a == (1.0, 1.5) and ASPECTS == [1.0, 1.5]
+    assert ASPECTS == before
     with pytest.raises(ValueError):
-        with ladder_design(scale=2):
+        with ladder_aspects(0.0):
             pass
+    assert ASPECTS == before
 
 
 def test_load_records_merges_parts_and_refuses_mixtures(tmp_path):

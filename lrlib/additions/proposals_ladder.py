@@ -14,8 +14,10 @@ edge snapping) and spreads the M boxes over what a region can mean:
     `aspects` (1: the blob's own shape; a_j > 1 wider, < 1 taller).
 
 so that some rungs are right and some are wrong, and the choice among them is worth learning.
-`LADDER` holds the design used by `propose`; `ladder_design(...)` swaps it for a block (the
-learning benchmark compares designs on the tuning set with it).
+`lo` and `hi` are the config's `ladder_lo` and `ladder_hi` (0.85 and 1.7: on the toy benchmark's
+tuning set the learned choice among them beats a random one by 23 points, lrlib/bench/LEARNING.md).
+`ASPECTS` holds the aspects `propose` cycles (the blob's own shape); `ladder_aspects(...)` swaps
+them for a block (the learning benchmark compared aspect ladders on the tuning set with it).
 """
 from __future__ import annotations
 
@@ -26,23 +28,21 @@ import torch
 
 from lrlib.additions.fitted import fitted_boxes
 
-#: the ladder `propose` builds: scales geometric in [lo, hi] of the blob's box, aspects cycled
-LADDER = dict(lo=0.6, hi=2.4, aspects=(1.0,))
+#: the aspects `propose` cycles over the rungs (1: the blob's own shape)
+ASPECTS = [1.0]
 
 
 @contextmanager
-def ladder_design(**design):
-    """Use another ladder (keys of LADDER) inside the block; the old one is restored after."""
-    unknown = set(design) - set(LADDER)
-    if unknown:
-        raise ValueError(f"unknown ladder settings {sorted(unknown)}; use {sorted(LADDER)}")
-    old = dict(LADDER)
-    LADDER.update(design)
+def ladder_aspects(*aspects: float):
+    """Cycle these aspects over the ladder's rungs inside the block; the old ones are restored."""
+    if not aspects or min(aspects) <= 0:
+        raise ValueError(f"ladder aspects must be positive numbers, got {aspects}")
+    old = list(ASPECTS)
+    ASPECTS[:] = aspects
     try:
-        yield dict(LADDER)
+        yield tuple(ASPECTS)
     finally:
-        LADDER.clear()
-        LADDER.update(old)
+        ASPECTS[:] = old
 
 
 def rungs(M: int, lo: float, hi: float, aspects=(1.0,)) -> list[tuple[float, float]]:
@@ -81,12 +81,13 @@ def ladder_proposals(anchors_xy: torch.Tensor, feats: torch.Tensor, cfg, H: int,
                      content=None, image: torch.Tensor | None = None,
                      blob_boxes: torch.Tensor | None = None) -> torch.Tensor:
     """proposals="ladder" (`lrlib.additions.proposals.propose`): the anchors' blob boxes (given, or fitted as
-    "fitted" fits them: cfg.fit_level, fit_snap, fit_reach) -> (K, cfg.M, 4) ladder boxes, sides
+    "fitted" fits them: cfg.fit_level, fit_snap, fit_reach) -> (K, cfg.M, 4) ladder boxes at
+    scales cfg.ladder_lo..cfg.ladder_hi, sides
     in [box_min, box_max] x the picture's shorter side."""
     X0, Y0, X1, Y1 = content or (0, 0, W, H)
     b = blob_boxes if blob_boxes is not None else fitted_boxes(
         feats[0], anchors_xy, cfg.fit_level, H, W, content,
         None if image is None else image[0], cfg.fit_snap, cfg.fit_reach)
     short = min(X1 - X0, Y1 - Y0)
-    return ladder_boxes(b, rungs(cfg.M, LADDER["lo"], LADDER["hi"], tuple(LADDER["aspects"])),
+    return ladder_boxes(b, rungs(cfg.M, cfg.ladder_lo, cfg.ladder_hi, tuple(ASPECTS)),
                         H, W, cfg.box_min * short, content, cfg.box_max * short)

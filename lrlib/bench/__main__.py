@@ -45,7 +45,7 @@ def main(argv=None) -> int:
                    help="the proposal family (default: LRConfig.cpu()'s)")
     e.add_argument("--M", type=int, default=None, help="proposals per anchor (default: the config's)")
     e.add_argument("--ladder", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="ladder scales lo..hi (default: lrlib.additions.proposals_ladder.LADDER)")
+                   help="ladder scales lo..hi (default: the config's ladder_lo, ladder_hi)")
     e.add_argument("--aspects", type=float, nargs="+", default=None,
                    help="ladder aspects, cycled over the rungs")
     e.add_argument("--st", default="all", choices=["all", "plain", "none"],
@@ -145,14 +145,14 @@ def main(argv=None) -> int:
             cfg = cfg.replace(proposals=args.proposals)
         if args.M:
             cfg = cfg.replace(M=args.M)
+        if (args.ladder or args.aspects) and cfg.proposals != "ladder":
+            ap.error("--ladder / --aspects shape proposals='ladder' only")
+        if args.ladder:
+            cfg = cfg.replace(ladder_lo=args.ladder[0], ladder_hi=args.ladder[1])
         cfg.validate()
         design = {}
-        if args.ladder:
-            design.update(lo=args.ladder[0], hi=args.ladder[1])
-        if args.aspects:
-            design.update(aspects=tuple(args.aspects))
-        if design and cfg.proposals != "ladder":
-            ap.error("--ladder / --aspects shape proposals='ladder' only")
+        if cfg.proposals == "ladder":
+            design = dict(lo=cfg.ladder_lo, hi=cfg.ladder_hi, aspects=tuple(args.aspects or (1.0,)))
         t0 = time.perf_counter()
         records = run_learning(args.n, cfg, args.set, args.start, st=args.st,
                                design=design or None, every=args.every,
@@ -162,8 +162,7 @@ def main(argv=None) -> int:
             save_records(args.save, records, dict(set=args.set, start=args.start, n=args.n,
                                                   proposals=cfg.proposals, M=cfg.M, design=design,
                                                   seconds=time.perf_counter() - t0))
-        from lrlib.additions.proposals_ladder import LADDER
-        lad = f" ladder={design or LADDER}" if cfg.proposals == "ladder" else ""
+        lad = f" ladder={design}" if design else ""
         print(f"learning benchmark: tasks {args.start}..{args.n - 1} of the {args.set!r} set, "
               f"proposals={cfg.proposals}{lad} K={cfg.K} M={cfg.M} "
               f"iterations={cfg.iterations} lr={cfg.lr} table_views={cfg.table_views} "

@@ -303,7 +303,8 @@ def run_learning(n: int, cfg: LRConfig | None = None, tasks: str = "first", star
                  keep_inputs: bool = False) -> list[dict]:
     """`study_task` on tasks start..n-1 of the set `tasks` (lrlib.bench.toy.task_set); st: "all"
     (the straight-through RGN with each loss removed), "plain" (all losses only), "none"; design:
-    a ladder design (lrlib.additions.proposals_ladder.ladder_design) for proposals="ladder".
+    a ladder design for proposals="ladder": {"lo", "hi"} (the config's ladder_lo, ladder_hi) and
+    "aspects" (lrlib.additions.proposals_ladder.ladder_aspects).
     every > 0: report(format_learning(...)) after every `every` tasks."""
     from tqdm.auto import tqdm
 
@@ -311,9 +312,16 @@ def run_learning(n: int, cfg: LRConfig | None = None, tasks: str = "first", star
     from lrlib.models import load_models
     cfg = (cfg or LRConfig.cpu(world="toy")).replace(progress=False)
     models = models or load_models(cfg)
-    if design:
-        from lrlib.additions.proposals_ladder import ladder_design
-        ctx = ladder_design(**design)
+    design = dict(design or {})
+    unknown = set(design) - {"lo", "hi", "aspects"}
+    if unknown:
+        raise ValueError(f"unknown ladder settings {sorted(unknown)}; use lo, hi, aspects")
+    if "lo" in design or "hi" in design:
+        cfg = cfg.replace(ladder_lo=design.get("lo", cfg.ladder_lo),
+                          ladder_hi=design.get("hi", cfg.ladder_hi)).validate()
+    if design.get("aspects"):
+        from lrlib.additions.proposals_ladder import ladder_aspects
+        ctx = ladder_aspects(*design["aspects"])
     else:
         ctx = nullcontext()
     out = []
