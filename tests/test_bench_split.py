@@ -43,3 +43,18 @@ def test_save_refuses_an_existing_file_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["toy", "--n", "2", "--rows", "oracle (GT box)", "--save", str(f)])
     assert f.read_text() == "mine" and "never overwritten" in capsys.readouterr().err
+
+
+def test_every_ablation_is_prepared_or_trained_apart_from_ours():
+    """The toy benchmark shares prepare() and the RGN's training between rows that agree on
+    PREPARE_FIELDS / TRAIN_FIELDS: a row whose change to the method is in neither (e.g. a loss
+    weight left out of TRAIN_FIELDS) would silently reuse ours' choice and copy ours' figures."""
+    from lrlib.bench.toy import ABLATIONS, PREPARE_FIELDS, TRAIN_FIELDS
+    from lrlib.config import LRConfig
+    ranking = {"delta", "gamma", "score_scale"}             # rank() reads these per row
+    ours = LRConfig.cpu(world="toy")
+    for name, change in ABLATIONS.items():
+        v = ours.replace(**change)
+        moved = {f for f in change if getattr(v, f) != getattr(ours, f)}
+        assert moved, f"{name!r} changes nothing in LRConfig.cpu()"
+        assert moved <= set(PREPARE_FIELDS) | set(TRAIN_FIELDS) | ranking, (name, moved)

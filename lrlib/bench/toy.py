@@ -52,7 +52,11 @@ ABLATIONS = {"ours w/o caption anchors": dict(anchor_pool=0),
              "ours w/o relations": dict(relation_weight=0.0),
              "ours w/o S_cap (delta=0)": dict(delta=0.0),
              "ours, every anchor edited (no pruning)": dict(prune_margin=None),
-             "ours w/o fitted boxes": dict(proposals="squares"),
+             "ours w/o blob boxes (squares)": dict(proposals="squares"),
+             "ours, fitted boxes, paper's losses": dict(proposals="fitted", objective="expected",
+                                                        lambda_cover=0.0, lambda_spill=0.0),
+             "ours w/o box terms (L_cover, L_spill)": dict(lambda_cover=0.0, lambda_spill=0.0),
+             "ours, expected-loss objective": dict(objective="expected"),
              "ours w/o edge snapping": dict(fit_snap=0.0),
              "ours, blob from the anchor pixel only": dict(fit_reach=0.0),
              "ours w/o S_dir (gamma=0)": dict(gamma=0.0),
@@ -67,9 +71,11 @@ STRATEGIES = ("ours", "ours, paper settings", *ABLATIONS, *PEER_ROWS, "DINO-anch
 PREPARE_FIELDS = ("K", "M", "anchor_spacing", "anchor_refine", "anchor_pool", "anchor_context",
                   "anchor_view", "anchor_cover", "max_blob", "relation_weight", "prune_margin",
                   "proposals", "fit_level", "fit_snap", "fit_reach", "fit_min", "fit_max",
+                  "ladder_lo", "ladder_hi",
                   "box_min", "box_max", "seed", "roi_size", "n_aug", "structure")
 TRAIN_FIELDS = ("estimator", "lambda_clip", "lambda_str", "lambda_dir", "epochs", "iters_per_epoch",
-                "lr", "tau", "hard", "rgn_channels", "rgn_hidden")
+                "lr", "tau", "hard", "rgn_channels", "rgn_hidden", "table_views", "objective",
+                "softmin_tau", "lambda_cover", "cover_margin", "lambda_spill")
 CAUSES = ("no anchor on the object", "ranking chose another anchor", "right anchor, IoU < 0.5",
           "box fine, edit judged wrong")
 
