@@ -2,13 +2,17 @@
 
     x --DINO--> A, F --top-K--> anchors C_i --M boxes--> B_ij --ROI-align--> f_ij --RGN--> pi_ij
     editor(x, m_ij, prompt) = E_ij  (once, no gradient, batched)
-    train the RGN on e_i = sum_j g_ij C_ij with L = L_clip + L_str + L_dir   (lrlib.train)
+    train the RGN on e_i = sum_j g_ij C_ij with L = L_clip + L_str + L_dir   (lrlib.train;
+        lrlib adds lambda_cover L_cover + lambda_spill L_spill, lrlib.additions.box_terms)
     result_i = C_i,argmax(pi_i);  rank by S = alpha S_t2i + beta S_i2i (+ gamma S_dir + delta S_cap,
     lrlib's caption-aware terms);  paint the winner again on the photo (lrlib.additions.fullres), paste it.
 
 With a caption, lrlib's anchors are the K of a pool of attention peaks whose regions match it
-best (lrlib.additions.grounding.caption_anchors) and the M boxes are fitted to the anchor's DINO blob
-(proposals="fitted"); LRConfig.paper() takes the top-K peaks and M squares, as the paper.
+best (lrlib.additions.grounding.caption_anchors), the M boxes are the anchor's DINO blob's box
+scaled from a tight part of the object to the object with context (proposals="ladder"), and the
+RGN also weighs how much of the blob a box leaves out and how much of a neighbour it takes in
+(lrlib.additions.box_terms); LRConfig.paper() takes the top-K peaks, M squares and the paper's
+three losses, as the paper.
 Everything outside the chosen box is exactly the input image, at its full resolution.
 
 The working canvas is S x S (S = config.size). A non-square photo is letterboxed onto it: scaled

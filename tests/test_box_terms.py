@@ -136,9 +136,18 @@ def test_extra_terms_enter_the_table_with_their_weight():
     assert "L_cover" in h.terms
 
 
-def test_config_declares_the_new_knobs_with_defaults_that_change_nothing():
-    c = LRConfig()
-    assert (c.objective, c.lambda_cover, c.lambda_spill) == ("expected", 0.0, 0.0)
+def test_default_trains_with_the_box_terms_and_the_paper_without():
+    """LRConfig() (and cpu()) choose among ladder boxes with the box terms and the softmin
+    objective (the design measured in lrlib/bench/LEARNING.md); the paper's method has none of
+    them, so pipeline.box_terms computes nothing for it."""
+    for c in (LRConfig(), LRConfig.cpu()):
+        assert (c.proposals, c.objective, c.lambda_cover, c.cover_margin, c.lambda_spill) == (
+            "ladder", "softmin", 3.0, 0.25, 1.0)
+    p = LRConfig.paper()
+    assert (p.proposals, p.objective, p.lambda_cover, p.lambda_spill) == (
+        "squares", "expected", 0.0, 0.0)
+    from lrlib.pipeline import box_terms
+    assert box_terms(None, p) == {}                # returns before touching the prepared edit
     with pytest.raises(Exception):
         LRConfig(objective="mean").validate()
     with pytest.raises(Exception):

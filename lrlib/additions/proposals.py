@@ -3,8 +3,8 @@
 | family | boxes around anchor a | where |
 |---|---|---|
 | "squares" (paper) | M squares of sides `box_sides()` centred on a | `lrlib.regions.make_proposals` |
-| "fitted" (lrlib's default) | the box of a's DINO blob, scaled by `fit_min`..`fit_max` | `lrlib.additions.fitted` |
-| "ladder" | from a tight part of the blob to the whole object with context | `lrlib.additions.proposals_ladder` |
+| "ladder" (lrlib's default) | the box of a's DINO blob scaled by `ladder_lo`..`ladder_hi`: from a tight part of the object to the object with context | `lrlib.additions.proposals_ladder` |
+| "fitted" | the box of a's DINO blob, scaled by `fit_min`..`fit_max`: every box holds the object | `lrlib.additions.fitted` |
 
 Every box lies inside the picture (the image, or the letterboxed canvas's `content`).
 """
