@@ -130,12 +130,14 @@ plt.show()
 
 # %% [markdown]
 # The dot is the anchor, the box the one its RGN chose. A dot can sit *outside* its own box, and
-# that is not a drawing error. With lrlib's fitted proposals (`proposals="fitted"`) a box is
-# not built around the anchor: the anchor seeds a blob of DINO patches similar to it, and the M
-# boxes are that blob's bounding box scaled about **the blob's centre** (factors `fit_min` to
-# `fit_max`), with sides held between `box_min` and `box_max` times the image side
-# (`lrlib.additions.fitted.scale_boxes`). Scaling up keeps the blob, and an anchor inside it, in the box;
-# the cap does not: a blob larger than `box_max` allows (a background blob can cover most of the
+# that is not a drawing error. With lrlib's proposals (`proposals="ladder"`, the default, or
+# `"fitted"`) a box is not built around the anchor: the anchor seeds a blob of DINO patches
+# similar to it, and the M boxes are that blob's bounding box scaled about **the blob's centre**
+# (factors `ladder_lo` to `ladder_hi`, or `fit_min` to `fit_max`), with sides held between
+# `box_min` and `box_max` times the image side (`lrlib.additions.proposals_ladder.ladder_boxes`,
+# `lrlib.additions.fitted.scale_boxes`). Scaling up keeps the blob, and an anchor inside it, in
+# the box; a ladder rung below 1 (a tight part of the object) need not, and neither does the
+# cap: a blob larger than `box_max` allows (a background blob can cover most of the
 # image) is shrunk about its own centre, and an anchor near its edge falls outside. With caption
 # anchors the anchor is the attention peak of a region and the box comes from that region's blob
 # (`caption_anchors`), snapped to image edges (`fit_snap`), which need not contain the peak

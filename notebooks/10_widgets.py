@@ -106,7 +106,8 @@ ui
 # ## The controls, and what they do under each method
 # **paper's method** (`LRConfig.paper()`) and **lrlib's method** (`LRConfig()`) set every method
 # control at once, and a few fields that are not controls (the line under the buttons lists them:
-# anchors at the peak cell's centre or refined, square or fitted boxes, hard or feathered paste).
+# anchors at the peak cell's centre or refined, square or ladder boxes, the box terms and the
+# training objective, hard or feathered paste).
 # A control that cannot change the result under the current settings is greyed out, and its
 # tooltip says why.
 #
@@ -116,9 +117,9 @@ ui
 # | **prompt** | what the edited region should show, any length | | |
 # | **caption** | what is being changed | steers $L_{dir}$ only | also chooses where to edit and scores it ($S_{cap}$) |
 # | **K** | anchors tried, one candidate each | K candidates, the K strongest attention peaks | *at most* K: anchors the caption rules out are pruned (toy scenes: often 1 left); K stops below the anchor pool (toy: 7) |
-# | **M** | boxes per anchor | M squares around the anchor | the object's fitted box at M scales |
+# | **M** | boxes per anchor | M squares around the anchor | the object's blob box at M scales, 0.85-1.7 |
 # | **iterations** | RGN training steps | | |
-# | **estimator** | how the RGN learns | `st`: straight-through Gumbel samples | `expected`: exact gradient over the cached candidates |
+# | **estimator** | how the RGN learns | `st`: straight-through Gumbel samples | `expected`: fitted to the cached candidates' loss table (objective `softmin`, + 3 L_cover + 1 L_spill) |
 # | **tau** | Gumbel temperature | live | greyed out: no Gumbel samples |
 # | **lambda_clip / _str / _dir** | loss weights: like the prompt / keep the structure / move caption -> prompt | 1, 1, 1 | 1, 1, 1 |
 # | **alpha**, **beta** | ranking weights of $S_{t2i}$, $S_{i2i}$ | 2, 1 | 2, 1 |

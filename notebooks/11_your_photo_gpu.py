@@ -12,8 +12,9 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/learnable-regions/lrlib/blob/main/notebooks/11_your_photo_gpu.ipynb)
 #
 # **You will learn** what the method does to a real photograph, with every stage running: DINO
-# anchors chosen by the caption, boxes fitted to DINO's blobs, the RGN trained on this one photo
-# (the losses of notebook 04, the estimator of notebook 03), one candidate edit per box, the
+# anchors chosen by the caption, boxes built on DINO's blobs, the RGN trained on this one photo
+# (the losses and box terms of notebook 04, the estimator of notebook 03 and the objective of
+# notebook 09), one candidate edit per box, the
 # ranking of notebook 07 and, on a photo larger than the canvas, the winner repainted at the
 # editor's resolution on a window of the photo (`full_res`). First on a photo shipped with the
 # repository, then on yours.
@@ -73,8 +74,9 @@ quiet_libraries()
 # `world_and_config()` picks real checkpoints on a GPU machine that reaches the Hugging Face
 # Hub, and the toy world otherwise (`lrlib.worlds.choose_world`). The settings are lrlib's
 # defaults, `LRConfig()`, nothing reduced: K = 9 anchors chosen by the caption from 18
-# attention peaks, M = 7 fitted boxes each, 5 x 10 RGN iterations with the expected-gradient
-# estimator, candidates drafted in 5 steps and the winner painted at 50, the 512 px canvas of
+# attention peaks, M = 7 ladder boxes each (the DINO blob's box x 0.85 ... 1.7), 5 x 10 RGN
+# iterations on the cached loss table (softmin objective, with the box terms), candidates
+# drafted in 5 steps and the winner painted at 50, the 512 px canvas of
 # SD 2 inpainting. `LRLIB_WORLD=real-random` (CI, `make notebooks-real`) runs this branch with
 # small random-weight models of the real classes at CPU sizes.
 

@@ -29,7 +29,8 @@ def test_edit_end_to_end(models, scene, editor):
     assert r.image.size == img.size and len(r.results) == K and r.results[0].size == (64, 64)
     assert np.array(r.boxes).shape == (K, M, 4) and len(r.chosen) == K
     assert np.allclose(np.array(r.probs).sum(1), 1, atol=1e-5)
-    assert len(r.history.loss) == CFG.iterations and set(r.history.terms) == {"L_clip", "L_dir", "L_str"}
+    assert len(r.history.loss) == CFG.iterations
+    assert set(r.history.terms) == {"L_clip", "L_dir", "L_str", "L_cover", "L_spill"}
     assert 0 <= r.best < K and abs(sum(r.scores["S_t2i"]) - 1) < 1e-5
     # outside the chosen box (mapped to the full-resolution input) nothing changed, exactly
     # (the input is letterboxed: one scale for both axes, an offset on the short one, so the box
@@ -175,5 +176,6 @@ def test_ablation_changes_only_its_own_weight(models, scene):
         assert torch.equal(a[k], b[k]), k
     assert float(a["L_dir"].abs().min()) > 0
     torch.testing.assert_close(b["L"], a["L"] - CFG.lambda_dir * a["L_dir"])
-    torch.testing.assert_close(torch.tensor(h_nodir.loss[0]),
-                               torch.tensor(h_nodir.terms["L_clip"][0] + h_nodir.terms["L_str"][0]))
+    t = {k: v[0] for k, v in h_nodir.terms.items()}          # the mean over anchors, each E_p
+    torch.testing.assert_close(torch.tensor(h_nodir.loss[0]), torch.tensor(
+        t["L_clip"] + t["L_str"] + CFG.lambda_cover * t["L_cover"] + CFG.lambda_spill * t["L_spill"]))

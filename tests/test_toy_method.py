@@ -46,17 +46,19 @@ def test_toy_config_uses_the_measured_sampler(toy_cfg):
 
 
 def test_learned_regions_beat_random_regions(summary):
-    """Catches anchors, proposals or ranking that stopped working (learned regions no better than
-    random ones), and a success metric that credits random boxes. Measured on these 20 tasks
-    (`python -m lrlib.bench toy --n 200 --every 20`, "after 20 tasks", 2026-12-02): ours anchor
-    on object 0.95, IoU 0.63, success 0.95 (single 1.00, multi 1.00, relation 1.00, long 0.80);
-    DINO anchor, random size 0.90, 0.49, 0.80; random anchor and size 0.20, 0.12, 0.05."""
+    """Catches anchors, proposals, training or ranking that stopped working (learned regions no
+    better than random ones), and a success metric that credits random boxes. Measured on these
+    20 tasks with LRConfig.cpu() (ladder boxes, the softmin objective and the box terms;
+    `python -m lrlib.bench toy --n 200 --every 10`, "after 20 tasks", 2026-12-06): ours anchor
+    on object 0.90, IoU 0.50, success 0.90 (single 1.00, multi 0.80, relation 1.00, long 0.80);
+    DINO anchor, random size (a random ladder box) 0.90, 0.47, 0.75; random anchor and size
+    0.15, 0.10, 0.00."""
     ours, dino_rand, rand = (summary[k] for k in ("ours", "DINO-anchor-random-size",
                                                   "random-anchor-random-size"))
     assert ours["anchor_on_obj"] >= 0.85, summary
-    assert ours["IoU"] >= 0.55 and ours["IoU"] > rand["IoU"] + 0.3, summary
+    assert ours["IoU"] >= 0.45 and ours["IoU"] > rand["IoU"] + 0.3, summary
     assert ours["success"] >= 0.85 and ours["success"] > rand["success"] + 0.6, summary
-    assert ours["success"] >= dino_rand["success"], summary   # the RGN's pick: no worse than chance
+    assert ours["success"] >= dino_rand["success"] + 0.05, summary  # the RGN's pick beats chance
     assert rand["success"] <= 0.15, summary          # the new judge does not credit random boxes
     assert ours["by kind"]["single"] >= 0.8, summary  # measured 1.00 on the 5 one-object tasks
     assert ours["by kind"]["relation"] >= 0.6, summary  # measured 1.00: "left of" is read

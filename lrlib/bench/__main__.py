@@ -133,6 +133,8 @@ def main(argv=None) -> int:
               f"anchor_pool={cfg.anchor_pool} anchor_view={cfg.anchor_view} "
               f"relation_weight={cfg.relation_weight} delta={cfg.delta} "
               f"prune_margin={cfg.prune_margin} proposals={cfg.proposals} "
+              f"ladder={cfg.ladder_lo}-{cfg.ladder_hi} objective={cfg.objective} "
+              f"lambda_cover={cfg.lambda_cover}@{cfg.cover_margin} lambda_spill={cfg.lambda_spill} "
               f"fit={cfg.fit_min}-{cfg.fit_max}@{cfg.fit_level} fit_snap={cfg.fit_snap} "
               f"fit_reach={cfg.fit_reach} anchor_cover={cfg.anchor_cover} max_blob={cfg.max_blob} "
               f"sampler={cfg.scheduler}/{cfg.steps} steps, aspect={args.aspect:g}, "

@@ -8,8 +8,9 @@ Presets set the method fields on top of the base (its models and sizes stay):
 
     "paper"   LRConfig.paper()'s method: straight-through Gumbel, S = 2 S_t2i + S_i2i, the top-K
               attention peaks, M squares per anchor, hard paste
-    "lrlib"   LRConfig()'s method: the exact expected-loss gradient, caption-aware anchors (pruned
-              by the caption), fitted boxes, S with + 3 S_dir + 30 S_cap, feathered paste
+    "lrlib"   LRConfig()'s method: the RGN fitted to the cached loss table (softmin objective,
+              + the box terms L_cover and L_spill), caption-aware anchors (pruned by the
+              caption), ladder boxes, S with + 3 S_dir + 30 S_cap, feathered paste
 
 `control_rules` says which controls can change the result under the current settings and why
 the others cannot (the panel disables those, with the reason as their tooltip).
