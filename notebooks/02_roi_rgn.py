@@ -181,7 +181,8 @@ fig.tight_layout(); plt.show()
 # matters (notebook 08 measures both). Side by side for the same anchors: squares, ladder,
 # fitted. On the toy benchmark (`lrlib/bench/LEARNING.md`, first set, 200 tasks) the learned
 # choice succeeds 0.905 of the time among ladder boxes (a random pick 0.69), 0.90 among fitted
-# boxes (random 0.90), and 0.54 among the paper's squares with the paper's losses (random 0.42).
+# boxes with the paper's losses (random 0.89), and 0.54 among the paper's squares with the
+# paper's losses (random 0.42).
 # The rest of this notebook pools the squares, whose rule is simple enough to write by hand;
 # ROI-align treats every family alike.
 
@@ -404,7 +405,7 @@ print(f"RGN: {sum(p.numel() for p in rgn.parameters())} parameters; "
 #
 # Does the RGN's choice matter at all? Notebook 08 ("Does the learned choice matter?") grades
 # every box's edit on toy tasks: with fitted boxes every box works, so the best pick is only
-# about 6 points of success above a random one and the trained RGN gains about 2; with squares
+# about 7 points of success above a random one and the trained RGN gains under 1; with squares
 # the choice decides success (worst pick 0.00, best 0.92) and the RGN, with the paper's losses,
 # beats a random pick by 11 points; among the default ladder boxes (worst 0.05, best 0.96) the
 # RGN trained with the default's box terms beats a random pick by 21 points.

@@ -445,7 +445,7 @@ for family in ("squares", "ladder", "fitted"):
 # | proposals | best pick (ceiling) | worst pick (floor) | random pick | RGN, paper's losses | RGN, lrlib's training |
 # |---|---|---|---|---|---|
 # | squares (the paper's) | 0.915 / 0.920 | 0.00 / 0.00 | 0.42 / 0.45 | 0.535 / 0.555 (+11 / +10) | 0.81 / 0.815 (+39 / +36) |
-# | fitted | 0.96 / FS_CEIL | 0.725 / FS_FLOOR | 0.89 / FS_RAND | 0.90 / FS_RGN (+1 / FS_RGN_D) | 0.935 / FS_LR (+4 / FS_LR_D) |
+# | fitted | 0.96 / 0.945 | 0.725 / 0.715 | 0.89 / 0.87 | 0.90 / 0.87 (+1 / +0) | 0.935 / 0.885 (+4 / +2) |
 # | **ladder (lrlib's default)** | 0.96 / 0.96 | 0.05 / 0.05 | 0.69 / 0.68 | 0.645 / 0.69 (-4 / +1) | **0.905 / 0.905 (+21 / +22)** |
 #
 # Read it plainly:
@@ -470,7 +470,7 @@ for family in ("squares", "ladder", "fitted"):
 #   is learned. Two honest limits: always taking the ladder's rung 3 does as well on these sets
 #   (0.92 / 0.90; but the best fixed rung differs on the tuning set, rung 2), and the chosen box is
 #   looser than the fitted one (IoU with the object 0.56 vs 0.67). Fitted boxes with lrlib's
-#   training reach 0.935 / FS_LR (`proposals="fitted"`), with little left for the choice to gain.
+#   training reach 0.935 / 0.885 (`proposals="fitted"`), with little left for the choice to gain.
 #
 # **Check**: the benchmark's "random" and "best" rows come from `lrlib.bench.learning`. Below they
 # are recomputed with a plain loop: every choice vector c (one box per anchor, `itertools.product`),
