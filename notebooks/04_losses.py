@@ -478,10 +478,10 @@ fig.tight_layout(); plt.show()
 # The too-small boxes pay L_cover, the boxes that reach the neighbour pay L_spill, and the
 # smallest box that holds the whole blob costs least. The check compares two ways of counting
 # pixels, so it would catch a term computed over the wrong pixels (inside instead of outside the
-# box, or normalised by the box instead of the blob). On the toy benchmark these two terms are
-# what makes the learned choice among the default's ladder boxes beat a random pick by 21-22
-# points (notebook 08, `lrlib/bench/LEARNING.md`); with the paper's three losses alone the same
-# RGN is no better than a random pick there.
+# box, or normalised by the box instead of the blob). On the toy benchmark these two terms, with
+# the softmin objective of notebook 09, are what makes the learned choice among the default's
+# ladder boxes beat a random pick by 21-22 points (notebook 08, `lrlib/bench/LEARNING.md`); with
+# the paper's three losses alone the same RGN is no better than a random pick there.
 
 # %% [markdown]
 # ## On a photo
