@@ -426,8 +426,9 @@ for family in ("squares", "ladder", "fitted"):
 #   pick is a random pick. The "random" figure in each title is what such a pick reaches on
 #   average over every choice vector.
 # * **Squares**: the choice decides everything here. Only two of the ten candidates succeed: the
-#   small squares leave the old square (or part of it) standing, the large ones repaint the blue
-#   circle beside it ("neighbour hit"), and anchor 1 fails whatever its box. Trained by the paper's three losses
+#   small squares paint nothing or leave the old square (or part of it) standing, the largest
+#   reaches a neighbour ("neighbour hit"), and anchor 1 (on the blue circle) fails whatever its
+#   box. Trained by the paper's three losses
 #   the RGN puts all its probability on anchor 0's smallest square, which the judge fails: the
 #   paper's losses do not see "the old object is still there". Trained by lrlib's (the box terms
 #   and softmin) it moves to box 2, one of the two that succeed.
