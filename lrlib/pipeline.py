@@ -82,6 +82,8 @@ class Prepared:
                                             # k * M + j unless anchors were dropped
     feats: torch.Tensor | None = None       # (1, d, h, w) DINO patch features of x (the box
                                             # terms of lrlib.additions.box_terms read them)
+    regions: torch.Tensor | None = None     # (P, S, S) bool: the caption pool's region blobs
+                                            # (anchor_cover; L_spill's objects come from them)
 
     @property
     def K(self) -> int:
@@ -106,9 +108,9 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
     x = x.to(dev)
     with torch.no_grad():
         d_out = models.dino(x)                                              # 1. DINO
-    ground = blob_boxes = None
+    ground = blob_boxes = regions = None
     if anchors is None and cfg.anchor_pool > cfg.K and caption != cfg.default_caption:
-        anchors, ground, blob_boxes = grounded_anchors(                       # lrlib: caption-aware
+        anchors, ground, blob_boxes, regions = grounded_anchors(                       # lrlib: caption-aware
             d_out.attn_mean[0].cpu(), d_out.feats, x, models.clip, caption, cfg, content)
     elif anchors is None:                                                   # the paper: top-K peaks
         anchors = content_anchors(d_out.attn_mean[0].cpu(), content, S, cfg.K,
@@ -140,7 +142,7 @@ def prepare(image, prompt: str, caption: str | None, cfg: LRConfig, models: Mode
                     attn=d_out.attn[0].cpu(), anchors=anchors, boxes=boxes, pooled=pooled,
                     geom=box_geometry(boxes, S, S).to(dev), masks=masks, C=C, emb=emb,
                     models=models, grounding=ground, valid=valid.to(dev), index=index,
-                    feats=d_out.feats)
+                    feats=d_out.feats, regions=regions)
 
 
 def loss_fn(p: Prepared, cfg: LRConfig):

@@ -183,3 +183,31 @@ def test_edit_with_box_terms_reuses_dino_and_chooses_the_box_holding_the_blob(to
             inside = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
             outside.append(int((blobs[k] & ~inside).sum()))
         assert outside[int(probs[k].argmax())] == min(outside), (k, outside)
+
+
+def test_box_terms_read_the_regions_prepare_found(toy, monkeypatch):
+    """With caption anchors prepare has already found the pool's regions; L_spill's objects are
+    those regions, so training recomputes no pool (cover_pool is not called again) and the terms
+    equal the ones computed from a fresh pool."""
+    import dataclasses
+
+    import lrlib.additions.grounding as grounding
+    from lrlib.additions.box_terms import geometry
+    from lrlib.pipeline import prepare, train_and_choose
+    from lrlib.toy import make_edit_task
+    cfg, models = toy
+    cfg = cfg.replace(K=3, progress=False)                       # the default's box terms
+    task = make_edit_task(7, 64, "multi")
+    p = prepare(task.scene.image, task.prompt, task.source_caption, cfg, models)
+    assert p.regions is not None and p.regions.shape[-2:] == p.x.shape[-2:]
+    calls = []
+    real = grounding.cover_pool
+    monkeypatch.setattr(grounding, "cover_pool", lambda *a, **k: calls.append(1) or real(*a, **k))
+    train_and_choose(p, cfg)
+    assert calls == []
+    kept = geometry(p, cfg)
+    fresh = geometry(dataclasses.replace(p, regions=None), cfg)
+    assert len(calls) == 1                                       # the fresh pool, computed here
+    for k in ("L_cover", "L_spill"):
+        torch.testing.assert_close(kept[k], fresh[k], rtol=0, atol=0)
+    assert fresh["L_spill"].abs().sum() > 0                      # a neighbour is in the pool

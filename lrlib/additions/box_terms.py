@@ -75,16 +75,18 @@ def spill_term(blobs: torch.Tensor, others: torch.Tensor, masks: torch.Tensor,
     return share.amax(-1) if share.shape[-1] else torch.zeros(K, M)
 
 
-def object_blobs(attn: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, cfg
-                 ) -> torch.Tensor:
+def object_blobs(attn: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, content, cfg,
+                 regions: torch.Tensor | None = None) -> torch.Tensor:
     """The picture's object blobs (P, S, S) bool: the caption-anchor pool's regions
-    (lrlib.additions.grounding.cover_pool on the (h, w) mean [CLS] attention, the (1, d, h, w)
-    DINO features and the (1, 3, S, S) canvas), the background (over cfg.max_blob of the
-    picture) and specks (under a quarter of a patch cell) left out."""
+    (`regions` when prepare already found them, else lrlib.additions.grounding.cover_pool on the
+    (h, w) mean [CLS] attention, the (1, d, h, w) DINO features and the (1, 3, S, S) canvas), the
+    background (over cfg.max_blob of the picture) and specks (under a quarter of a patch cell)
+    left out."""
     from lrlib.additions.grounding import cover_pool, is_background
     S = x.shape[-1]
     h, w = feats.shape[-2:]
-    _, blobs = cover_pool(attn, feats, x, content, cfg.replace(anchor_pool=max(cfg.anchor_pool, cfg.K)))
+    blobs = regions if regions is not None else cover_pool(
+        attn, feats, x, content, cfg.replace(anchor_pool=max(cfg.anchor_pool, cfg.K)))[1]
     speck = blobs.flatten(1).sum(1) < (S / h) * (S / w) / 4
     return blobs[~(speck | is_background(blobs, cfg.max_blob, content))]
 
@@ -107,7 +109,7 @@ def geometry(p, cfg, spill: bool = True) -> dict[str, torch.Tensor]:
     margin = round(cfg.cover_margin * S / p.feats.shape[-2])            # patch cells -> px
     out = {"L_cover": cover_term(grow(blobs, margin, p.content), p.masks)}
     if spill:
-        objs = object_blobs(p.attn.float().mean(0), p.feats, p.x, p.content, cfg)
+        objs = object_blobs(p.attn.float().mean(0), p.feats, p.x, p.content, cfg, p.regions)
         out["L_spill"] = spill_term(blobs, objs, p.masks)
     else:
         out["L_spill"] = torch.zeros_like(out["L_cover"])

@@ -206,11 +206,13 @@ def anchor_pool(A: torch.Tensor, content, S: int, cfg, feats: torch.Tensor | Non
 
 
 def grounded_anchors(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, clip, caption: str,
-                     cfg, content) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     cfg, content) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                            torch.Tensor | None]:
     """The whole caption-aware choice: (h, w) attention, (1, d, h, w) features, (1, 3, S, S)
-    canvas -> (K', 2) anchors, their (K',) grounding scores and (K', 4) blob boxes, K' <= K:
-    with cfg.prune_margin set, the anchors whose score is more than the margin below the best
-    are dropped (no edit is made for an anchor the caption rules out)."""
+    canvas -> (K', 2) anchors, their (K',) grounding scores and (K', 4) blob boxes, K' <= K,
+    and the pool's region blobs (P, S, S) bool (cfg.anchor_cover; else None): with
+    cfg.prune_margin set, the anchors whose score is more than the margin below the best are
+    dropped (no edit is made for an anchor the caption rules out)."""
     pool, blobs = anchor_pool(A, content, x.shape[-1], cfg, feats, x), None
     if isinstance(pool, tuple):                          # anchor_cover: the blobs come along
         pool, blobs = pool
@@ -218,4 +220,4 @@ def grounded_anchors(A: torch.Tensor, feats: torch.Tensor, x: torch.Tensor, clip
     if cfg.prune_margin is not None:
         keep = ground >= ground[0] - cfg.prune_margin            # ground[0] is the highest
         anchors, ground, blob_boxes = anchors[keep], ground[keep], blob_boxes[keep]
-    return anchors, ground, blob_boxes
+    return anchors, ground, blob_boxes, blobs

@@ -154,7 +154,7 @@ def design_terms(p, E: torch.Tensor, cfg: LRConfig,
     if blobs is None:
         blobs = anchor_blobs(p, cfg)
     src = (E.float() @ p.emb.E_T_caption.float().to(E.device)).cpu()
-    objs = object_blobs(p.attn.float().mean(0), p.feats, p.x, p.content, cfg)
+    objs = object_blobs(p.attn.float().mean(0), p.feats, p.x, p.content, cfg, p.regions)
     return {"L_cover": cover_term(blobs, p.masks), "L_spill": spill_term(blobs, objs, p.masks),
             "L_src": src}
 
